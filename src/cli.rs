@@ -1,0 +1,143 @@
+//! The `hub` command line: serve (the default), migrate, manage users, mint
+//! tokens. Errors come back as `anyhow` and are printed once by `main`.
+
+use std::io::Read;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::auth::jwt::{TokenCodec, TokenKind};
+use crate::auth::password;
+use crate::config::Settings;
+use crate::db::users::{self, Flag};
+use crate::db::{self, Db};
+use crate::startup::Application;
+
+#[derive(Parser)]
+#[command(name = "hub", version, about = "The realtime hub: WebSocket chat, analytics and DNS pushes")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the hub (the default).
+    Serve {
+        /// Refuse to start without a configured signing key (as HUB_ENV=production).
+        #[arg(long)]
+        production: bool,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage users in auth_user.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Print an access token for a user.
+    Token { username: String },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an active user.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        staff: bool,
+        /// Read the password from standard input; without it the user has no
+        /// usable password and can only get tokens from `hub token`.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Activate or deactivate a user (true|false).
+    SetActive {
+        username: String,
+        #[arg(action = ArgAction::Set)]
+        active: bool,
+    },
+    /// Grant or revoke staff (true|false).
+    SetStaff {
+        username: String,
+        #[arg(action = ArgAction::Set)]
+        staff: bool,
+    },
+}
+
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve { production: false });
+    let production = matches!(command, Command::Serve { production: true });
+    let settings = Settings::from_env(production)?;
+    match command {
+        Command::Serve { .. } => actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(settings)?;
+            app.run_until_stopped().await?;
+            Ok(())
+        }),
+        Command::Migrate => {
+            let applied = open(&settings)?.migrate()?;
+            println!("applied {} migration(s)", applied.len());
+            Ok(())
+        }
+        Command::User { action } => user(&settings, action),
+        Command::Token { username } => {
+            if settings.jwt.key_generated {
+                anyhow::bail!("set JWT_SIGNING_KEY (or SECRET_KEY): a token signed with a random key is useless");
+            }
+            let db = open(&settings)?;
+            let user = db
+                .run_here(|conn| users::find_by_username(conn, &username))?
+                .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
+            println!("{}", TokenCodec::new(&settings.jwt).mint(user.id, TokenKind::Access));
+            Ok(())
+        }
+    }
+}
+
+fn open(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::new(db::pool(&settings.database_url, 1)?);
+    db.migrate()?;
+    Ok(db)
+}
+
+fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
+    let db = open(settings)?;
+    let (username, flag, on) = match action {
+        UserAction::Create {
+            username,
+            staff,
+            password_stdin,
+        } => {
+            let hash = if password_stdin {
+                let mut pw = String::new();
+                std::io::stdin().take(4097).read_to_string(&mut pw)?;
+                let pw = pw.trim_end_matches(['\r', '\n']);
+                anyhow::ensure!(!pw.is_empty() && pw.len() <= 4096, "the password must be 1 to 4096 bytes");
+                password::make(pw, settings.password_iterations)
+            } else {
+                password::unusable()
+            };
+            anyhow::ensure!(
+                (1..=150).contains(&username.len()),
+                "a username is 1 to 150 characters"
+            );
+            let id = db.run_here(|conn| users::create(conn, &username, &hash, staff))?;
+            println!("created user '{username}' (id {id})");
+            return Ok(());
+        }
+        UserAction::SetActive { username, active } => (username, Flag::Active, active),
+        UserAction::SetStaff { username, staff } => (username, Flag::Staff, staff),
+    };
+    if !db.run_here(|conn| users::set_flag(conn, &username, flag, on))? {
+        anyhow::bail!("no user named '{username}'");
+    }
+    println!("user '{username}': {flag:?} = {on}");
+    Ok(())
+}

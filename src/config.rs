@@ -1,0 +1,338 @@
+//! Settings, read once from the environment at start and passed down; nothing
+//! here is global, so tests build their own from a map.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use rand::RngCore;
+
+/// A setting that could not be used; names the variable so an operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {detail}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub detail: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            var,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where the data lives, chosen by the scheme of `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(ConfigError::new(
+                    "DATABASE_URL",
+                    "sqlite:// needs a file path, e.g. sqlite://hub.sqlite3",
+                ));
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Ok(Self::Postgres(raw.to_owned()))
+        } else {
+            let scheme = raw.split("://").next().unwrap_or(raw);
+            Err(ConfigError::new(
+                "DATABASE_URL",
+                format!("unknown scheme '{scheme}': use sqlite://PATH or postgres://..."),
+            ))
+        }
+    }
+}
+
+/// Shows a PostgreSQL URL with its password replaced, so settings can be logged.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact_url_password(url)),
+        }
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The HMAC key tokens are signed with. Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct SigningKey(Vec<u8>);
+
+impl SigningKey {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub key: SigningKey,
+    /// True when no key was configured and a random one was made for this run.
+    pub key_generated: bool,
+    pub algorithm: Algorithm,
+    pub access_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+}
+
+/// Per-connection bounds; each one has its own variable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_chat_chars: usize,
+    pub rate_per_sec: f64,
+    pub rate_burst: u32,
+    pub heartbeat: Duration,
+    pub client_timeout: Duration,
+    pub send_queue_bytes: usize,
+    pub history_len: usize,
+    pub user_recheck: Duration,
+    /// Above this many members a room sends a member count instead of
+    /// join/leave events, so presence never costs frames quadratic in size.
+    pub presence_limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: String,
+    pub database_url: DatabaseUrl,
+    pub db_pool_size: u32,
+    pub jwt: JwtSettings,
+    pub cors_allowed_origins: Option<BTreeSet<String>>,
+    pub staff_rooms: BTreeSet<String>,
+    pub password_iterations: u32,
+    pub limits: Limits,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://hub.sqlite3";
+
+impl Settings {
+    /// Reads the process environment. `production` (or `HUB_ENV=production`)
+    /// makes a missing signing key an error instead of a warning.
+    pub fn from_env(production: bool) -> Result<Self, ConfigError> {
+        Self::from_lookup(production, |name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(
+        production: bool,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let production = production || var("HUB_ENV").is_some_and(|v| v == "production");
+
+        let database_url = DatabaseUrl::parse(
+            &var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        )?;
+
+        let configured_key = var("JWT_SIGNING_KEY").or_else(|| var("SECRET_KEY"));
+        if configured_key.is_none() && production {
+            return Err(ConfigError::new(
+                "JWT_SIGNING_KEY",
+                "not set (nor SECRET_KEY); a production hub needs the key the Django backend signs with",
+            ));
+        }
+        let key_generated = configured_key.is_none();
+        let key = match configured_key {
+            Some(k) => SigningKey::new(k.into_bytes()),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                SigningKey::new(bytes)
+            }
+        };
+        let algorithm = match var("JWT_ALGORITHM").as_deref().unwrap_or("HS256") {
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            other => {
+                return Err(ConfigError::new(
+                    "JWT_ALGORITHM",
+                    format!("'{other}' is not supported: use HS256, HS384 or HS512"),
+                ));
+            }
+        };
+        let jwt = JwtSettings {
+            key,
+            key_generated,
+            algorithm,
+            access_lifetime: Duration::from_secs(
+                60 * number(&var, "JWT_ACCESS_TOKEN_LIFETIME", 5u64, 1..=24 * 60)?,
+            ),
+            refresh_lifetime: Duration::from_secs(
+                86_400 * number(&var, "JWT_REFRESH_TOKEN_LIFETIME", 1u64, 1..=365)?,
+            ),
+        };
+
+        let cors_allowed_origins = var("CORS_ALLOWED_ORIGINS").map(|v| comma_list(&v));
+        let staff_rooms = comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
+
+        let heartbeat = Duration::from_secs(number(&var, "HUB_HEARTBEAT_SECS", 15u64, 1..=3600)?);
+        let client_timeout =
+            Duration::from_secs(number(&var, "HUB_CLIENT_TIMEOUT_SECS", 45u64, 2..=7200)?);
+        if client_timeout <= heartbeat {
+            return Err(ConfigError::new(
+                "HUB_CLIENT_TIMEOUT_SECS",
+                "must be longer than HUB_HEARTBEAT_SECS, or every client misses its pong",
+            ));
+        }
+        let limits = Limits {
+            max_frame_bytes: number(&var, "HUB_MAX_FRAME_BYTES", 64 * 1024, 1024..=16 << 20)?,
+            max_chat_chars: number(&var, "HUB_MAX_CHAT_CHARS", 4096, 1..=1 << 20)?,
+            rate_per_sec: number(&var, "HUB_RATE_PER_SEC", 10.0, 0.1..=1_000_000.0)?,
+            rate_burst: number(&var, "HUB_RATE_BURST", 20, 1..=1_000_000)?,
+            heartbeat,
+            client_timeout,
+            send_queue_bytes: number(&var, "HUB_SEND_QUEUE_BYTES", 1 << 20, 4096..=1 << 30)?,
+            history_len: number(&var, "HUB_HISTORY_LEN", 50, 0..=1000)?,
+            user_recheck: Duration::from_secs(number(&var, "HUB_USER_RECHECK_SECS", 60, 1..=86_400)?),
+            presence_limit: number(&var, "HUB_PRESENCE_LIMIT", 100, 1..=1_000_000)?,
+        };
+
+        Ok(Self {
+            bind: var("HUB_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
+            database_url,
+            db_pool_size: number(&var, "HUB_DB_POOL_SIZE", 8, 1..=256)?,
+            jwt,
+            cors_allowed_origins,
+            staff_rooms,
+            password_iterations: number(
+                &var,
+                "HUB_PASSWORD_ITERATIONS",
+                crate::auth::password::DJANGO_ITERATIONS,
+                1000..=10_000_000,
+            )?,
+            limits,
+        })
+    }
+
+    pub fn is_staff_room(&self, room: &str) -> bool {
+        self.staff_rooms.contains(room)
+    }
+}
+
+fn comma_list(raw: &str) -> BTreeSet<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn number<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(name, format!("'{raw}' is not a number")))?;
+    if !range.contains(&value) {
+        return Err(ConfigError::new(
+            name,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(false, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_names_the_variable() {
+        let err = settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(err.detail.contains("mysql"));
+    }
+
+    #[test]
+    fn the_signing_key_and_database_password_never_show_in_debug_output() {
+        let s = settings(&[
+            ("SECRET_KEY", "s3cret-django-key"),
+            ("DATABASE_URL", "postgres://hub:pa55word@db/hub"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert!(shown.contains("postgres://hub:***@db/hub"), "{shown}");
+    }
+
+    #[test]
+    fn production_without_a_key_is_an_error_and_local_use_gets_a_random_one() {
+        let map: HashMap<String, String> = HashMap::new();
+        let err = Settings::from_lookup(true, |k| map.get(k).cloned()).unwrap_err();
+        assert_eq!(err.var, "JWT_SIGNING_KEY");
+        let local = settings(&[]).unwrap();
+        assert!(local.jwt.key_generated);
+        assert_eq!(local.jwt.key.as_bytes().len(), 32);
+        let prod_env = settings(&[("HUB_ENV", "production")]).unwrap_err();
+        assert_eq!(prod_env.var, "JWT_SIGNING_KEY");
+    }
+
+    #[test]
+    fn jwt_signing_key_wins_over_secret_key() {
+        let s = settings(&[("SECRET_KEY", "a"), ("JWT_SIGNING_KEY", "b")]).unwrap();
+        assert_eq!(s.jwt.key.as_bytes(), b"b");
+    }
+
+    #[test]
+    fn out_of_range_limits_are_refused() {
+        let err = settings(&[("HUB_RATE_BURST", "0")]).unwrap_err();
+        assert_eq!(err.var, "HUB_RATE_BURST");
+        let err = settings(&[("HUB_HEARTBEAT_SECS", "50")]).unwrap_err();
+        assert_eq!(err.var, "HUB_CLIENT_TIMEOUT_SECS");
+    }
+}

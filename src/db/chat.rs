@@ -1,0 +1,59 @@
+//! Chat history (`hub_chat_message`).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::hub_chat_message;
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = hub_chat_message)]
+pub struct NewMessage {
+    pub room: String,
+    pub user_id: Option<i32>,
+    pub username: String,
+    pub is_staff: bool,
+    pub body: String,
+    pub sent_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = hub_chat_message)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub room: String,
+    pub user_id: Option<i32>,
+    pub username: String,
+    pub is_staff: bool,
+    pub body: String,
+    pub sent_at: NaiveDateTime,
+}
+
+/// Stores messages in one transaction and returns their ids in order; a room
+/// writes a whole burst at once instead of one commit per message.
+pub fn insert_all(conn: &mut DbConnection, messages: &[NewMessage]) -> QueryResult<Vec<i64>> {
+    conn.transaction(|conn| {
+        messages
+            .iter()
+            .map(|m| {
+                diesel::insert_into(hub_chat_message::table)
+                    .values(m)
+                    .returning((hub_chat_message::id,))
+                    .get_result::<(i64,)>(conn)
+                    .map(|(id,)| id)
+            })
+            .collect()
+    })
+}
+
+/// The newest `limit` messages of a room, oldest first.
+pub fn recent(conn: &mut DbConnection, room: &str, limit: usize) -> QueryResult<Vec<StoredMessage>> {
+    let mut rows: Vec<StoredMessage> = hub_chat_message::table
+        .filter(hub_chat_message::room.eq(room))
+        .order(hub_chat_message::id.desc())
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .select(StoredMessage::as_select())
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows)
+}

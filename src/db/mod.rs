@@ -1,0 +1,153 @@
+//! The data layer: one binary for SQLite and PostgreSQL, chosen by
+//! `DATABASE_URL`. Models return `QueryResult`; [`DbError`] adds the pool and
+//! the hop off the event loop.
+
+pub mod chat;
+pub mod schema;
+pub mod users;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// Errors of the data layer as the rest of the hub sees them.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection could be had: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("the blocking task was cancelled")]
+    Cancelled,
+}
+
+/// Picks the backend by the URL's scheme, so a PostgreSQL that is down reports
+/// its own error instead of the derive's "invalid connection url".
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        let setup = |e| r2d2::Error::ConnectionError(ConnectionError::CouldntSetupConfiguration(e));
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first: switching to WAL itself may meet a lock.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(setup)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?;
+                // Timestamps are bound as UTC wall-clock times; a session in
+                // another zone would shift them when read back.
+                conn.batch_execute("SET TIME ZONE 'UTC'").map_err(setup)?;
+                Ok(DbConnection::Pg(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Builds the pool. Fails at once when the database cannot be reached.
+pub fn pool(url: &DatabaseUrl, size: u32) -> Result<Pool, DbError> {
+    Ok(r2d2::Pool::builder()
+        .max_size(size)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .build(ConnectionManager { url: url.clone() })?)
+}
+
+/// Applies the embedded migrations of the connection's backend; returns the
+/// versions it applied.
+pub fn migrate(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    fn names(
+        applied: diesel::migration::Result<Vec<diesel::migration::MigrationVersion<'_>>>,
+    ) -> anyhow::Result<Vec<String>> {
+        applied
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+    }
+    match conn {
+        DbConnection::Sqlite(c) => names(c.run_pending_migrations(SQLITE_MIGRATIONS)),
+        DbConnection::Pg(c) => {
+            // Two nodes starting together must not both create the tables.
+            c.batch_execute("SELECT pg_advisory_lock(7261626)")?;
+            let applied = names(c.run_pending_migrations(POSTGRES_MIGRATIONS));
+            c.batch_execute("SELECT pg_advisory_unlock(7261626)")?;
+            applied
+        }
+    }
+}
+
+/// The pool, shared by the HTTP handlers and actors.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// Runs diesel work on the blocking pool: a query must never stall an
+    /// actor or the event loop that serves thousands of sockets.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            Ok(work(&mut conn)?)
+        })
+        .await
+        .map_err(|_| DbError::Cancelled)?
+    }
+
+    /// The same work, on the calling thread: for the command line only.
+    pub fn run_here<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.pool.get()?;
+        Ok(work(&mut conn)?)
+    }
+
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        migrate(&mut *self.pool.get()?)
+    }
+}

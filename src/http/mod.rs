@@ -1,0 +1,35 @@
+//! The HTTP edge: routes, the token API, operators' endpoints, static pages
+//! and the one error type they answer with.
+
+pub mod assets;
+pub mod error;
+pub mod ops;
+pub mod token;
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+
+use crate::chat;
+use error::ApiError;
+
+/// Room names are checked by the route itself, so a bad one is a 404 before
+/// any guard or upgrade runs.
+const ROOM: &str = "{room:[A-Za-z0-9_-]{1,64}}";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
+        ApiError::validation(format!("the body must be JSON of the documented shape: {err}")).into()
+    }))
+    .route(&format!("/ws/chat/{ROOM}"), web::get().to(chat::socket::connect))
+    .route(&format!("/ws/chat/{ROOM}/"), web::get().to(chat::socket::connect))
+    .route("/api/token/", web::post().to(token::obtain))
+    .route("/api/token/refresh/", web::post().to(token::refresh))
+    .route("/healthz", web::get().to(ops::healthz))
+    .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/", web::get().to(assets::index))
+    .route("/{file}", web::get().to(assets::file))
+    .default_service(web::to(|| async {
+        Err::<actix_web::HttpResponse, _>(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
+    }));
+}

@@ -1,0 +1,99 @@
+//! Counters for `GET /metrics`, in Prometheus' text format. Plain atomics:
+//! they are bumped on hot paths (every frame) and read rarely.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use crate::auth::guard::Refusal;
+
+#[derive(Default)]
+pub struct Metrics {
+    connections: Mutex<BTreeMap<&'static str, i64>>,
+    refused: [AtomicU64; Refusal::ALL.len()],
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    dropped: AtomicU64,
+    slow_closed: AtomicU64,
+    rooms: AtomicI64,
+}
+
+impl Metrics {
+    pub fn connection_opened(&self, endpoint: &'static str) {
+        *self.lock().entry(endpoint).or_default() += 1;
+    }
+
+    pub fn connection_closed(&self, endpoint: &'static str) {
+        *self.lock().entry(endpoint).or_default() -= 1;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, i64>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn open_connections(&self, endpoint: &'static str) -> i64 {
+        self.lock().get(endpoint).copied().unwrap_or(0)
+    }
+
+    pub fn refused(&self, refusal: Refusal) {
+        let index = Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0);
+        self.refused[index].fetch_add(1, Relaxed);
+    }
+
+    pub fn frame_in(&self) {
+        self.frames_in.fetch_add(1, Relaxed);
+    }
+
+    pub fn frame_out(&self) {
+        self.frames_out.fetch_add(1, Relaxed);
+    }
+
+    /// A frame that could not be queued for a member too slow to read.
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// A member closed (1013) because it could not keep up.
+    pub fn slow_closed(&self) {
+        self.slow_closed.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_rooms(&self, n: usize) {
+        self.rooms.store(n as i64, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(out, "# HELP hub_connections Open WebSocket connections.");
+        let _ = writeln!(out, "# TYPE hub_connections gauge");
+        for (endpoint, n) in self.lock().iter() {
+            let _ = writeln!(out, "hub_connections{{endpoint=\"{endpoint}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP hub_handshakes_refused_total Handshakes refused, by code.");
+        let _ = writeln!(out, "# TYPE hub_handshakes_refused_total counter");
+        for (refusal, n) in Refusal::ALL.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "hub_handshakes_refused_total{{code=\"{}\"}} {}",
+                refusal.code(),
+                n.load(Relaxed)
+            );
+        }
+        let counters = [
+            ("hub_frames_in_total", "Frames received from clients.", &self.frames_in),
+            ("hub_frames_out_total", "Frames sent to clients.", &self.frames_out),
+            ("hub_messages_dropped_total", "Frames not queued for a member too slow to read them.", &self.dropped),
+            ("hub_slow_consumers_closed_total", "Members closed for not keeping up.", &self.slow_closed),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hub_rooms Chat rooms with members on this node.\n# TYPE hub_rooms gauge\nhub_rooms {}",
+            self.rooms.load(Relaxed)
+        );
+        out
+    }
+}

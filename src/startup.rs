@@ -1,0 +1,137 @@
+//! Builds the running hub from settings: database, actors, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpServer, web};
+
+use crate::auth::jwt::TokenCodec;
+use crate::auth::throttle::LoginThrottle;
+use crate::chat::room::RoomConfig;
+use crate::chat::rooms::Rooms;
+use crate::config::Settings;
+use crate::db::{self, Db};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects the database, applies migrations, binds `settings.bind`
+    /// (port 0 picks a free one) and starts serving. Must run inside an actix
+    /// system: the room registry is an actor.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::new(db::pool(&settings.database_url, settings.db_pool_size)?);
+        let applied = db.migrate()?;
+        tracing::info!(database = ?settings.database_url, applied = applied.len(), "database ready");
+        if settings.jwt.key_generated {
+            tracing::warn!(
+                "no JWT_SIGNING_KEY or SECRET_KEY: tokens are signed with a random key that dies with this \
+                 process; Django's tokens will not work. Set the key, or HUB_ENV=production to make this an error"
+            );
+        }
+        raise_file_limit();
+        let listener = TcpListener::bind(&settings.bind)?;
+        let port = listener.local_addr()?.port();
+
+        let metrics = Arc::new(Metrics::default());
+        let rooms = Rooms::new(
+            RoomConfig {
+                db: db.clone(),
+                metrics: metrics.clone(),
+                history_len: settings.limits.history_len,
+                presence_limit: settings.limits.presence_limit,
+            },
+            settings.staff_rooms.clone(),
+        )
+        .start();
+        let client_timeout = settings.limits.client_timeout;
+        let state = web::Data::new(AppState {
+            tokens: TokenCodec::new(&settings.jwt),
+            settings,
+            db,
+            metrics,
+            throttle: LoginThrottle::standard(),
+            rooms,
+        });
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(
+                    Logger::new("%a \"%{request}xi\" %s %b %Dms")
+                        .custom_request_replace("request", redacted_request_line),
+                )
+                .configure(crate::http::routes)
+        })
+        .on_connect(move |conn, _| reap_stuck_readers(conn, client_timeout))
+        .backlog(4096)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "serving");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The access-log request line with any `token=` value replaced, so tokens
+/// sent the way the existing frontend sends them never reach a log.
+fn redacted_request_line(req: &ServiceRequest) -> String {
+    let query = req.query_string();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key == "token" => "token=[redacted]".to_owned(),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        format!("?{}", parts.join("&"))
+    };
+    format!("{} {}{} {:?}", req.method(), req.path(), query, req.version())
+}
+
+/// A client that stops reading freezes its session (actix-http stops polling
+/// it), so no heartbeat can reap it. The kernel can: with TCP_USER_TIMEOUT,
+/// data left unacknowledged for the client timeout tears the connection down.
+fn reap_stuck_readers(conn: &dyn std::any::Any, timeout: Duration) {
+    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout))
+    {
+        tracing::warn!(error = %err, "could not set TCP_USER_TIMEOUT");
+    }
+}
+
+/// One socket is one file: raise the soft limit to the hard one and say what
+/// that allows.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(
+            open_files = limit,
+            sockets = limit.saturating_sub(100),
+            "file limit raised; this process can hold about this many sockets"
+        ),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
+    }
+}

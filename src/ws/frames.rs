@@ -1,0 +1,136 @@
+//! Frame shapes shared by every endpoint: the request envelope and the error
+//! frame. Endpoint-specific frames live with their endpoint.
+
+use serde::{Deserialize, Serialize};
+
+/// A client's correlation id, echoed in replies: a short string or a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Ref {
+    Text(String),
+    Number(i64),
+}
+
+const MAX_REF_CHARS: usize = 128;
+
+/// The codes of an error frame; the connection stays open after each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    UnknownType,
+    Validation,
+    RateLimited,
+    TooLarge,
+    Forbidden,
+    NotFound,
+    /// Extension: the server could not do it now (storage failed); retry.
+    Unavailable,
+}
+
+#[derive(Serialize)]
+struct ErrorFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a Ref>,
+    code: ErrorCode,
+    detail: &'a str,
+}
+
+pub fn error(reference: Option<&Ref>, code: ErrorCode, detail: &str) -> String {
+    serde_json::to_string(&ErrorFrame {
+        kind: "error",
+        reference,
+        code,
+        detail,
+    })
+    .expect("an error frame always serialises")
+}
+
+/// The fields every request may carry; the rest is the endpoint's to read.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(rename = "ref")]
+    pub reference: Option<Ref>,
+}
+
+/// A frame that could not be read, with the error frame's code and detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+impl BadFrame {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Classifies a serde error: broken JSON versus JSON of the wrong shape.
+    pub fn from_json(err: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Data => Self::new(ErrorCode::Validation, err.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                Self::new(ErrorCode::InvalidJson, format!("not valid JSON: {err}"))
+            }
+        }
+    }
+}
+
+pub fn parse_envelope(text: &str) -> Result<Envelope, BadFrame> {
+    if !text.trim_start().starts_with('{') {
+        return Err(BadFrame::new(
+            ErrorCode::InvalidJson,
+            "a frame is a JSON object with a \"type\"",
+        ));
+    }
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| BadFrame::from_json(&e))?;
+    if let Some(Ref::Text(r)) = &envelope.reference
+        && r.chars().count() > MAX_REF_CHARS
+    {
+        return Err(BadFrame::new(
+            ErrorCode::Validation,
+            format!("ref is longer than {MAX_REF_CHARS} characters"),
+        ));
+    }
+    Ok(envelope)
+}
+
+/// Reads a request's own fields into `T`.
+pub fn parse_body<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, BadFrame> {
+    serde_json::from_str(text).map_err(|e| BadFrame::from_json(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_json_and_wrong_shapes_get_different_codes() {
+        assert_eq!(parse_envelope("{nope").unwrap_err().code, ErrorCode::InvalidJson);
+        assert_eq!(parse_envelope("[1,2]").unwrap_err().code, ErrorCode::InvalidJson);
+        assert_eq!(parse_envelope(r#"{"type": 5}"#).unwrap_err().code, ErrorCode::Validation);
+        let long = format!(r#"{{"type":"x","ref":"{}"}}"#, "r".repeat(129));
+        assert_eq!(parse_envelope(&long).unwrap_err().code, ErrorCode::Validation);
+        let ok = parse_envelope(r#"{"type":"chat.message","ref":7,"message":"hi"}"#).unwrap();
+        assert_eq!(ok.kind.as_deref(), Some("chat.message"));
+        assert_eq!(ok.reference, Some(Ref::Number(7)));
+    }
+
+    #[test]
+    fn error_frames_echo_the_ref() {
+        let frame = error(Some(&Ref::Text("r1".into())), ErrorCode::RateLimited, "slow down");
+        assert_eq!(
+            frame,
+            r#"{"type":"error","ref":"r1","code":"rate_limited","detail":"slow down"}"#
+        );
+        assert!(!error(None, ErrorCode::NotFound, "x").contains("ref"));
+    }
+}

@@ -1,0 +1,131 @@
+//! Chat rooms over real sockets: delivery, isolation, history, presence.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, join};
+use crate::on_both_backends;
+
+on_both_backends!(
+    members_of_a_room_hear_each_other_and_another_room_hears_nothing,
+    history_is_sent_on_join_and_since_sends_exactly_what_was_missed,
+    presence_lists_members_and_announces_joins_and_leaves,
+    a_crowded_room_sends_counts_instead_of_presence_events,
+    the_bare_django_tutorial_frame_is_a_chat_message,
+);
+
+async fn members_of_a_room_hear_each_other_and_another_room_hears_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let (mut a, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(alice))).await;
+    let (mut guest, _, _) = join(&app, "/ws/chat/lobby/").await;
+    let (mut elsewhere, _, _) = join(&app, "/ws/chat/other-room/").await;
+    a.recv_type("presence.join").await;
+
+    a.say("hello").await;
+    for member in [&mut a, &mut guest] {
+        let m = member.recv_type("chat.message").await;
+        assert_eq!(m["message"], "hello");
+        assert_eq!(m["room"], "lobby");
+        assert_eq!(m["user"], json!({"id": alice, "username": "alice", "is_staff": false}));
+        assert!(m["id"].as_i64().unwrap() > 0);
+        assert!(m["sent_at"].as_str().unwrap().ends_with('Z'));
+    }
+    guest.say("hi alice").await;
+    let reply = a.recv_type("chat.message").await;
+    assert_eq!(reply["message"], "hi alice");
+    assert!(reply["user"]["username"].as_str().unwrap().starts_with("guest-"));
+    assert_eq!(reply["user"]["id"], json!(null));
+    elsewhere.silent_for(Duration::from_millis(500)).await;
+}
+
+async fn history_is_sent_on_join_and_since_sends_exactly_what_was_missed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HUB_HISTORY_LEN", "3")]).await;
+    let (mut a, history, _) = join(&app, "/ws/chat/lobby/").await;
+    assert_eq!(history["messages"], json!([]));
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three", "four"] {
+        a.say(text).await;
+        ids.push(a.recv_type("chat.message").await["id"].as_i64().unwrap());
+    }
+    drop(a);
+
+    let (_b, history, _) = join(&app, "/ws/chat/lobby/").await;
+    let texts: Vec<_> = history["messages"].as_array().unwrap().iter().map(|m| m["message"].clone()).collect();
+    assert_eq!(texts, [json!("two"), json!("three"), json!("four")], "the newest HUB_HISTORY_LEN");
+
+    let (_c, since, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[1])).await;
+    let texts: Vec<_> = since["messages"].as_array().unwrap().iter().map(|m| m["message"].clone()).collect();
+    assert_eq!(texts, [json!("three"), json!("four")]);
+    assert_eq!(since["truncated"], false);
+
+    let (_d, gap, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[0] - 1)).await;
+    assert_eq!(gap["truncated"], true, "'one' was missed and is no longer kept");
+
+    // A fresh room actor (after everyone left) loads the same history from the database.
+    drop((_b, _c, _d));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_e, reloaded, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[1])).await;
+    assert_eq!(reloaded["messages"], since["messages"]);
+    assert_eq!(reloaded["truncated"], false);
+    let (_f, reloaded_gap, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[0] - 1)).await;
+    assert_eq!(reloaded_gap["truncated"], true);
+
+    let refused = reqwest::Client::new()
+        .get(app.http("/ws/chat/lobby/?since=yesterday"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+}
+
+async fn presence_lists_members_and_announces_joins_and_leaves(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let bob = app.create_user("bob", false);
+    let (mut a, _, presence) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(alice))).await;
+    assert_eq!(presence["members"], json!([{"id": alice, "username": "alice", "is_staff": false}]));
+
+    let (b, _, presence) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(bob))).await;
+    let names: Vec<_> = presence["members"].as_array().unwrap().iter().map(|m| m["username"].clone()).collect();
+    assert_eq!(names, [json!("alice"), json!("bob")]);
+    let joined = a.recv().await;
+    assert_eq!(joined, json!({"type": "presence.join", "room": "lobby", "user": {"id": bob, "username": "bob", "is_staff": false}}));
+
+    // A second tab of the same user is not a second member.
+    let (b2, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(bob))).await;
+    a.silent_for(Duration::from_millis(300)).await;
+    drop(b);
+    a.silent_for(Duration::from_millis(300)).await;
+    drop(b2);
+    let left = a.recv().await;
+    assert_eq!(left["type"], "presence.leave");
+    assert_eq!(left["user"]["username"], "bob");
+}
+
+async fn a_crowded_room_sends_counts_instead_of_presence_events(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HUB_PRESENCE_LIMIT", "2")]).await;
+    let (mut first, _, _) = join(&app, "/ws/chat/crowd/").await;
+    let (_second, _, _) = join(&app, "/ws/chat/crowd/").await;
+    assert_eq!(first.recv().await["type"], "presence.join");
+    let (mut third, _, greeting) = join(&app, "/ws/chat/crowd/").await;
+    assert_eq!(greeting, json!({"type": "presence.count", "room": "crowd", "count": 3}));
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(join(&app, "/ws/chat/crowd/").await.0);
+    }
+    // No per-join events any more: one count, at most once a second.
+    let count = first.recv_within(Duration::from_secs(3)).await;
+    assert_eq!(count["type"], "presence.count");
+    let last = third.recv_type("presence.count").await;
+    assert!(last["count"].as_u64().unwrap() >= 3);
+}
+
+async fn the_bare_django_tutorial_frame_is_a_chat_message(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (mut a, _, _) = join(&app, "/ws/chat/lobby/").await;
+    a.send(json!({"message": "from the tutorial"})).await;
+    let m = a.recv_type("chat.message").await;
+    assert_eq!(m["message"], "from the tutorial");
+}

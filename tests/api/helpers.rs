@@ -1,0 +1,409 @@
+//! Spawns the real hub on port 0 (its own thread and actix system, like a
+//! separate process) with its own database, and talks to it over TCP with a
+//! real WebSocket client. Every receive has a timeout, so a bug fails a test
+//! instead of hanging it.
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use futures_util::{SinkExt, StreamExt};
+use hub::auth::jwt::{TokenCodec, TokenKind, now_secs};
+use hub::config::Settings;
+use hub::db::{self, Db, users};
+use hub::startup::Application;
+use serde_json::Value;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+pub const KEY: &str = "test-signing-key-that-django-would-also-hold";
+pub const WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The administrative PostgreSQL URL, from `HUB_TEST_POSTGRES_URL`. Missing
+/// is a skip on a developer's machine and a failure in CI.
+pub fn postgres_admin_url() -> Option<String> {
+    let url = std::env::var("HUB_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    match url {
+        Some(url) => {
+            if let Err(e) = PgConnection::establish(&url) {
+                panic!("HUB_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}");
+            }
+            Some(url)
+        }
+        None if in_ci => panic!("CI=true but HUB_TEST_POSTGRES_URL is not set: PostgreSQL tests must run"),
+        None => {
+            eprintln!("skipping a PostgreSQL test: set HUB_TEST_POSTGRES_URL to run it");
+            None
+        }
+    }
+}
+
+/// A database of its own for one PostgreSQL test, dropped with it.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create(admin_url: &str) -> (Self, String) {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "hub_test_{}_{}_{:08x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        let url = format!("{base}/{name}");
+        (
+            Self {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
+            url,
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub port: u16,
+    pub database_url: String,
+    pub db: Db,
+    pub codec: TokenCodec,
+    env: HashMap<String, String>,
+    handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop at once; the server's thread winds down by itself.
+        drop(self.handle.stop(false));
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts a hub with the test defaults plus these settings.
+    pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (pg, database_url) = match backend {
+            Backend::Sqlite => (None, format!("sqlite://{}", dir.path().join("hub.sqlite3").display())),
+            Backend::Postgres => {
+                let admin = postgres_admin_url().expect("the caller checked PostgreSQL is configured");
+                let (pg, url) = PgDatabase::create(&admin);
+                (Some(pg), url)
+            }
+        };
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.as_str()),
+            ("JWT_SIGNING_KEY", KEY),
+            ("HUB_BIND", "127.0.0.1:0"),
+            ("HUB_PASSWORD_ITERATIONS", "1000"),
+            ("HUB_DB_POOL_SIZE", "4"),
+        ]
+        .iter()
+        .chain(overrides)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.entry("HUB_ENV".into()).or_insert_with(|| "test".into());
+        let settings = Settings::from_lookup(false, |k| env.get(k).cloned()).expect("test settings are valid");
+        let codec = TokenCodec::new(&settings.jwt);
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match Application::build(settings) {
+                    Ok(app) => {
+                        tx.send(Ok((app.port(), app.handle()))).expect("test waits");
+                        let _ = app.run_until_stopped().await;
+                    }
+                    Err(e) => tx.send(Err(format!("{e:#}"))).expect("test waits"),
+                }
+            });
+        });
+        let (port, handle) = rx.recv().expect("server thread reports").expect("server starts");
+        let db = Db::new(db::pool(&hub::config::DatabaseUrl::parse(&database_url).unwrap(), 2).unwrap());
+        Self {
+            port,
+            database_url,
+            db,
+            codec,
+            env,
+            handle,
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    pub fn create_user(&self, username: &str, staff: bool) -> i32 {
+        self.create_user_with_hash(username, staff, &hub::auth::password::unusable())
+    }
+
+    pub fn create_user_with_hash(&self, username: &str, staff: bool, hash: &str) -> i32 {
+        let (name, hash) = (username.to_owned(), hash.to_owned());
+        self.db
+            .run_here(move |c| users::create(c, &name, &hash, staff))
+            .expect("create user")
+    }
+
+    pub fn token(&self, user_id: i32) -> String {
+        self.codec.mint(user_id, TokenKind::Access)
+    }
+
+    pub fn token_expiring_in(&self, user_id: i32, secs: i64) -> String {
+        let now = now_secs();
+        self.codec.mint_with_expiry(user_id, TokenKind::Access, now, now + secs)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn request(&self, path: &str) -> Request {
+        format!("ws://127.0.0.1:{}{}", self.port, path)
+            .into_client_request()
+            .expect("valid URL")
+    }
+
+    /// Opens a socket or panics with the refusal.
+    pub async fn connect(&self, path: &str) -> Client {
+        self.connect_request(self.request(path)).await
+    }
+
+    pub async fn connect_request(&self, request: Request) -> Client {
+        match self.try_connect(request, None).await {
+            Ok(c) => c,
+            Err(e) => panic!("connect refused: {e:?}"),
+        }
+    }
+
+    /// `recv_buffer` shrinks the client's socket buffer, for slow-reader tests.
+    pub async fn try_connect(
+        &self,
+        request: Request,
+        recv_buffer: Option<u32>,
+    ) -> Result<Client, tungstenite::Error> {
+        let socket = TcpSocket::new_v4().expect("socket");
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let stream = socket
+            .connect(format!("127.0.0.1:{}", self.port).parse().unwrap())
+            .await
+            .expect("TCP connect");
+        let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
+            .await
+            .expect("handshake in time")?;
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Ok(Client { ws, protocol })
+    }
+
+    /// Expects the handshake to be refused; returns what the refusal said.
+    pub async fn refused(&self, request: Request) -> Refused {
+        match self.try_connect(request, None).await {
+            Ok(_) => panic!("the handshake was accepted"),
+            Err(tungstenite::Error::Http(resp)) => Refused {
+                status: resp.status().as_u16(),
+                body: serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).expect("JSON body"),
+                www_authenticate: resp
+                    .headers()
+                    .get("www-authenticate")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            },
+            Err(e) => panic!("unexpected handshake error: {e:?}"),
+        }
+    }
+
+    /// Runs the real `hub` binary against this hub's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .env_clear()
+            .envs(&self.env)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run hub");
+        assert!(out.status.success(), "hub {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.http("/metrics")).await.unwrap().text().await.unwrap()
+    }
+}
+
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: Value,
+    pub www_authenticate: Option<String>,
+}
+
+impl Refused {
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().expect("error code")
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<TcpStream>,
+    /// The subprotocol the server answered with.
+    pub protocol: Option<String>,
+}
+
+/// How a socket ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    Closed(u16),
+    /// Reset or closed without a close frame.
+    Dropped,
+}
+
+impl Client {
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn say(&mut self, message: &str) {
+        self.send(serde_json::json!({"type": "chat.message", "message": message})).await;
+    }
+
+    /// The next JSON frame; panics on a timeout or a close.
+    pub async fn recv(&mut self) -> Value {
+        self.recv_within(WAIT).await
+    }
+
+    pub async fn recv_within(&mut self, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a frame in time");
+            match next {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).expect("JSON frame"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skips frames until one of this type arrives.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.recv_within(left).await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives for a while (pings aside).
+    pub async fn silent_for(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the socket ends, within `wait`; frames before the end are skipped.
+    pub async fn ending(&mut self, wait: Duration) -> Ending {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("the socket ends in time") {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map_or(Ending::Dropped, |f: CloseFrame| Ending::Closed(f.code.into()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ending::Dropped,
+            }
+        }
+    }
+}
+
+/// Connects a chat member and reads its join frames (history, presence).
+pub async fn join(app: &TestApp, path: &str) -> (Client, Value, Value) {
+    let mut c = app.connect(path).await;
+    let history = c.recv_type("chat.history").await;
+    let presence = c.recv().await;
+    (c, history, presence)
+}
+
+/// This process's resident memory, from /proc.
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Writes each test once and runs it on both backends: SQLite always,
+/// PostgreSQL where `HUB_TEST_POSTGRES_URL` is set (always in CI).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_admin_url().is_some() {
+                        super::$name($crate::helpers::Backend::Postgres).await;
+                    }
+                }
+            )*
+        }
+    };
+}
