@@ -79,11 +79,11 @@ fn redact_url_password(url: &str) -> String {
     }
 }
 
-/// The HMAC key tokens are signed with. Its `Debug` never shows the bytes.
+/// A secret (the signing key, the ingest key). Its `Debug` never shows the bytes.
 #[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
+pub struct Secret(Vec<u8>);
 
-impl SigningKey {
+impl Secret {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
         Self(bytes.into())
     }
@@ -93,15 +93,15 @@ impl SigningKey {
     }
 }
 
-impl fmt::Debug for SigningKey {
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningKey(<redacted>)")
+        f.write_str("Secret(<redacted>)")
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    pub key: SigningKey,
+    pub key: Secret,
     /// True when no key was configured and a random one was made for this run.
     pub key_generated: bool,
     pub algorithm: Algorithm,
@@ -135,6 +135,10 @@ pub struct Settings {
     pub cors_allowed_origins: Option<BTreeSet<String>>,
     pub staff_rooms: BTreeSet<String>,
     pub password_iterations: u32,
+    /// What the backend sends as `X-Hub-Ingest-Key` to post metric events.
+    pub ingest_key: Option<Secret>,
+    /// Dashboards get at most one update per this interval.
+    pub analytics_interval: Duration,
     pub limits: Limits,
 }
 
@@ -167,11 +171,11 @@ impl Settings {
         }
         let key_generated = configured_key.is_none();
         let key = match configured_key {
-            Some(k) => SigningKey::new(k.into_bytes()),
+            Some(k) => Secret::new(k.into_bytes()),
             None => {
                 let mut bytes = vec![0u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
-                SigningKey::new(bytes)
+                Secret::new(bytes)
             }
         };
         let algorithm = match var("JWT_ALGORITHM").as_deref().unwrap_or("HS256") {
@@ -235,6 +239,13 @@ impl Settings {
                 crate::auth::password::DJANGO_ITERATIONS,
                 1000..=10_000_000,
             )?,
+            ingest_key: var("HUB_INGEST_KEY").map(Secret::new),
+            analytics_interval: Duration::from_millis(number(
+                &var,
+                "HUB_ANALYTICS_INTERVAL_MS",
+                1000,
+                10..=60_000,
+            )?),
             limits,
         })
     }
@@ -302,6 +313,7 @@ mod tests {
         let s = settings(&[
             ("SECRET_KEY", "s3cret-django-key"),
             ("DATABASE_URL", "postgres://hub:pa55word@db/hub"),
+            ("HUB_INGEST_KEY", "ingest-s3cret"),
         ])
         .unwrap();
         let shown = format!("{s:?}");

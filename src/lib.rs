@@ -16,9 +16,11 @@
 //! - [`ws`]: the session actor every socket is, with its limits, heartbeat
 //!   and token lifetime, and the bounded outlet broadcasters push through.
 //! - [`chat`]: rooms as actors, their registry, and the chat endpoint.
+//! - [`analytics`]: dashboards, the coalescing broadcaster, the ingest API.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`names`]: domain values parsed at the edge.
 
+pub mod analytics;
 pub mod auth;
 pub mod chat;
 pub mod cli;

@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServerHandle, ServiceRequest};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 
+use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
 use crate::chat::room::RoomConfig;
@@ -52,6 +53,7 @@ impl Application {
             settings.staff_rooms.clone(),
         )
         .start();
+        let analytics = AnalyticsBroadcaster::new(db.clone(), metrics.clone(), settings.analytics_interval).start();
         let client_timeout = settings.limits.client_timeout;
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
@@ -60,6 +62,7 @@ impl Application {
             metrics,
             throttle: LoginThrottle::standard(),
             rooms,
+            analytics,
         });
 
         let server = HttpServer::new(move || {

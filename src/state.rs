@@ -2,6 +2,7 @@
 
 use actix::Addr;
 
+use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
 use crate::chat::rooms::Rooms;
@@ -16,4 +17,5 @@ pub struct AppState {
     pub metrics: std::sync::Arc<Metrics>,
     pub throttle: LoginThrottle,
     pub rooms: Addr<Rooms>,
+    pub analytics: Addr<AnalyticsBroadcaster>,
 }

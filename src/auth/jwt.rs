@@ -168,12 +168,12 @@ impl TokenCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SigningKey;
+    use crate::config::Secret;
     use jsonwebtoken::Algorithm;
 
     fn codec(key: &str) -> TokenCodec {
         TokenCodec::new(&JwtSettings {
-            key: SigningKey::new(key.as_bytes().to_vec()),
+            key: Secret::new(key.as_bytes().to_vec()),
             key_generated: false,
             algorithm: Algorithm::HS256,
             access_lifetime: Duration::from_secs(300),

@@ -28,3 +28,12 @@ diesel::table! {
         sent_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    hub_metric (user_id, name) {
+        user_id -> Integer,
+        name -> Varchar,
+        value -> Double,
+        updated_at -> Timestamp,
+    }
+}

@@ -9,7 +9,7 @@ pub mod token;
 use actix_web::http::StatusCode;
 use actix_web::web;
 
-use crate::chat;
+use crate::{analytics, chat};
 use error::ApiError;
 
 /// Room names are checked by the route itself, so a bad one is a 404 before
@@ -17,11 +17,16 @@ use error::ApiError;
 const ROOM: &str = "{room:[A-Za-z0-9_-]{1,64}}";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
-        ApiError::validation(format!("the body must be JSON of the documented shape: {err}")).into()
-    }))
+    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(json_error))
     .route(&format!("/ws/chat/{ROOM}"), web::get().to(chat::socket::connect))
     .route(&format!("/ws/chat/{ROOM}/"), web::get().to(chat::socket::connect))
+    .route("/ws/analytics", web::get().to(analytics::socket::connect))
+    .route("/ws/analytics/", web::get().to(analytics::socket::connect))
+    .service(
+        web::resource("/api/analytics/events")
+            .app_data(web::JsonConfig::default().limit(analytics::ingest::MAX_BODY_BYTES).error_handler(json_error))
+            .route(web::post().to(analytics::ingest::ingest)),
+    )
     .route("/api/token/", web::post().to(token::obtain))
     .route("/api/token/refresh/", web::post().to(token::refresh))
     .route("/healthz", web::get().to(ops::healthz))
@@ -32,4 +37,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(|| async {
         Err::<actix_web::HttpResponse, _>(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
     }));
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError::{Overflow, OverflowKnownLength};
+    match err {
+        Overflow { limit } | OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over {limit} bytes"),
+        ),
+        other => ApiError::validation(format!("the body must be JSON of the documented shape: {other}")),
+    }
+    .into()
 }

@@ -9,3 +9,4 @@ mod limits;
 mod lifetime;
 mod token_api;
 mod ops;
+mod analytics;

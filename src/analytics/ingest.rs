@@ -1,0 +1,115 @@
+//! `POST /api/analytics/events`: metric events from the backend, stored
+//! through diesel and then pushed to the dashboards that show them.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::broadcaster::Changed;
+use crate::auth::guard;
+use crate::db::metrics::{self, Event, Op};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Events in one request, at most.
+pub const MAX_EVENTS: usize = 1000;
+/// The body limit that fits `MAX_EVENTS` events of any valid shape.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    user_id: i64,
+    metric: String,
+    value: f64,
+    op: Op,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Batch {
+    Many(Vec<serde_json::Value>),
+    One(serde_json::Value),
+}
+
+fn parse_event(index: usize, value: serde_json::Value) -> Result<Event, ApiError> {
+    let at = |detail: String| ApiError::validation(format!("event {index}: {detail}"));
+    let raw: RawEvent = serde_json::from_value(value).map_err(|e| at(e.to_string()))?;
+    let user_id = i32::try_from(raw.user_id)
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| at("user_id must be a positive user id".into()))?;
+    let name_ok = (1..=64).contains(&raw.metric.len())
+        && raw
+            .metric
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if !name_ok {
+        return Err(at("metric is 1 to 64 of [A-Za-z0-9_.:-]".into()));
+    }
+    if !raw.value.is_finite() {
+        return Err(at("value must be a finite number".into()));
+    }
+    Ok(Event {
+        user_id,
+        metric: raw.metric,
+        value: raw.value,
+        op: raw.op,
+    })
+}
+
+/// The backend proves itself with `X-Hub-Ingest-Key` (`HUB_INGEST_KEY`); an
+/// operator may also use a staff access token.
+async fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if let Some(given) = req.headers().get("x-hub-ingest-key") {
+        let matches = state
+            .settings
+            .ingest_key
+            .as_ref()
+            .is_some_and(|key| bool::from(key.as_bytes().ct_eq(given.as_bytes())));
+        return if matches {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "ingest_key_invalid", "the ingest key does not match"))
+        };
+    }
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(guard::Refusal::TokenMissing)?;
+    let auth = guard::authenticate(state, token.trim()).await?;
+    if auth.user.is_staff {
+        Ok(())
+    } else {
+        Err(guard::Refusal::StaffOnly.into())
+    }
+}
+
+pub async fn ingest(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<Batch>,
+) -> Result<HttpResponse, ApiError> {
+    authorise(&req, &state).await?;
+    let values = match body.into_inner() {
+        Batch::Many(values) => values,
+        Batch::One(value) => vec![value],
+    };
+    if values.is_empty() || values.len() > MAX_EVENTS {
+        return Err(ApiError::validation(format!("send 1 to {MAX_EVENTS} events")));
+    }
+    let events = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| parse_event(i, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let accepted = events.len();
+    let current = state.db.run(move |conn| metrics::apply(conn, &events)).await?;
+    state.analytics.do_send(Changed(current));
+    Ok(HttpResponse::Ok().json(json!({"accepted": accepted})))
+}

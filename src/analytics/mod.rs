@@ -1,0 +1,10 @@
+//! Dashboards at `/ws/analytics/`: the socket's endpoint ([`socket`]), the
+//! [`broadcaster::AnalyticsBroadcaster`] that coalesces changes into at most
+//! one update per interval per dashboard, and the ingest API ([`ingest`]).
+
+pub mod broadcaster;
+pub mod ingest;
+pub mod socket;
+
+/// Metrics in one snapshot, at most; a dashboard is not a data export.
+pub const SNAPSHOT_LIMIT: i64 = 1000;
