@@ -13,7 +13,11 @@ use crate::db::{self, Db};
 use crate::startup::Application;
 
 #[derive(Parser)]
-#[command(name = "hub", version, about = "The realtime hub: WebSocket chat, analytics and DNS pushes")]
+#[command(
+    name = "hub",
+    version,
+    about = "The realtime hub: WebSocket chat, analytics and DNS pushes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,10 +69,21 @@ enum UserAction {
     },
 }
 
+/// Logs go to standard error: human-readable, or one JSON object a line with
+/// `HUB_LOG_FORMAT=json`; `RUST_LOG` filters them (default `info`).
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if std::env::var("HUB_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -89,13 +104,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { action } => user(&settings, action),
         Command::Token { username } => {
             if settings.jwt.key_generated {
-                anyhow::bail!("set JWT_SIGNING_KEY (or SECRET_KEY): a token signed with a random key is useless");
+                anyhow::bail!(
+                    "set JWT_SIGNING_KEY (or SECRET_KEY): a token signed with a random key is useless"
+                );
             }
             let db = open(&settings)?;
             let user = db
                 .run_here(|conn| users::find_by_username(conn, &username))?
                 .ok_or_else(|| anyhow::anyhow!("no user named '{username}'"))?;
-            println!("{}", TokenCodec::new(&settings.jwt).mint(user.id, TokenKind::Access));
+            println!(
+                "{}",
+                TokenCodec::new(&settings.jwt).mint(user.id, TokenKind::Access)
+            );
             Ok(())
         }
     }
@@ -119,7 +139,10 @@ fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
                 let mut pw = String::new();
                 std::io::stdin().take(4097).read_to_string(&mut pw)?;
                 let pw = pw.trim_end_matches(['\r', '\n']);
-                anyhow::ensure!(!pw.is_empty() && pw.len() <= 4096, "the password must be 1 to 4096 bytes");
+                anyhow::ensure!(
+                    !pw.is_empty() && pw.len() <= 4096,
+                    "the password must be 1 to 4096 bytes"
+                );
                 password::make(pw, settings.password_iterations)
             } else {
                 password::unusable()

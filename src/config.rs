@@ -202,7 +202,8 @@ impl Settings {
         };
 
         let cors_allowed_origins = var("CORS_ALLOWED_ORIGINS").map(|v| comma_list(&v));
-        let staff_rooms = comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
+        let staff_rooms =
+            comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
 
         let heartbeat = Duration::from_secs(number(&var, "HUB_HEARTBEAT_SECS", 15u64, 1..=3600)?);
         let client_timeout =
@@ -222,7 +223,12 @@ impl Settings {
             client_timeout,
             send_queue_bytes: number(&var, "HUB_SEND_QUEUE_BYTES", 1 << 20, 4096..=1 << 30)?,
             history_len: number(&var, "HUB_HISTORY_LEN", 50, 0..=1000)?,
-            user_recheck: Duration::from_secs(number(&var, "HUB_USER_RECHECK_SECS", 60, 1..=86_400)?),
+            user_recheck: Duration::from_secs(number(
+                &var,
+                "HUB_USER_RECHECK_SECS",
+                60,
+                1..=86_400,
+            )?),
             presence_limit: number(&var, "HUB_PRESENCE_LIMIT", 100, 1..=1_000_000)?,
         };
 

@@ -70,7 +70,10 @@ impl Metrics {
         for (endpoint, n) in self.lock().iter() {
             let _ = writeln!(out, "hub_connections{{endpoint=\"{endpoint}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP hub_handshakes_refused_total Handshakes refused, by code.");
+        let _ = writeln!(
+            out,
+            "# HELP hub_handshakes_refused_total Handshakes refused, by code."
+        );
         let _ = writeln!(out, "# TYPE hub_handshakes_refused_total counter");
         for (refusal, n) in Refusal::ALL.iter().zip(&self.refused) {
             let _ = writeln!(
@@ -81,13 +84,33 @@ impl Metrics {
             );
         }
         let counters = [
-            ("hub_frames_in_total", "Frames received from clients.", &self.frames_in),
-            ("hub_frames_out_total", "Frames sent to clients.", &self.frames_out),
-            ("hub_messages_dropped_total", "Frames not queued for a member too slow to read them.", &self.dropped),
-            ("hub_slow_consumers_closed_total", "Members closed for not keeping up.", &self.slow_closed),
+            (
+                "hub_frames_in_total",
+                "Frames received from clients.",
+                &self.frames_in,
+            ),
+            (
+                "hub_frames_out_total",
+                "Frames sent to clients.",
+                &self.frames_out,
+            ),
+            (
+                "hub_messages_dropped_total",
+                "Frames not queued for a member too slow to read them.",
+                &self.dropped,
+            ),
+            (
+                "hub_slow_consumers_closed_total",
+                "Members closed for not keeping up.",
+                &self.slow_closed,
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
         }
         let _ = writeln!(
             out,

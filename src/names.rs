@@ -19,7 +19,11 @@ impl RoomName {
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if valid { Ok(Self(Arc::from(raw))) } else { Err(InvalidRoomName) }
+        if valid {
+            Ok(Self(Arc::from(raw)))
+        } else {
+            Err(InvalidRoomName)
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -53,7 +53,9 @@ impl Application {
             settings.staff_rooms.clone(),
         )
         .start();
-        let analytics = AnalyticsBroadcaster::new(db.clone(), metrics.clone(), settings.analytics_interval).start();
+        let analytics =
+            AnalyticsBroadcaster::new(db.clone(), metrics.clone(), settings.analytics_interval)
+                .start();
         let client_timeout = settings.limits.client_timeout;
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
@@ -97,22 +99,33 @@ impl Application {
 }
 
 /// The access-log request line with any `token=` value replaced, so tokens
-/// sent the way the existing frontend sends them never reach a log.
+/// sent the way the existing frontend sends them never reach a log. Keys are
+/// decoded as the guard decodes them, so `%74oken=` is redacted too.
 fn redacted_request_line(req: &ServiceRequest) -> String {
     let query = req.query_string();
     let query = if query.is_empty() {
         String::new()
     } else {
-        let parts: Vec<String> = query
+        let parts: Vec<&str> = query
             .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key == "token" => "token=[redacted]".to_owned(),
-                _ => pair.to_owned(),
+            .map(|pair| {
+                let key = pair.split('=').next().unwrap_or_default();
+                let decoded =
+                    web::Query::<Vec<(String, String)>>::from_query(&format!("{key}=")).ok();
+                let is_token =
+                    decoded.is_some_and(|q| q.first().is_some_and(|(k, _)| k == "token"));
+                if is_token { "token=[redacted]" } else { pair }
             })
             .collect();
         format!("?{}", parts.join("&"))
     };
-    format!("{} {}{} {:?}", req.method(), req.path(), query, req.version())
+    format!(
+        "{} {}{} {:?}",
+        req.method(),
+        req.path(),
+        query,
+        req.version()
+    )
 }
 
 /// A client that stops reading freezes its session (actix-http stops polling
@@ -136,5 +149,29 @@ fn raise_file_limit() {
             "file limit raised; this process can hold about this many sockets"
         ),
         Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted_from_the_request_line_however_the_key_is_written() {
+        for (uri, shown) in [
+            (
+                "/ws/chat/a/?token=abc.def",
+                "GET /ws/chat/a/?token=[redacted] HTTP/1.1",
+            ),
+            (
+                "/ws/chat/a/?since=4&%74oken=abc&x=1",
+                "GET /ws/chat/a/?since=4&token=[redacted]&x=1 HTTP/1.1",
+            ),
+            ("/ws/chat/a/?tokens=1", "GET /ws/chat/a/?tokens=1 HTTP/1.1"),
+            ("/healthz", "GET /healthz HTTP/1.1"),
+        ] {
+            let req = actix_web::test::TestRequest::with_uri(uri).to_srv_request();
+            assert_eq!(redacted_request_line(&req), shown);
+        }
     }
 }

@@ -68,7 +68,9 @@ fn frame(kind: &'static str, scope: Scope, metrics: &BTreeMap<String, f64>) -> B
         metrics,
         at: wire_time(chrono::Utc::now().naive_utc()),
     };
-    serde_json::to_string(&frame).expect("finite numbers and strings").into()
+    serde_json::to_string(&frame)
+        .expect("finite numbers and strings")
+        .into()
 }
 
 /// A dashboard. Until its snapshot is out it is not `ready`: updates that
@@ -135,7 +137,9 @@ impl AnalyticsBroadcaster {
         };
         audience.retain(|_, dashboard| {
             if !dashboard.ready {
-                dashboard.missed.extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
+                dashboard
+                    .missed
+                    .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
                 return true;
             }
             keep_or_drop(&dashboard.outlet, dashboard.outlet.push(&update), &metrics)
@@ -156,10 +160,15 @@ impl AnalyticsBroadcaster {
             self.pending_global.clear();
             return;
         }
-        let names: Vec<String> = std::mem::take(&mut self.pending_global).into_iter().collect();
+        let names: Vec<String> = std::mem::take(&mut self.pending_global)
+            .into_iter()
+            .collect();
         self.totals_loading = true;
         let db = self.db.clone();
-        let load = async move { db.run(move |conn| store::totals(conn, Some(&names), SNAPSHOT_LIMIT)).await };
+        let load = async move {
+            db.run(move |conn| store::totals(conn, Some(&names), SNAPSHOT_LIMIT))
+                .await
+        };
         ctx.spawn(load.into_actor(self).map(|loaded, act, _| {
             act.totals_loading = false;
             match loaded {
@@ -170,7 +179,13 @@ impl AnalyticsBroadcaster {
     }
 
     /// Reads a new dashboard's snapshot, sends it, then what it missed meanwhile.
-    fn send_snapshot(&mut self, scope: Scope, user_id: i32, session: SessionId, ctx: &mut Context<Self>) {
+    fn send_snapshot(
+        &mut self,
+        scope: Scope,
+        user_id: i32,
+        session: SessionId,
+        ctx: &mut Context<Self>,
+    ) {
         let db = self.db.clone();
         let load = async move {
             db.run(move |conn| match scope {
@@ -191,14 +206,20 @@ impl AnalyticsBroadcaster {
                 Ok(rows) => rows.into_iter().collect(),
                 Err(err) => {
                     tracing::error!(error = %err, user_id, "loading a metrics snapshot failed");
-                    dashboard.outlet.close(1011, "metrics are unavailable; reconnect");
+                    dashboard
+                        .outlet
+                        .close(1011, "metrics are unavailable; reconnect");
                     audience.remove(&session);
                     return;
                 }
             };
-            let mut sent = dashboard.outlet.push(&frame("analytics.snapshot", scope, &snapshot));
+            let mut sent = dashboard
+                .outlet
+                .push(&frame("analytics.snapshot", scope, &snapshot));
             if sent.is_ok() && !dashboard.missed.is_empty() {
-                sent = dashboard.outlet.push(&frame("analytics.update", scope, &dashboard.missed));
+                sent = dashboard
+                    .outlet
+                    .push(&frame("analytics.update", scope, &dashboard.missed));
             }
             dashboard.ready = true;
             dashboard.missed.clear();
@@ -237,7 +258,11 @@ impl Handler<Subscribe> for AnalyticsBroadcaster {
     fn handle(&mut self, sub: Subscribe, ctx: &mut Self::Context) {
         let dashboard = Dashboard::new(sub.outlet);
         match sub.scope {
-            Scope::Own => self.own.entry(sub.user_id).or_default().insert(sub.session, dashboard),
+            Scope::Own => self
+                .own
+                .entry(sub.user_id)
+                .or_default()
+                .insert(sub.session, dashboard),
             Scope::Global => self.global.insert(sub.session, dashboard),
         };
         self.send_snapshot(sub.scope, sub.user_id, sub.session, ctx);
@@ -270,7 +295,10 @@ impl Handler<Changed> for AnalyticsBroadcaster {
             // Changes of users with no dashboard open are not kept: the next
             // dashboard reads them in its snapshot.
             if self.own.contains_key(&change.user_id) {
-                self.pending.entry(change.user_id).or_default().insert(change.metric, change.value);
+                self.pending
+                    .entry(change.user_id)
+                    .or_default()
+                    .insert(change.metric, change.value);
             }
         }
     }

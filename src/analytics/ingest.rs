@@ -73,7 +73,11 @@ async fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
         return if matches {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "ingest_key_invalid", "the ingest key does not match"))
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "ingest_key_invalid",
+                "the ingest key does not match",
+            ))
         };
     }
     let token = req
@@ -101,7 +105,9 @@ pub async fn ingest(
         Batch::One(value) => vec![value],
     };
     if values.is_empty() || values.len() > MAX_EVENTS {
-        return Err(ApiError::validation(format!("send 1 to {MAX_EVENTS} events")));
+        return Err(ApiError::validation(format!(
+            "send 1 to {MAX_EVENTS} events"
+        )));
     }
     let events = values
         .into_iter()
@@ -109,7 +115,10 @@ pub async fn ingest(
         .map(|(i, v)| parse_event(i, v))
         .collect::<Result<Vec<_>, _>>()?;
     let accepted = events.len();
-    let current = state.db.run(move |conn| metrics::apply(conn, &events)).await?;
+    let current = state
+        .db
+        .run(move |conn| metrics::apply(conn, &events))
+        .await?;
     state.analytics.do_send(Changed(current));
     Ok(HttpResponse::Ok().json(json!({"accepted": accepted})))
 }

@@ -56,10 +56,20 @@ impl Endpoint for Analytics {
         match frames::parse_body::<SubscribeRequest>(request.text) {
             Err(bad) => session.reject(ctx, reference, &bad),
             Ok(req) if req.scope != "global" => {
-                session.send_error(ctx, reference, ErrorCode::Validation, "scope must be \"global\"");
+                session.send_error(
+                    ctx,
+                    reference,
+                    ErrorCode::Validation,
+                    "scope must be \"global\"",
+                );
             }
             Ok(_) if !session.user.as_ref().is_some_and(|u| u.is_staff) => {
-                session.send_error(ctx, reference, ErrorCode::Forbidden, "global totals are for staff only");
+                session.send_error(
+                    ctx,
+                    reference,
+                    ErrorCode::Forbidden,
+                    "global totals are for staff only",
+                );
             }
             Ok(_) => {
                 let reply = Subscribed {

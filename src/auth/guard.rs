@@ -104,7 +104,10 @@ pub struct Authenticated {
 
 /// Where the token was found, in the contract's order of precedence.
 fn find_token(req: &HttpRequest) -> Option<String> {
-    if let Some(value) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+    if let Some(value) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")
     {
         return Some(token.trim().to_owned());
@@ -118,7 +121,9 @@ fn find_token(req: &HttpRequest) -> Option<String> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    if let Some(pos) = offered.iter().position(|p| p.eq_ignore_ascii_case("bearer"))
+    if let Some(pos) = offered
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("bearer"))
         && let Some(token) = offered.get(pos + 1)
     {
         return Some((*token).to_owned());
@@ -197,7 +202,8 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
-        let token = check_origin(req, &state).and_then(|()| find_token(req).ok_or(Refusal::TokenMissing));
+        let token =
+            check_origin(req, &state).and_then(|()| find_token(req).ok_or(Refusal::TokenMissing));
         Box::pin(async move {
             let result = match token {
                 Ok(token) => authenticate(&state, &token).await,
@@ -227,7 +233,11 @@ impl FromRequest for ChatAccess {
         let precheck = check_origin(req, &state).map(|()| find_token(req));
         Box::pin(async move {
             let Ok(room) = room else {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such room"));
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such room",
+                ));
             };
             let staff_room = state.settings.is_staff_room(room.as_str());
             let checked = async {

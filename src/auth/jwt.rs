@@ -194,7 +194,9 @@ mod tests {
     #[test]
     fn a_minted_access_token_verifies_and_carries_the_user() {
         let c = codec("k");
-        let v = c.verify(&c.mint(7, TokenKind::Access), TokenKind::Access).unwrap();
+        let v = c
+            .verify(&c.mint(7, TokenKind::Access), TokenKind::Access)
+            .unwrap();
         assert_eq!(v.user_id, 7);
     }
 
@@ -203,10 +205,16 @@ mod tests {
         let c = codec("k");
         let exp = now_secs() + 60;
         for id in [serde_json::json!(5), serde_json::json!("5")] {
-            let t = sign("k", serde_json::json!({"token_type":"access","exp":exp,"iat":0,"jti":"ab","user_id":id}));
+            let t = sign(
+                "k",
+                serde_json::json!({"token_type":"access","exp":exp,"iat":0,"jti":"ab","user_id":id}),
+            );
             assert_eq!(c.verify(&t, TokenKind::Access).unwrap().user_id, 5);
         }
-        let t = sign("k", serde_json::json!({"token_type":"access","exp":exp,"jti":"ab","user_id":"x5"}));
+        let t = sign(
+            "k",
+            serde_json::json!({"token_type":"access","exp":exp,"jti":"ab","user_id":"x5"}),
+        );
         assert_eq!(c.verify(&t, TokenKind::Access), Err(TokenError::Invalid));
     }
 
@@ -219,15 +227,24 @@ mod tests {
         );
         let now = now_secs();
         assert_eq!(
-            c.verify(&c.mint_with_expiry(1, TokenKind::Access, now - 10, now - 1), TokenKind::Access),
+            c.verify(
+                &c.mint_with_expiry(1, TokenKind::Access, now - 10, now - 1),
+                TokenKind::Access
+            ),
             Err(TokenError::Expired)
         );
         assert_eq!(
             codec("other").verify(&c.mint(1, TokenKind::Access), TokenKind::Access),
             Err(TokenError::Invalid)
         );
-        let t = sign("k", serde_json::json!({"token_type":"access","exp":now+60,"user_id":1}));
+        let t = sign(
+            "k",
+            serde_json::json!({"token_type":"access","exp":now+60,"user_id":1}),
+        );
         assert_eq!(c.verify(&t, TokenKind::Access), Err(TokenError::Invalid));
-        assert_eq!(c.verify("not.a.jwt", TokenKind::Access), Err(TokenError::Invalid));
+        assert_eq!(
+            c.verify("not.a.jwt", TokenKind::Access),
+            Err(TokenError::Invalid)
+        );
     }
 }

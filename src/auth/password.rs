@@ -87,7 +87,10 @@ mod tests {
         assert!(h.starts_with("pbkdf2_sha256$1000$"));
         assert!(verify("pw", &h));
         assert!(!verify("pw", &unusable()));
-        assert!(!verify("pw", "argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdA$aGFzaA"));
+        assert!(!verify(
+            "pw",
+            "argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdA$aGFzaA"
+        ));
         assert!(!verify("pw", "pbkdf2_sha256$999999999$s$x"));
     }
 }

@@ -47,8 +47,14 @@ impl LoginThrottle {
     pub fn standard() -> Self {
         let window = Duration::from_secs(15 * 60);
         Self::new(
-            ThrottleRule { max_failures: 5, window },
-            ThrottleRule { max_failures: 30, window },
+            ThrottleRule {
+                max_failures: 5,
+                window,
+            },
+            ThrottleRule {
+                max_failures: 30,
+                window,
+            },
             100_000,
         )
     }
@@ -91,9 +97,15 @@ impl LoginThrottle {
             if !windows.contains_key(&key) && windows.len() >= self.capacity {
                 self.evict(&mut windows, now);
             }
-            let w = windows.entry(key).or_insert(Window { started: now, failures: 0 });
+            let w = windows.entry(key).or_insert(Window {
+                started: now,
+                failures: 0,
+            });
             if now.duration_since(w.started) >= rule.window {
-                *w = Window { started: now, failures: 0 };
+                *w = Window {
+                    started: now,
+                    failures: 0,
+                };
             }
             w.failures += 1;
         }
@@ -108,7 +120,10 @@ impl LoginThrottle {
     fn evict(&self, windows: &mut HashMap<Key, Window>, now: Instant) {
         windows.retain(|key, w| now.duration_since(w.started) < self.rule(key).window);
         if windows.len() >= self.capacity
-            && let Some(oldest) = windows.iter().min_by_key(|(_, w)| w.started).map(|(k, _)| k.clone())
+            && let Some(oldest) = windows
+                .iter()
+                .min_by_key(|(_, w)| w.started)
+                .map(|(k, _)| k.clone())
         {
             windows.remove(&oldest);
         }
@@ -120,8 +135,18 @@ mod tests {
     use super::*;
 
     fn throttle(capacity: usize) -> LoginThrottle {
-        let rule = ThrottleRule { max_failures: 2, window: Duration::from_secs(60) };
-        LoginThrottle::new(rule, ThrottleRule { max_failures: 3, ..rule }, capacity)
+        let rule = ThrottleRule {
+            max_failures: 2,
+            window: Duration::from_secs(60),
+        };
+        LoginThrottle::new(
+            rule,
+            ThrottleRule {
+                max_failures: 3,
+                ..rule
+            },
+            capacity,
+        )
     }
 
     #[test]
@@ -149,7 +174,10 @@ mod tests {
     fn the_map_never_grows_past_its_capacity() {
         let t = throttle(10);
         for i in 0..1000 {
-            t.record_failure(&format!("user{i}"), &format!("10.0.{}.{}", i / 256, i % 256));
+            t.record_failure(
+                &format!("user{i}"),
+                &format!("10.0.{}.{}", i / 256, i % 256),
+            );
         }
         assert!(t.windows.lock().unwrap().len() <= 10);
     }

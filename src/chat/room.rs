@@ -99,7 +99,13 @@ impl ChatServer {
         }
     }
 
-    fn message_frame(&self, id: i64, who: &Who, body: &str, sent_at: chrono::NaiveDateTime) -> ByteString {
+    fn message_frame(
+        &self,
+        id: i64,
+        who: &Who,
+        body: &str,
+        sent_at: chrono::NaiveDateTime,
+    ) -> ByteString {
         let frame = MessageFrame {
             kind: "chat.message",
             id,
@@ -143,7 +149,9 @@ impl ChatServer {
             None => (i64::MIN, self.forgotten_up_to == i64::MAX),
             Some(id) => (id, id < self.forgotten_up_to),
         };
-        let mut out = String::with_capacity(64 + self.history.iter().map(|(_, f)| f.len() + 1).sum::<usize>());
+        let mut out = String::with_capacity(
+            64 + self.history.iter().map(|(_, f)| f.len() + 1).sum::<usize>(),
+        );
         out.push_str(r#"{"type":"chat.history","room":"#);
         out.push_str(&serde_json::to_string(self.name.as_str()).expect("a string"));
         out.push_str(r#","messages":["#);
@@ -220,7 +228,9 @@ impl ChatServer {
         if why == Some(Refused::Slow) {
             self.config.metrics.dropped();
             self.config.metrics.slow_closed();
-            member.outlet.close(close::TOO_SLOW, "too slow to read its frames");
+            member
+                .outlet
+                .close(close::TOO_SLOW, "too slow to read its frames");
             tracing::info!(room = %self.name, session = session.get(), "dropped a member too slow to read");
         }
         let person = self.people.get_mut(&member.key)?;
@@ -278,7 +288,10 @@ impl ChatServer {
     /// An error frame for one member, if it is still here.
     fn tell(&mut self, session: SessionId, reference: Option<&Ref>, code: ErrorCode, detail: &str) {
         let frame: ByteString = frames::error(reference, code, detail).into();
-        if let Some(why) = self.members.get(&session).and_then(|m| m.outlet.push(&frame).err())
+        if let Some(why) = self
+            .members
+            .get(&session)
+            .and_then(|m| m.outlet.push(&frame).err())
             && let Some(leave) = self.remove(session, Some(why))
         {
             self.broadcast(&leave);
@@ -327,7 +340,8 @@ impl Handler<Join> for ChatServer {
         // Checked again here, not only in the guard: the room is what holds
         // staff conversations, so it must not rely on its callers.
         if self.staff_only && !join.who.is_staff {
-            join.outlet.close(close::FORBIDDEN, "this room is for staff only");
+            join.outlet
+                .close(close::FORBIDDEN, "this room is for staff only");
             return MessageResult(ctx.address());
         }
         let key = match join.who.id {
@@ -391,7 +405,12 @@ impl Handler<Say> for ChatServer {
             return;
         };
         if self.queue.len() >= MAX_QUEUED {
-            return self.tell(say.session, say.reference.as_ref(), ErrorCode::RateLimited, "the room is busy; send it again shortly");
+            return self.tell(
+                say.session,
+                say.reference.as_ref(),
+                ErrorCode::RateLimited,
+                "the room is busy; send it again shortly",
+            );
         }
         self.queue.push_back(Queued {
             session: say.session,

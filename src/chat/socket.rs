@@ -42,10 +42,14 @@ impl Endpoint for Chat {
             since: session.endpoint.since,
         };
         // Nothing the client sends is handled before the join is done.
-        ctx.wait(session.state.rooms.send(join).into_actor(session).map(|joined, act, ctx| match joined {
-            Ok(addr) => act.endpoint.addr = Some(addr),
-            Err(_) => Session::close(ctx, 1011, "the room is unavailable"),
-        }));
+        ctx.wait(
+            session.state.rooms.send(join).into_actor(session).map(
+                |joined, act, ctx| match joined {
+                    Ok(addr) => act.endpoint.addr = Some(addr),
+                    Err(_) => Session::close(ctx, 1011, "the room is unavailable"),
+                },
+            ),
+        );
     }
 
     fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
@@ -79,7 +83,12 @@ impl Endpoint for Chat {
             text: message,
         };
         if room.try_send(say).is_err() {
-            session.send_error(ctx, reference, ErrorCode::RateLimited, "the room is busy; send it again shortly");
+            session.send_error(
+                ctx,
+                reference,
+                ErrorCode::RateLimited,
+                "the room is busy; send it again shortly",
+            );
         }
     }
 

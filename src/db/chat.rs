@@ -47,7 +47,11 @@ pub fn insert_all(conn: &mut DbConnection, messages: &[NewMessage]) -> QueryResu
 }
 
 /// The newest `limit` messages of a room, oldest first.
-pub fn recent(conn: &mut DbConnection, room: &str, limit: usize) -> QueryResult<Vec<StoredMessage>> {
+pub fn recent(
+    conn: &mut DbConnection,
+    room: &str,
+    limit: usize,
+) -> QueryResult<Vec<StoredMessage>> {
     let mut rows: Vec<StoredMessage> = hub_chat_message::table
         .filter(hub_chat_message::room.eq(room))
         .order(hub_chat_message::id.desc())

@@ -44,12 +44,18 @@ pub fn apply(conn: &mut DbConnection, events: &[Event]) -> QueryResult<Vec<Curre
                     .filter(hub_metric::name.eq(&e.metric));
                 let updated = match e.op {
                     Op::Add => diesel::update(row)
-                        .set((hub_metric::value.eq(hub_metric::value + e.value), hub_metric::updated_at.eq(now)))
+                        .set((
+                            hub_metric::value.eq(hub_metric::value + e.value),
+                            hub_metric::updated_at.eq(now),
+                        ))
                         .returning((hub_metric::value,))
                         .get_result::<(f64,)>(conn)
                         .optional()?,
                     Op::Set => diesel::update(row)
-                        .set((hub_metric::value.eq(e.value), hub_metric::updated_at.eq(now)))
+                        .set((
+                            hub_metric::value.eq(e.value),
+                            hub_metric::updated_at.eq(now),
+                        ))
                         .returning((hub_metric::value,))
                         .get_result::<(f64,)>(conn)
                         .optional()?,
@@ -79,7 +85,11 @@ pub fn apply(conn: &mut DbConnection, events: &[Event]) -> QueryResult<Vec<Curre
 }
 
 /// A user's metrics, by name; at most `limit` of them.
-pub fn for_user(conn: &mut DbConnection, user_id: i32, limit: i64) -> QueryResult<Vec<(String, f64)>> {
+pub fn for_user(
+    conn: &mut DbConnection,
+    user_id: i32,
+    limit: i64,
+) -> QueryResult<Vec<(String, f64)>> {
     hub_metric::table
         .filter(hub_metric::user_id.eq(user_id))
         .order(hub_metric::name)
@@ -89,7 +99,11 @@ pub fn for_user(conn: &mut DbConnection, user_id: i32, limit: i64) -> QueryResul
 }
 
 /// Totals over all users, for the given names or (with `None`) all of them.
-pub fn totals(conn: &mut DbConnection, names: Option<&[String]>, limit: i64) -> QueryResult<Vec<(String, f64)>> {
+pub fn totals(
+    conn: &mut DbConnection,
+    names: Option<&[String]>,
+    limit: i64,
+) -> QueryResult<Vec<(String, f64)>> {
     let mut query = hub_metric::table
         .group_by(hub_metric::name)
         .order(hub_metric::name)
@@ -100,5 +114,8 @@ pub fn totals(conn: &mut DbConnection, names: Option<&[String]>, limit: i64) -> 
         query = query.filter(hub_metric::name.eq_any(names));
     }
     let rows: Vec<(String, Option<f64>)> = query.load(conn)?;
-    Ok(rows.into_iter().map(|(n, v)| (n, v.unwrap_or(0.0))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(n, v)| (n, v.unwrap_or(0.0)))
+        .collect())
 }

@@ -79,11 +79,20 @@ pub enum Flag {
 }
 
 /// Sets a flag; returns false when no such user exists.
-pub fn set_flag(conn: &mut DbConnection, username: &str, flag: Flag, on: bool) -> QueryResult<bool> {
+pub fn set_flag(
+    conn: &mut DbConnection,
+    username: &str,
+    flag: Flag,
+    on: bool,
+) -> QueryResult<bool> {
     let target = auth_user::table.filter(auth_user::username.eq(username));
     let changed = match flag {
-        Flag::Active => diesel::update(target).set(auth_user::is_active.eq(on)).execute(conn)?,
-        Flag::Staff => diesel::update(target).set(auth_user::is_staff.eq(on)).execute(conn)?,
+        Flag::Active => diesel::update(target)
+            .set(auth_user::is_active.eq(on))
+            .execute(conn)?,
+        Flag::Staff => diesel::update(target)
+            .set(auth_user::is_staff.eq(on))
+            .execute(conn)?,
     };
     Ok(changed > 0)
 }

@@ -7,9 +7,21 @@ use actix_web::{HttpResponse, web};
 use super::error::ApiError;
 
 const FILES: &[(&str, &str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8", include_str!("../../static/index.html")),
-    ("chat.js", "text/javascript; charset=utf-8", include_str!("../../static/chat.js")),
-    ("hub.css", "text/css; charset=utf-8", include_str!("../../static/hub.css")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../static/index.html"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/chat.js"),
+    ),
+    (
+        "hub.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/hub.css"),
+    ),
 ];
 
 fn serve(name: &str) -> Result<HttpResponse, ApiError> {

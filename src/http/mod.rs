@@ -17,14 +17,28 @@ use error::ApiError;
 const ROOM: &str = "{room:[A-Za-z0-9_-]{1,64}}";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(json_error))
-    .route(&format!("/ws/chat/{ROOM}"), web::get().to(chat::socket::connect))
-    .route(&format!("/ws/chat/{ROOM}/"), web::get().to(chat::socket::connect))
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(16 * 1024)
+            .error_handler(json_error),
+    )
+    .route(
+        &format!("/ws/chat/{ROOM}"),
+        web::get().to(chat::socket::connect),
+    )
+    .route(
+        &format!("/ws/chat/{ROOM}/"),
+        web::get().to(chat::socket::connect),
+    )
     .route("/ws/analytics", web::get().to(analytics::socket::connect))
     .route("/ws/analytics/", web::get().to(analytics::socket::connect))
     .service(
         web::resource("/api/analytics/events")
-            .app_data(web::JsonConfig::default().limit(analytics::ingest::MAX_BODY_BYTES).error_handler(json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(analytics::ingest::MAX_BODY_BYTES)
+                    .error_handler(json_error),
+            )
             .route(web::post().to(analytics::ingest::ingest)),
     )
     .route("/api/token/", web::post().to(token::obtain))
@@ -35,11 +49,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(assets::index))
     .route("/{file}", web::get().to(assets::file))
     .default_service(web::to(|| async {
-        Err::<actix_web::HttpResponse, _>(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
+        Err::<actix_web::HttpResponse, _>(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ))
     }));
 }
 
-fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError::{Overflow, OverflowKnownLength};
     match err {
         Overflow { limit } | OverflowKnownLength { limit, .. } => ApiError::new(
@@ -47,7 +68,9 @@ fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpReques
             "too_large",
             format!("the body is over {limit} bytes"),
         ),
-        other => ApiError::validation(format!("the body must be JSON of the documented shape: {other}")),
+        other => ApiError::validation(format!(
+            "the body must be JSON of the documented shape: {other}"
+        )),
     }
     .into()
 }

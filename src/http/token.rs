@@ -39,9 +39,13 @@ struct AccessOnly {
 /// a second of CPU. Unknown users cost the same, so timing reveals nothing.
 fn check_credentials(state: &AppState, creds: &Credentials) -> Result<Option<User>, DbError> {
     let username = creds.username.clone();
-    let found = state.db.run_here(|conn| users::find_with_password(conn, &username))?;
+    let found = state
+        .db
+        .run_here(|conn| users::find_with_password(conn, &username))?;
     Ok(match found {
-        Some((user, hash)) if password::verify(&creds.password, &hash) && user.is_active => Some(user),
+        Some((user, hash)) if password::verify(&creds.password, &hash) && user.is_active => {
+            Some(user)
+        }
         Some(_) => None,
         None => {
             password::waste_time(&creds.password, state.settings.password_iterations);
@@ -57,9 +61,14 @@ pub async fn obtain(
 ) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
     if creds.username.is_empty() || creds.username.len() > 150 || creds.password.len() > 4096 {
-        return Err(ApiError::validation("username is 1 to 150 characters, password at most 4096"));
+        return Err(ApiError::validation(
+            "username is 1 to 150 characters, password at most 4096",
+        ));
     }
-    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     if let Some(wait) = state.throttle.check(&creds.username, &address) {
         return Err(ApiError::throttled(wait.as_secs().max(1)));
     }
@@ -86,7 +95,10 @@ pub async fn obtain(
     }
 }
 
-pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
     let verified = state
         .tokens
         .verify(&body.refresh, TokenKind::Refresh)

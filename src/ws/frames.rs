@@ -114,11 +114,23 @@ mod tests {
 
     #[test]
     fn broken_json_and_wrong_shapes_get_different_codes() {
-        assert_eq!(parse_envelope("{nope").unwrap_err().code, ErrorCode::InvalidJson);
-        assert_eq!(parse_envelope("[1,2]").unwrap_err().code, ErrorCode::InvalidJson);
-        assert_eq!(parse_envelope(r#"{"type": 5}"#).unwrap_err().code, ErrorCode::Validation);
+        assert_eq!(
+            parse_envelope("{nope").unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            parse_envelope("[1,2]").unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            parse_envelope(r#"{"type": 5}"#).unwrap_err().code,
+            ErrorCode::Validation
+        );
         let long = format!(r#"{{"type":"x","ref":"{}"}}"#, "r".repeat(129));
-        assert_eq!(parse_envelope(&long).unwrap_err().code, ErrorCode::Validation);
+        assert_eq!(
+            parse_envelope(&long).unwrap_err().code,
+            ErrorCode::Validation
+        );
         let ok = parse_envelope(r#"{"type":"chat.message","ref":7,"message":"hi"}"#).unwrap();
         assert_eq!(ok.kind.as_deref(), Some("chat.message"));
         assert_eq!(ok.reference, Some(Ref::Number(7)));
@@ -126,7 +138,11 @@ mod tests {
 
     #[test]
     fn error_frames_echo_the_ref() {
-        let frame = error(Some(&Ref::Text("r1".into())), ErrorCode::RateLimited, "slow down");
+        let frame = error(
+            Some(&Ref::Text("r1".into())),
+            ErrorCode::RateLimited,
+            "slow down",
+        );
         assert_eq!(
             frame,
             r#"{"type":"error","ref":"r1","code":"rate_limited","detail":"slow down"}"#

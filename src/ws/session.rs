@@ -97,7 +97,8 @@ impl RateLimit {
     fn take(&mut self, per_sec: f64, burst: u32) -> bool {
         let now = Instant::now();
         let burst = f64::from(burst);
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(burst);
         self.last = now;
         if self.tokens >= burst {
             self.strikes = 0;
@@ -169,7 +170,11 @@ impl<E: Endpoint> Session<E> {
     }
 
     /// Performs the upgrade. `bearer` is answered when the client offered it.
-    pub fn start(self, req: &HttpRequest, stream: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+    pub fn start(
+        self,
+        req: &HttpRequest,
+        stream: web::Payload,
+    ) -> Result<HttpResponse, actix_web::Error> {
         let max_frame = self.state.settings.limits.max_frame_bytes;
         ws::WsResponseBuilder::new(self, req, stream)
             .frame_size(max_frame)
@@ -192,7 +197,13 @@ impl<E: Endpoint> Session<E> {
         ctx.text(frame);
     }
 
-    pub fn send_error(&self, ctx: &mut Ctx<E>, reference: Option<&Ref>, code: ErrorCode, detail: &str) {
+    pub fn send_error(
+        &self,
+        ctx: &mut Ctx<E>,
+        reference: Option<&Ref>,
+        code: ErrorCode,
+        detail: &str,
+    ) {
         self.send(ctx, frames::error(reference, code, detail));
     }
 
@@ -270,7 +281,12 @@ impl<E: Endpoint> Session<E> {
         }
         let Fragments { text, buf } = self.fragments.take().expect("checked above");
         if !text {
-            return self.send_error(ctx, None, ErrorCode::InvalidJson, "binary frames are not accepted");
+            return self.send_error(
+                ctx,
+                None,
+                ErrorCode::InvalidJson,
+                "binary frames are not accepted",
+            );
         }
         match std::str::from_utf8(&buf) {
             Ok(s) => self.on_text(s, ctx),
@@ -281,7 +297,12 @@ impl<E: Endpoint> Session<E> {
     /// `auth.refresh`: a new access token for the same user extends the socket.
     fn refresh(&mut self, reference: Option<Ref>, text: &str, ctx: &mut Ctx<E>) {
         let Some(current) = self.user.as_ref().map(|u| u.id) else {
-            return self.send_error(ctx, reference.as_ref(), ErrorCode::Forbidden, "a guest has no token to refresh");
+            return self.send_error(
+                ctx,
+                reference.as_ref(),
+                ErrorCode::Forbidden,
+                "a guest has no token to refresh",
+            );
         };
         let token = match frames::parse_body::<RefreshRequest>(text) {
             Ok(r) => r.token,
@@ -290,7 +311,12 @@ impl<E: Endpoint> Session<E> {
         let verified = match self.state.tokens.verify(&token, TokenKind::Access) {
             Ok(v) if v.user_id == current => v,
             Ok(_) => {
-                return self.send_error(ctx, reference.as_ref(), ErrorCode::Forbidden, "the token is for another user");
+                return self.send_error(
+                    ctx,
+                    reference.as_ref(),
+                    ErrorCode::Forbidden,
+                    "the token is for another user",
+                );
             }
             Err(e) => {
                 let detail = format!("{}: {e}", Refusal::from(e).code());
@@ -299,23 +325,31 @@ impl<E: Endpoint> Session<E> {
         };
         let state = self.state.clone();
         let load = async move { guard::load_active_user(&state, verified.user_id).await };
-        ctx.spawn(load.into_actor(self).map(move |loaded, act, ctx| match loaded {
-            Ok(user) if act.endpoint.admits(&user) => {
-                act.user = Some(user);
-                act.exp = Some(verified.exp);
-                act.schedule_expiry(ctx);
-                let reply = Refreshed {
-                    kind: "auth.refreshed",
-                    reference: reference.as_ref(),
-                    exp: verified.exp,
-                };
-                act.send(ctx, serde_json::to_string(&reply).expect("plain struct"));
-            }
-            Err(Refusal::Unavailable) => {
-                act.send_error(ctx, reference.as_ref(), ErrorCode::Unavailable, "could not load the user; retry");
-            }
-            Ok(_) | Err(_) => Self::close(ctx, close::FORBIDDEN, "no longer allowed here"),
-        }));
+        ctx.spawn(
+            load.into_actor(self)
+                .map(move |loaded, act, ctx| match loaded {
+                    Ok(user) if act.endpoint.admits(&user) => {
+                        act.user = Some(user);
+                        act.exp = Some(verified.exp);
+                        act.schedule_expiry(ctx);
+                        let reply = Refreshed {
+                            kind: "auth.refreshed",
+                            reference: reference.as_ref(),
+                            exp: verified.exp,
+                        };
+                        act.send(ctx, serde_json::to_string(&reply).expect("plain struct"));
+                    }
+                    Err(Refusal::Unavailable) => {
+                        act.send_error(
+                            ctx,
+                            reference.as_ref(),
+                            ErrorCode::Unavailable,
+                            "could not load the user; retry",
+                        );
+                    }
+                    Ok(_) | Err(_) => Self::close(ctx, close::FORBIDDEN, "no longer allowed here"),
+                }),
+        );
     }
 
     /// Closes with 4001 when the token expires, unless a refresh moves it.
@@ -417,9 +451,12 @@ impl<E: Endpoint> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Sess
         }
         match msg {
             ws::Message::Text(text) => self.on_text(&text, ctx),
-            ws::Message::Binary(_) => {
-                self.send_error(ctx, None, ErrorCode::InvalidJson, "binary frames are not accepted")
-            }
+            ws::Message::Binary(_) => self.send_error(
+                ctx,
+                None,
+                ErrorCode::InvalidJson,
+                "binary frames are not accepted",
+            ),
             ws::Message::Continuation(item) => self.on_fragment(item, ctx),
             ws::Message::Ping(payload) => ctx.pong(&payload),
             ws::Message::Pong(_) | ws::Message::Close(_) | ws::Message::Nop => {}

@@ -28,14 +28,22 @@ async fn members_of_a_room_hear_each_other_and_another_room_hears_nothing(backen
         let m = member.recv_type("chat.message").await;
         assert_eq!(m["message"], "hello");
         assert_eq!(m["room"], "lobby");
-        assert_eq!(m["user"], json!({"id": alice, "username": "alice", "is_staff": false}));
+        assert_eq!(
+            m["user"],
+            json!({"id": alice, "username": "alice", "is_staff": false})
+        );
         assert!(m["id"].as_i64().unwrap() > 0);
         assert!(m["sent_at"].as_str().unwrap().ends_with('Z'));
     }
     guest.say("hi alice").await;
     let reply = a.recv_type("chat.message").await;
     assert_eq!(reply["message"], "hi alice");
-    assert!(reply["user"]["username"].as_str().unwrap().starts_with("guest-"));
+    assert!(
+        reply["user"]["username"]
+            .as_str()
+            .unwrap()
+            .starts_with("guest-")
+    );
     assert_eq!(reply["user"]["id"], json!(null));
     elsewhere.silent_for(Duration::from_millis(500)).await;
 }
@@ -52,16 +60,33 @@ async fn history_is_sent_on_join_and_since_sends_exactly_what_was_missed(backend
     drop(a);
 
     let (_b, history, _) = join(&app, "/ws/chat/lobby/").await;
-    let texts: Vec<_> = history["messages"].as_array().unwrap().iter().map(|m| m["message"].clone()).collect();
-    assert_eq!(texts, [json!("two"), json!("three"), json!("four")], "the newest HUB_HISTORY_LEN");
+    let texts: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [json!("two"), json!("three"), json!("four")],
+        "the newest HUB_HISTORY_LEN"
+    );
 
     let (_c, since, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[1])).await;
-    let texts: Vec<_> = since["messages"].as_array().unwrap().iter().map(|m| m["message"].clone()).collect();
+    let texts: Vec<_> = since["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].clone())
+        .collect();
     assert_eq!(texts, [json!("three"), json!("four")]);
     assert_eq!(since["truncated"], false);
 
     let (_d, gap, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[0] - 1)).await;
-    assert_eq!(gap["truncated"], true, "'one' was missed and is no longer kept");
+    assert_eq!(
+        gap["truncated"], true,
+        "'one' was missed and is no longer kept"
+    );
 
     // A fresh room actor (after everyone left) loads the same history from the database.
     drop((_b, _c, _d));
@@ -84,14 +109,26 @@ async fn presence_lists_members_and_announces_joins_and_leaves(backend: Backend)
     let app = TestApp::spawn(backend).await;
     let alice = app.create_user("alice", false);
     let bob = app.create_user("bob", false);
-    let (mut a, _, presence) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(alice))).await;
-    assert_eq!(presence["members"], json!([{"id": alice, "username": "alice", "is_staff": false}]));
+    let (mut a, _, presence) =
+        join(&app, &format!("/ws/chat/lobby/?token={}", app.token(alice))).await;
+    assert_eq!(
+        presence["members"],
+        json!([{"id": alice, "username": "alice", "is_staff": false}])
+    );
 
     let (b, _, presence) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(bob))).await;
-    let names: Vec<_> = presence["members"].as_array().unwrap().iter().map(|m| m["username"].clone()).collect();
+    let names: Vec<_> = presence["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].clone())
+        .collect();
     assert_eq!(names, [json!("alice"), json!("bob")]);
     let joined = a.recv().await;
-    assert_eq!(joined, json!({"type": "presence.join", "room": "lobby", "user": {"id": bob, "username": "bob", "is_staff": false}}));
+    assert_eq!(
+        joined,
+        json!({"type": "presence.join", "room": "lobby", "user": {"id": bob, "username": "bob", "is_staff": false}})
+    );
 
     // A second tab of the same user is not a second member.
     let (b2, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(bob))).await;
@@ -110,7 +147,10 @@ async fn a_crowded_room_sends_counts_instead_of_presence_events(backend: Backend
     let (_second, _, _) = join(&app, "/ws/chat/crowd/").await;
     assert_eq!(first.recv().await["type"], "presence.join");
     let (mut third, _, greeting) = join(&app, "/ws/chat/crowd/").await;
-    assert_eq!(greeting, json!({"type": "presence.count", "room": "crowd", "count": 3}));
+    assert_eq!(
+        greeting,
+        json!({"type": "presence.count", "room": "crowd", "count": 3})
+    );
     let mut others = Vec::new();
     for _ in 0..3 {
         others.push(join(&app, "/ws/chat/crowd/").await.0);

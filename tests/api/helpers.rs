@@ -17,11 +17,11 @@ use hub::db::{self, Db, users};
 use hub::startup::Application;
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 
 pub const KEY: &str = "test-signing-key-that-django-would-also-hold";
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -35,7 +35,9 @@ pub enum Backend {
 /// The administrative PostgreSQL URL, from `HUB_TEST_POSTGRES_URL`. Missing
 /// is a skip on a developer's machine and a failure in CI.
 pub fn postgres_admin_url() -> Option<String> {
-    let url = std::env::var("HUB_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    let url = std::env::var("HUB_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
     match url {
         Some(url) => {
@@ -44,7 +46,9 @@ pub fn postgres_admin_url() -> Option<String> {
             }
             Some(url)
         }
-        None if in_ci => panic!("CI=true but HUB_TEST_POSTGRES_URL is not set: PostgreSQL tests must run"),
+        None if in_ci => {
+            panic!("CI=true but HUB_TEST_POSTGRES_URL is not set: PostgreSQL tests must run")
+        }
         None => {
             eprintln!("skipping a PostgreSQL test: set HUB_TEST_POSTGRES_URL to run it");
             None
@@ -86,7 +90,10 @@ impl PgDatabase {
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -118,9 +125,13 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (pg, database_url) = match backend {
-            Backend::Sqlite => (None, format!("sqlite://{}", dir.path().join("hub.sqlite3").display())),
+            Backend::Sqlite => (
+                None,
+                format!("sqlite://{}", dir.path().join("hub.sqlite3").display()),
+            ),
             Backend::Postgres => {
-                let admin = postgres_admin_url().expect("the caller checked PostgreSQL is configured");
+                let admin =
+                    postgres_admin_url().expect("the caller checked PostgreSQL is configured");
                 let (pg, url) = PgDatabase::create(&admin);
                 (Some(pg), url)
             }
@@ -137,7 +148,8 @@ impl TestApp {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         env.entry("HUB_ENV".into()).or_insert_with(|| "test".into());
-        let settings = Settings::from_lookup(false, |k| env.get(k).cloned()).expect("test settings are valid");
+        let settings =
+            Settings::from_lookup(false, |k| env.get(k).cloned()).expect("test settings are valid");
         let codec = TokenCodec::new(&settings.jwt);
 
         let (tx, rx) = std::sync::mpsc::channel();
@@ -152,8 +164,12 @@ impl TestApp {
                 }
             });
         });
-        let (port, handle) = rx.recv().expect("server thread reports").expect("server starts");
-        let db = Db::new(db::pool(&hub::config::DatabaseUrl::parse(&database_url).unwrap(), 2).unwrap());
+        let (port, handle) = rx
+            .recv()
+            .expect("server thread reports")
+            .expect("server starts");
+        let db =
+            Db::new(db::pool(&hub::config::DatabaseUrl::parse(&database_url).unwrap(), 2).unwrap());
         Self {
             port,
             database_url,
@@ -183,7 +199,8 @@ impl TestApp {
 
     pub fn token_expiring_in(&self, user_id: i32, secs: i64) -> String {
         let now = now_secs();
-        self.codec.mint_with_expiry(user_id, TokenKind::Access, now, now + secs)
+        self.codec
+            .mint_with_expiry(user_id, TokenKind::Access, now, now + secs)
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -222,9 +239,10 @@ impl TestApp {
             .connect(format!("127.0.0.1:{}", self.port).parse().unwrap())
             .await
             .expect("TCP connect");
-        let (ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
-            .await
-            .expect("handshake in time")?;
+        let (ws, response) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
+                .await
+                .expect("handshake in time")?;
         let protocol = response
             .headers()
             .get("sec-websocket-protocol")
@@ -238,7 +256,8 @@ impl TestApp {
             Ok(_) => panic!("the handshake was accepted"),
             Err(tungstenite::Error::Http(resp)) => Refused {
                 status: resp.status().as_u16(),
-                body: serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).expect("JSON body"),
+                body: serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+                    .expect("JSON body"),
                 www_authenticate: resp
                     .headers()
                     .get("www-authenticate")
@@ -257,12 +276,21 @@ impl TestApp {
             .env("RUST_LOG", "warn")
             .output()
             .expect("run hub");
-        assert!(out.status.success(), "hub {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "hub {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.http("/metrics")).await.unwrap().text().await.unwrap()
+        reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
@@ -303,7 +331,8 @@ impl Client {
     }
 
     pub async fn say(&mut self, message: &str) {
-        self.send(serde_json::json!({"type": "chat.message", "message": message})).await;
+        self.send(serde_json::json!({"type": "chat.message", "message": message}))
+            .await;
     }
 
     /// The next JSON frame; panics on a timeout or a close.
@@ -353,9 +382,14 @@ impl Client {
     pub async fn ending(&mut self, wait: Duration) -> Ending {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("the socket ends in time") {
+            match tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("the socket ends in time")
+            {
                 Some(Ok(Message::Close(frame))) => {
-                    return frame.map_or(Ending::Dropped, |f: CloseFrame| Ending::Closed(f.code.into()));
+                    return frame.map_or(Ending::Dropped, |f: CloseFrame| {
+                        Ending::Closed(f.code.into())
+                    });
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Ending::Dropped,

@@ -19,21 +19,33 @@ on_both_backends!(
 async fn auth_refresh_extends_a_connection_past_its_first_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.create_user("alice", false);
-    let (mut c, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token_expiring_in(alice, 2))).await;
+    let (mut c, _, _) = join(
+        &app,
+        &format!("/ws/chat/lobby/?token={}", app.token_expiring_in(alice, 2)),
+    )
+    .await;
     let fresh = app.token_expiring_in(alice, 300);
-    c.send(json!({"type": "auth.refresh", "ref": "r1", "token": fresh})).await;
+    c.send(json!({"type": "auth.refresh", "ref": "r1", "token": fresh}))
+        .await;
     let reply = c.recv_type("auth.refreshed").await;
     assert_eq!(reply["ref"], "r1");
     assert!(reply["exp"].as_i64().unwrap() > hub::auth::jwt::now_secs() + 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     c.say("still connected").await;
-    assert_eq!(c.recv_type("chat.message").await["message"], "still connected");
+    assert_eq!(
+        c.recv_type("chat.message").await["message"],
+        "still connected"
+    );
 }
 
 async fn a_connection_whose_token_expires_is_closed_with_4001(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.create_user("alice", false);
-    let (mut c, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token_expiring_in(alice, 2))).await;
+    let (mut c, _, _) = join(
+        &app,
+        &format!("/ws/chat/lobby/?token={}", app.token_expiring_in(alice, 2)),
+    )
+    .await;
     assert_eq!(c.ending(Duration::from_secs(5)).await, Ending::Closed(4001));
 }
 
@@ -44,20 +56,32 @@ async fn a_deactivated_user_is_closed_with_4003(backend: Backend) {
     c.silent_for(Duration::from_millis(1500)).await;
     app.cli(&["user", "set-active", "bob", "false"]);
     assert_eq!(c.ending(Duration::from_secs(5)).await, Ending::Closed(4003));
-    let refused = app.refused(app.request(&format!("/ws/chat/lobby/?token={}", app.token(bob)))).await;
+    let refused = app
+        .refused(app.request(&format!("/ws/chat/lobby/?token={}", app.token(bob))))
+        .await;
     assert_eq!(refused.code(), "user_inactive");
 }
 
 async fn a_user_who_loses_staff_leaves_the_staff_room_with_4003(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("HUB_USER_RECHECK_SECS", "1")]).await;
     let sam = app.create_user("sam", true);
-    let (mut staff_room, _, _) = join(&app, &format!("/ws/chat/management/?token={}", app.token(sam))).await;
+    let (mut staff_room, _, _) = join(
+        &app,
+        &format!("/ws/chat/management/?token={}", app.token(sam)),
+    )
+    .await;
     let (mut lobby, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(sam))).await;
     app.cli(&["user", "set-staff", "sam", "false"]);
-    assert_eq!(staff_room.ending(Duration::from_secs(5)).await, Ending::Closed(4003));
+    assert_eq!(
+        staff_room.ending(Duration::from_secs(5)).await,
+        Ending::Closed(4003)
+    );
     // The public room does not care.
     lobby.say("still in the lobby").await;
-    assert_eq!(lobby.recv_type("chat.message").await["message"], "still in the lobby");
+    assert_eq!(
+        lobby.recv_type("chat.message").await["message"],
+        "still in the lobby"
+    );
 }
 
 async fn a_refresh_with_another_users_token_is_refused(backend: Backend) {
@@ -65,10 +89,15 @@ async fn a_refresh_with_another_users_token_is_refused(backend: Backend) {
     let alice = app.create_user("alice", false);
     let mallory = app.create_user("mallory", false);
     let (mut c, _, _) = join(&app, &format!("/ws/chat/lobby/?token={}", app.token(alice))).await;
-    c.send(json!({"type": "auth.refresh", "ref": 1, "token": app.token(mallory)})).await;
+    c.send(json!({"type": "auth.refresh", "ref": 1, "token": app.token(mallory)}))
+        .await;
     let err = c.recv().await;
-    assert_eq!((err["code"].as_str(), err["ref"].as_i64()), (Some("forbidden"), Some(1)));
-    c.send(json!({"type": "auth.refresh", "ref": 2, "token": app.token_expiring_in(alice, -5)})).await;
+    assert_eq!(
+        (err["code"].as_str(), err["ref"].as_i64()),
+        (Some("forbidden"), Some(1))
+    );
+    c.send(json!({"type": "auth.refresh", "ref": 2, "token": app.token_expiring_in(alice, -5)}))
+        .await;
     let err = c.recv().await;
     assert_eq!(err["code"], "validation");
     assert!(err["detail"].as_str().unwrap().starts_with("token_expired"));

@@ -6,8 +6,8 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::helpers::{Backend, Ending, TestApp, join, resident_kib};
 use crate::on_both_backends;
@@ -37,25 +37,71 @@ async fn fragments_count_toward_the_frame_limit(backend: Backend) {
     let whole = json!({"type": "chat.message", "message": "in pieces"}).to_string();
     let (a, rest) = whole.split_at(10);
     let (b, z) = rest.split_at(10);
-    c.ws.send(Message::Frame(Frame::message(a.as_bytes().to_vec(), OpCode::Data(Data::Text), false))).await.unwrap();
-    c.ws.send(Message::Frame(Frame::message(b.as_bytes().to_vec(), OpCode::Data(Data::Continue), false))).await.unwrap();
-    c.ws.send(Message::Frame(Frame::message(z.as_bytes().to_vec(), OpCode::Data(Data::Continue), true))).await.unwrap();
+    c.ws.send(Message::Frame(Frame::message(
+        a.as_bytes().to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    c.ws.send(Message::Frame(Frame::message(
+        b.as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .await
+    .unwrap();
+    c.ws.send(Message::Frame(Frame::message(
+        z.as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .unwrap();
     assert_eq!(c.recv_type("chat.message").await["message"], "in pieces");
     // Each fragment is under the limit; together they are over it.
     let chunk = vec![b'x'; 40 * 1024];
-    c.ws.send(Message::Frame(Frame::message(chunk.clone(), OpCode::Data(Data::Text), false))).await.unwrap();
-    c.ws.send(Message::Frame(Frame::message(chunk, OpCode::Data(Data::Continue), false))).await.unwrap();
+    c.ws.send(Message::Frame(Frame::message(
+        chunk.clone(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    c.ws.send(Message::Frame(Frame::message(
+        chunk,
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .await
+    .unwrap();
     assert_eq!(c.ending(Duration::from_secs(5)).await, Ending::Closed(1009));
 }
 
 async fn a_long_chat_message_gets_too_large_and_the_socket_stays(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (mut c, _, _) = join(&app, "/ws/chat/lobby/").await;
-    c.send(json!({"type": "chat.message", "ref": "big", "message": "é".repeat(4097)})).await;
+    c.send(json!({"type": "chat.message", "ref": "big", "message": "é".repeat(4097)}))
+        .await;
     let err = c.recv().await;
-    assert_eq!((err["type"].as_str(), err["code"].as_str(), err["ref"].as_str()), (Some("error"), Some("too_large"), Some("big")));
-    c.send(json!({"type": "chat.message", "message": "é".repeat(4096)})).await;
-    assert_eq!(c.recv_type("chat.message").await["message"].as_str().unwrap().chars().count(), 4096);
+    assert_eq!(
+        (
+            err["type"].as_str(),
+            err["code"].as_str(),
+            err["ref"].as_str()
+        ),
+        (Some("error"), Some("too_large"), Some("big"))
+    );
+    c.send(json!({"type": "chat.message", "message": "é".repeat(4096)}))
+        .await;
+    assert_eq!(
+        c.recv_type("chat.message").await["message"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        4096
+    );
 }
 
 async fn bad_input_gets_error_frames_and_the_socket_stays(backend: Backend) {
@@ -64,10 +110,16 @@ async fn bad_input_gets_error_frames_and_the_socket_stays(backend: Backend) {
     let cases = [
         ("{not json", "invalid_json"),
         ("[1, 2]", "invalid_json"),
-        (r#"{"type": "chat.shout", "ref": 1, "message": "hi"}"#, "unknown_type"),
+        (
+            r#"{"type": "chat.shout", "ref": 1, "message": "hi"}"#,
+            "unknown_type",
+        ),
         (r#"{"type": "chat.message", "ref": "r2"}"#, "validation"),
         (r#"{"type": "chat.message", "message": 42}"#, "validation"),
-        (r#"{"type": "chat.message", "message": "   "}"#, "validation"),
+        (
+            r#"{"type": "chat.message", "message": "   "}"#,
+            "validation",
+        ),
         (r#"{"type": "auth.refresh", "token": "x"}"#, "forbidden"),
     ];
     for (frame, code) in cases {
@@ -78,14 +130,19 @@ async fn bad_input_gets_error_frames_and_the_socket_stays(backend: Backend) {
     }
     c.ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     assert_eq!(c.recv().await["code"], "invalid_json");
-    c.send(json!({"type": "chat.shout", "ref": "echo-me"})).await;
+    c.send(json!({"type": "chat.shout", "ref": "echo-me"}))
+        .await;
     assert_eq!(c.recv().await["ref"], "echo-me");
     c.say("still here").await;
     assert_eq!(c.recv_type("chat.message").await["message"], "still here");
 }
 
 async fn a_flooding_client_is_rate_limited_then_closed_with_1008(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("HUB_RATE_PER_SEC", "1"), ("HUB_RATE_BURST", "3")]).await;
+    let app = TestApp::spawn_with(
+        backend,
+        &[("HUB_RATE_PER_SEC", "1"), ("HUB_RATE_BURST", "3")],
+    )
+    .await;
     let (mut c, _, _) = join(&app, "/ws/chat/lobby/").await;
     for i in 0..3 {
         c.say(&format!("m{i}")).await;
@@ -98,7 +155,11 @@ async fn a_flooding_client_is_rate_limited_then_closed_with_1008(backend: Backen
     }
     assert!(seen_limited, "the fourth frame in a second is refused");
     for i in 0..10 {
-        if c.ws.send(Message::text(format!(r#"{{"message":"flood {i}"}}"#))).await.is_err() {
+        if c.ws
+            .send(Message::text(format!(r#"{{"message":"flood {i}"}}"#)))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -117,7 +178,10 @@ async fn a_member_that_never_reads_is_dropped_while_the_others_keep_receiving(ba
         ],
     )
     .await;
-    let mut stuck = app.try_connect(app.request("/ws/chat/lobby/"), Some(4096)).await.unwrap();
+    let mut stuck = app
+        .try_connect(app.request("/ws/chat/lobby/"), Some(4096))
+        .await
+        .unwrap();
     let stuck_name = {
         stuck.recv_type("chat.history").await;
         stuck.recv().await["members"][0]["username"].clone()
@@ -154,20 +218,39 @@ async fn a_member_that_never_reads_is_dropped_while_the_others_keep_receiving(ba
         Some(name) => name,
         None => reader.recv_type("presence.leave").await["user"]["username"].clone(),
     };
-    assert_eq!(left, stuck_name, "the stuck member was dropped from the room");
+    assert_eq!(
+        left, stuck_name,
+        "the stuck member was dropped from the room"
+    );
     let grown = resident_kib().saturating_sub(before);
-    assert!(grown < 64 * 1024, "the server's memory grew by {grown} KiB while one member never read");
+    assert!(
+        grown < 64 * 1024,
+        "the server's memory grew by {grown} KiB while one member never read"
+    );
 
     // Its connection is torn down within a bounded time: a close frame if one
     // could still be written, a reset otherwise.
     let ending = stuck.ending(Duration::from_secs(15)).await;
-    assert!(matches!(ending, Ending::Closed(1013) | Ending::Dropped), "{ending:?}");
+    assert!(
+        matches!(ending, Ending::Closed(1013) | Ending::Dropped),
+        "{ending:?}"
+    );
     let metrics = app.metrics().await;
-    assert!(metrics.contains("hub_slow_consumers_closed_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("hub_slow_consumers_closed_total 1"),
+        "{metrics}"
+    );
 }
 
 async fn a_client_that_never_answers_pings_is_removed_from_its_room(backend: Backend) {
-    let app = TestApp::spawn_with(backend, &[("HUB_HEARTBEAT_SECS", "1"), ("HUB_CLIENT_TIMEOUT_SECS", "2")]).await;
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("HUB_HEARTBEAT_SECS", "1"),
+            ("HUB_CLIENT_TIMEOUT_SECS", "2"),
+        ],
+    )
+    .await;
     let (mut watcher, _, _) = join(&app, "/ws/chat/lobby/").await;
     // Never polled again: it cannot answer pings, as a vanished laptop cannot.
     let (dead, _, _) = join(&app, "/ws/chat/lobby/").await;
@@ -183,6 +266,12 @@ async fn a_client_that_never_answers_pings_is_removed_from_its_room(backend: Bac
     .await
     .expect("the dead client leaves within the client timeout plus a heartbeat");
     assert_eq!(left, joined);
-    assert_eq!(app.metrics().await.lines().find(|l| l.starts_with("hub_connections{endpoint=\"chat\"}")), Some("hub_connections{endpoint=\"chat\"} 1"));
+    assert_eq!(
+        app.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with("hub_connections{endpoint=\"chat\"}")),
+        Some("hub_connections{endpoint=\"chat\"} 1")
+    );
     drop(dead);
 }

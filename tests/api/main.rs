@@ -3,10 +3,11 @@
 
 mod helpers;
 
-mod guard;
-mod chat;
-mod limits;
-mod lifetime;
-mod token_api;
-mod ops;
 mod analytics;
+mod chat;
+mod guard;
+mod lifetime;
+mod limits;
+mod ops;
+mod process;
+mod token_api;

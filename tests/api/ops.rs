@@ -3,7 +3,10 @@
 use crate::helpers::{Backend, TestApp, join};
 use crate::on_both_backends;
 
-on_both_backends!(health_readiness_and_metrics_answer, a_bad_room_name_is_a_404_before_any_upgrade);
+on_both_backends!(
+    health_readiness_and_metrics_answer,
+    a_bad_room_name_is_a_404_before_any_upgrade
+);
 
 async fn health_readiness_and_metrics_answer(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -24,9 +27,18 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
 
 async fn a_bad_room_name_is_a_404_before_any_upgrade(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for path in ["/ws/chat/a.b/", "/ws/chat/%20/", &format!("/ws/chat/{}/", "x".repeat(65)), "/ws/nowhere/"] {
+    for path in [
+        "/ws/chat/a.b/",
+        "/ws/chat/%20/",
+        &format!("/ws/chat/{}/", "x".repeat(65)),
+        "/ws/nowhere/",
+    ] {
         let refused = app.refused(app.request(path)).await;
-        assert_eq!((refused.status, refused.code()), (404, "not_found"), "{path}");
+        assert_eq!(
+            (refused.status, refused.code()),
+            (404, "not_found"),
+            "{path}"
+        );
     }
     join(&app, "/ws/chat/no-slash").await;
 }

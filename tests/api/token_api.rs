@@ -7,7 +7,8 @@ use crate::on_both_backends;
 
 /// Made as Django's PBKDF2PasswordHasher makes it (python3:
 /// `hashlib.pbkdf2_hmac('sha256', b'correct horse', b'Qw3rTyS4lt', 1000)`).
-const DJANGO_HASH: &str = "pbkdf2_sha256$1000$Qw3rTyS4lt$tzUK+8ACebcxqBShRpGFIw4fOeaMho8NaTL8iAsFO0E=";
+const DJANGO_HASH: &str =
+    "pbkdf2_sha256$1000$Qw3rTyS4lt$tzUK+8ACebcxqBShRpGFIw4fOeaMho8NaTL8iAsFO0E=";
 
 on_both_backends!(
     a_django_password_gets_tokens_that_open_sockets,
@@ -17,14 +18,24 @@ on_both_backends!(
 );
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new().post(app.http(path)).json(&body).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(app.http(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
 async fn a_django_password_gets_tokens_that_open_sockets(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user_with_hash("django", true, DJANGO_HASH);
-    let (status, pair) = post(&app, "/api/token/", json!({"username": "django", "password": "correct horse"})).await;
+    let (status, pair) = post(
+        &app,
+        "/api/token/",
+        json!({"username": "django", "password": "correct horse"}),
+    )
+    .await;
     assert_eq!(status, 200, "{pair}");
     let access = pair["access"].as_str().unwrap();
     assert!(pair["refresh"].as_str().is_some());
@@ -35,14 +46,36 @@ async fn a_django_password_gets_tokens_that_open_sockets(backend: Backend) {
 async fn wrong_credentials_get_401_and_repeated_failures_are_throttled(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user_with_hash("django", false, DJANGO_HASH);
-    let (status, body) = post(&app, "/api/token/", json!({"username": "nobody", "password": "x"})).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("no_active_account")));
+    let (status, body) = post(
+        &app,
+        "/api/token/",
+        json!({"username": "nobody", "password": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("no_active_account"))
+    );
     for _ in 0..5 {
-        let (status, _) = post(&app, "/api/token/", json!({"username": "django", "password": "guess"})).await;
+        let (status, _) = post(
+            &app,
+            "/api/token/",
+            json!({"username": "django", "password": "guess"}),
+        )
+        .await;
         assert_eq!(status, 401);
     }
-    let (status, body) = post(&app, "/api/token/", json!({"username": "django", "password": "correct horse"})).await;
-    assert_eq!((status, body["error"].as_str()), (429, Some("throttled")), "even the right password waits");
+    let (status, body) = post(
+        &app,
+        "/api/token/",
+        json!({"username": "django", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("throttled")),
+        "even the right password waits"
+    );
     let (status, body) = post(&app, "/api/token/", json!({"user": "django"})).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("validation")));
 }
@@ -50,21 +83,58 @@ async fn wrong_credentials_get_401_and_repeated_failures_are_throttled(backend: 
 async fn refresh_gives_a_new_access_token_and_refuses_an_access_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user_with_hash("django", false, DJANGO_HASH);
-    let (_, pair) = post(&app, "/api/token/", json!({"username": "django", "password": "correct horse"})).await;
-    let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": pair["refresh"]})).await;
+    let (_, pair) = post(
+        &app,
+        "/api/token/",
+        json!({"username": "django", "password": "correct horse"}),
+    )
+    .await;
+    let (status, body) = post(
+        &app,
+        "/api/token/refresh/",
+        json!({"refresh": pair["refresh"]}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    join(&app, &format!("/ws/chat/lobby/?token={}", body["access"].as_str().unwrap())).await;
-    let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": pair["access"]})).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("token_not_refresh")));
+    join(
+        &app,
+        &format!("/ws/chat/lobby/?token={}", body["access"].as_str().unwrap()),
+    )
+    .await;
+    let (status, body) = post(
+        &app,
+        "/api/token/refresh/",
+        json!({"refresh": pair["access"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_not_refresh"))
+    );
     app.cli(&["user", "set-active", "django", "false"]);
-    let (status, body) = post(&app, "/api/token/refresh/", json!({"refresh": pair["refresh"]})).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("user_inactive")));
+    let (status, body) = post(
+        &app,
+        "/api/token/refresh/",
+        json!({"refresh": pair["refresh"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("user_inactive"))
+    );
 }
 
 async fn a_password_set_by_the_command_line_logs_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["user", "create", "--username", "ops", "--staff", "--password-stdin"])
+        .args([
+            "user",
+            "create",
+            "--username",
+            "ops",
+            "--staff",
+            "--password-stdin",
+        ])
         .env("DATABASE_URL", &app.database_url)
         .env("HUB_PASSWORD_ITERATIONS", "1000")
         .env("RUST_LOG", "warn")
@@ -72,10 +142,24 @@ async fn a_password_set_by_the_command_line_logs_in(backend: Backend) {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"s3cret pass\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
-    let (status, _) = post(&app, "/api/token/", json!({"username": "ops", "password": "s3cret pass"})).await;
+    let (status, _) = post(
+        &app,
+        "/api/token/",
+        json!({"username": "ops", "password": "s3cret pass"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let token = String::from_utf8(app.cli(&["token", "ops"]).stdout).unwrap();
-    join(&app, &format!("/ws/chat/management/?token={}", token.trim())).await;
+    join(
+        &app,
+        &format!("/ws/chat/management/?token={}", token.trim()),
+    )
+    .await;
 }

@@ -1,0 +1,83 @@
+//! The real `hub` binary as operators run it: what it logs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+use crate::helpers::{Backend, KEY, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(a_token_in_the_query_never_reaches_the_log);
+
+/// A running hub process, killed and reaped however the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `hub serve` on port 0 and reads the port it logs.
+fn serve(database_url: &str) -> (Running, u16, BufReader<std::process::ChildStderr>) {
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_hub"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SIGNING_KEY", KEY)
+            .env("HUB_BIND", "127.0.0.1:0")
+            .env("HUB_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hub starts"),
+    );
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "hub exited before serving"
+        );
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if entry["fields"]["message"] == "serving" {
+            return (
+                child,
+                entry["fields"]["port"].as_u64().unwrap() as u16,
+                stderr,
+            );
+        }
+    }
+}
+
+async fn a_token_in_the_query_never_reaches_the_log(backend: Backend) {
+    // The TestApp provides the database (and drops it); the hub under test is the binary.
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let token = app.token(alice);
+    let (child, port, mut stderr) = serve(&app.database_url);
+
+    let url = format!("ws://127.0.0.1:{port}/ws/chat/lobby/?since=0&token={token}");
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    drop(ws);
+    let refused = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{port}/ws/analytics/?token={token}x"
+    ))
+    .await;
+    assert!(refused.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(child);
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+
+    assert!(
+        log.contains("GET /ws/chat/lobby/?since=0&token=[redacted]"),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "a token reached the log:\n{log}");
+    assert!(!log.contains(KEY), "the signing key reached the log");
+}
