@@ -10,6 +10,7 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 
 use crate::analytics::broadcaster::AnalyticsBroadcaster;
+use crate::auth::cache::UserCache;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
 use crate::chat::room::RoomConfig;
@@ -57,12 +58,14 @@ impl Application {
             AnalyticsBroadcaster::new(db.clone(), metrics.clone(), settings.analytics_interval)
                 .start();
         let client_timeout = settings.limits.client_timeout;
+        let user_recheck = settings.limits.user_recheck;
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
             settings,
             db,
             metrics,
             throttle: LoginThrottle::standard(),
+            users: UserCache::new(user_recheck, 200_000),
             rooms,
             analytics,
         });

@@ -3,6 +3,7 @@
 use actix::Addr;
 
 use crate::analytics::broadcaster::AnalyticsBroadcaster;
+use crate::auth::cache::UserCache;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
 use crate::chat::rooms::Rooms;
@@ -16,6 +17,7 @@ pub struct AppState {
     pub tokens: TokenCodec,
     pub metrics: std::sync::Arc<Metrics>,
     pub throttle: LoginThrottle,
+    pub users: UserCache,
     pub rooms: Addr<Rooms>,
     pub analytics: Addr<AnalyticsBroadcaster>,
 }

@@ -8,7 +8,8 @@ use actix_web::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use crate::auth::jwt::{TokenError, TokenKind};
+use crate::auth::cache::UserCache;
+use crate::auth::jwt::{TokenCodec, TokenError, TokenKind, Verified};
 use crate::db::users::{self, User};
 use crate::http::error::ApiError;
 use crate::names::RoomName;
@@ -155,17 +156,30 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), Refusal> {
     }
 }
 
-/// Loads a user through diesel and requires that it exists and is active.
+/// Loads a user through diesel (never from the cache, which it refreshes)
+/// and requires that it exists and is active.
 pub async fn load_active_user(state: &AppState, user_id: i32) -> Result<User, Refusal> {
-    let user = state
+    let loaded = state
         .db
         .run(move |conn| users::find(conn, user_id))
         .await
         .map_err(|err| {
             tracing::error!(error = %err, user_id, "loading a user failed");
             Refusal::Unavailable
-        })?
-        .ok_or(Refusal::UserNotFound)?;
+        })?;
+    match loaded {
+        Some(user) => {
+            state.users.put(user.clone());
+            active(user)
+        }
+        None => {
+            state.users.remove(user_id);
+            Err(Refusal::UserNotFound)
+        }
+    }
+}
+
+fn active(user: User) -> Result<User, Refusal> {
     if user.is_active {
         Ok(user)
     } else {
@@ -173,14 +187,33 @@ pub async fn load_active_user(state: &AppState, user_id: i32) -> Result<User, Re
     }
 }
 
-/// Verifies an access token and loads its user.
+/// The guard's fast path: verifies the token and takes its user from the
+/// cache. `Ok(None)` with the verified token means the user must be loaded.
+pub fn authenticate_cached(
+    tokens: &TokenCodec,
+    cache: &UserCache,
+    token: &str,
+) -> Result<(Verified, Option<Authenticated>), Refusal> {
+    let verified = tokens.verify(token, TokenKind::Access)?;
+    let cached = match cache.get(verified.user_id) {
+        Some(user) => Some(Authenticated {
+            user: active(user)?,
+            exp: verified.exp,
+        }),
+        None => None,
+    };
+    Ok((verified, cached))
+}
+
+/// Verifies an access token and finds its user, cached or through diesel.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Refusal> {
-    let verified = state.tokens.verify(token, TokenKind::Access)?;
-    let user = load_active_user(state, verified.user_id).await?;
-    Ok(Authenticated {
-        user,
-        exp: verified.exp,
-    })
+    match authenticate_cached(&state.tokens, &state.users, token)? {
+        (_, Some(auth)) => Ok(auth),
+        (verified, None) => Ok(Authenticated {
+            user: load_active_user(state, verified.user_id).await?,
+            exp: verified.exp,
+        }),
+    }
 }
 
 fn app_state(req: &HttpRequest) -> web::Data<AppState> {

@@ -1,6 +1,7 @@
 //! Who is asking: tokens ([`jwt`]), passwords ([`password`]), failed-login
-//! throttling ([`throttle`]) and the handshake [`guard`].
+//! throttling ([`throttle`]), the handshake [`guard`] and its user [`cache`].
 
+pub mod cache;
 pub mod guard;
 pub mod jwt;
 pub mod password;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use actix::Message;
+use bytestring::ByteString;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
@@ -50,14 +51,33 @@ pub struct Say {
 }
 
 #[derive(Serialize)]
-pub struct MessageFrame<'a> {
+struct MessageFrame<'a> {
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub id: i64,
-    pub room: &'a str,
-    pub message: &'a str,
-    pub user: &'a Who,
-    pub sent_at: String,
+    kind: &'static str,
+    id: i64,
+    room: &'a str,
+    message: &'a str,
+    user: &'a Who,
+    sent_at: String,
+}
+
+/// A `chat.message` frame, serialised once; every member gets these bytes.
+pub fn message_frame(
+    id: i64,
+    room: &str,
+    who: &Who,
+    body: &str,
+    sent_at: NaiveDateTime,
+) -> ByteString {
+    let frame = MessageFrame {
+        kind: "chat.message",
+        id,
+        room,
+        message: body,
+        user: who,
+        sent_at: wire_time(sent_at),
+    };
+    serde_json::to_string(&frame).expect("plain struct").into()
 }
 
 /// The wire form of a time: RFC 3339, UTC, milliseconds.

@@ -12,7 +12,7 @@ use bytestring::ByteString;
 use chrono::Utc;
 
 use super::messages::{
-    Join, Leave, MessageFrame, PresenceCount, PresenceEvent, PresenceList, Say, Who, wire_time,
+    Join, Leave, PresenceCount, PresenceEvent, PresenceList, Say, Who, message_frame,
 };
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
@@ -106,15 +106,7 @@ impl ChatServer {
         body: &str,
         sent_at: chrono::NaiveDateTime,
     ) -> ByteString {
-        let frame = MessageFrame {
-            kind: "chat.message",
-            id,
-            room: self.name.as_str(),
-            message: body,
-            user: who,
-            sent_at: wire_time(sent_at),
-        };
-        serde_json::to_string(&frame).expect("plain struct").into()
+        message_frame(id, self.name.as_str(), who, body, sent_at)
     }
 
     fn remember(&mut self, id: i64, frame: ByteString) {
