@@ -97,7 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Migrate => {
-            let applied = open(&settings)?.migrate()?;
+            let applied = Db::new(db::pool(&settings.database_url, 1)?).migrate()?;
             println!("applied {} migration(s)", applied.len());
             Ok(())
         }

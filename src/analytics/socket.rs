@@ -30,12 +30,12 @@ struct Subscribed<'a> {
     scope: Scope,
 }
 
-fn subscribe(session: &mut Session<Analytics>, scope: Scope, ctx: &mut Ctx<Analytics>) {
+fn subscribe(session: &mut Session<Analytics>, scope: Scope) {
     let sub = Subscribe {
         user_id: session.endpoint.user_id,
         scope,
         session: session.id,
-        outlet: session.outlet(ctx),
+        outlet: session.outlet(),
     };
     session.state.analytics.do_send(sub);
 }
@@ -43,8 +43,8 @@ fn subscribe(session: &mut Session<Analytics>, scope: Scope, ctx: &mut Ctx<Analy
 impl Endpoint for Analytics {
     const NAME: &'static str = "analytics";
 
-    fn opened(session: &mut Session<Self>, ctx: &mut Ctx<Self>) {
-        subscribe(session, Scope::Own, ctx);
+    fn opened(session: &mut Session<Self>, _: &mut Ctx<Self>) {
+        subscribe(session, Scope::Own);
     }
 
     fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
@@ -80,7 +80,7 @@ impl Endpoint for Analytics {
                 session.send(ctx, serde_json::to_string(&reply).expect("plain struct"));
                 if !session.endpoint.global {
                     session.endpoint.global = true;
-                    subscribe(session, Scope::Global, ctx);
+                    subscribe(session, Scope::Global);
                 }
             }
         }

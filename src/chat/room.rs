@@ -26,6 +26,8 @@ use crate::ws::session::{SessionId, close};
 const MAX_QUEUED: usize = 4096;
 /// Messages stored in one transaction.
 const WRITE_BATCH: usize = 256;
+/// Messages a room's mailbox holds before senders are told it is busy.
+const ROOM_MAILBOX: usize = 1024;
 /// How often a crowded room sends its member count, at most.
 const COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -306,6 +308,9 @@ impl Actor for ChatServer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Sessions hand messages over with try_send; a room busy broadcasting
+        // must not turn a short burst into "room is busy" errors.
+        ctx.set_mailbox_capacity(ROOM_MAILBOX);
         if self.config.history_len == 0 {
             return;
         }

@@ -37,7 +37,7 @@ impl Endpoint for Chat {
         let join = Join {
             room: session.endpoint.room.clone(),
             session: session.id,
-            outlet: session.outlet(ctx),
+            outlet: session.outlet(),
             who: session.endpoint.who.clone(),
             since: session.endpoint.since,
         };

@@ -1,22 +1,24 @@
-//! How a broadcaster (a chat room, later the analytics and DNS fan-outs)
-//! reaches one session without ever waiting on it or queueing without bound.
+//! How a broadcaster (a chat room, the analytics fan-out) reaches one session
+//! without ever waiting on it, allocating per recipient, or queueing without
+//! bound.
 //!
-//! A session whose client stops reading is no longer polled by actix-http,
-//! so its mailbox stops draining. Each outlet therefore counts the bytes it
-//! has queued and not yet handed to the socket; past the session's budget, or
-//! with its mailbox full, the push fails and the broadcaster drops that member
-//! instead of growing the server's memory.
+//! Each session owns an outbox: a queue of frames shared by reference count,
+//! with a byte budget. Broadcasters hold the [`Outlet`] end and push; the
+//! session's context polls the [`Inbox`] end as a stream. A session whose
+//! client stops reading is no longer polled by actix-http, so its inbox stops
+//! draining; past the budget a push fails and the broadcaster drops that
+//! member instead of growing the server's memory.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use actix::{Message, Recipient};
 use bytestring::ByteString;
+use futures_util::Stream;
 
-/// What a broadcaster sends to a session.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub enum Push {
+/// What a session takes out of its outbox.
+pub enum Delivery {
     /// A text frame, serialised once and shared by every recipient.
     Frame(ByteString),
     /// Close with this code and reason.
@@ -26,50 +28,158 @@ pub enum Push {
 /// Why a push did not go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The member is not keeping up: its byte budget or mailbox is full.
+    /// The member is not keeping up: its byte budget is spent.
     Slow,
-    /// The session has stopped.
+    /// The session has stopped, or is closing.
     Gone,
 }
 
-/// A bounded handle on one session, cheap to clone.
-#[derive(Clone)]
-pub struct Outlet {
-    recipient: Recipient<Push>,
-    queued: Arc<AtomicUsize>,
+struct State {
+    frames: VecDeque<ByteString>,
+    bytes: usize,
+    close: Option<(u16, &'static str)>,
+    gone: bool,
+    waker: Option<Waker>,
+}
+
+struct Outbox {
     budget: usize,
+    state: Mutex<State>,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The broadcasters' end: cheap to clone.
+#[derive(Clone)]
+pub struct Outlet(Arc<Outbox>);
+
+/// The session's end, polled by its context as a stream.
+pub struct Inbox(Arc<Outbox>);
+
+/// A new outbox holding at most `budget` bytes of frames.
+pub fn outbox(budget: usize) -> (Outlet, Inbox) {
+    let shared = Arc::new(Outbox {
+        budget,
+        state: Mutex::new(State {
+            frames: VecDeque::new(),
+            bytes: 0,
+            close: None,
+            gone: false,
+            waker: None,
+        }),
+    });
+    (Outlet(shared.clone()), Inbox(shared))
 }
 
 impl Outlet {
-    /// `queued` is shared with the session, which subtracts what it writes.
-    pub fn new(recipient: Recipient<Push>, queued: Arc<AtomicUsize>, budget: usize) -> Self {
-        Self {
-            recipient,
-            queued,
-            budget,
-        }
-    }
-
     pub fn push(&self, frame: &ByteString) -> Result<(), Refused> {
-        let len = frame.len();
-        if self.queued.fetch_add(len, Relaxed) + len > self.budget {
-            self.queued.fetch_sub(len, Relaxed);
-            return Err(Refused::Slow);
+        let waker = {
+            let mut state = self.0.lock();
+            if state.gone || state.close.is_some() {
+                return Err(Refused::Gone);
+            }
+            if state.bytes + frame.len() > self.0.budget {
+                return Err(Refused::Slow);
+            }
+            state.bytes += frame.len();
+            state.frames.push_back(frame.clone());
+            state.waker.take()
+        };
+        // Woken outside the lock, and only when the session was waiting.
+        if let Some(waker) = waker {
+            waker.wake();
         }
-        self.recipient
-            .try_send(Push::Frame(frame.clone()))
-            .map_err(|e| {
-                self.queued.fetch_sub(len, Relaxed);
-                match e {
-                    actix::prelude::SendError::Full(_) => Refused::Slow,
-                    actix::prelude::SendError::Closed(_) => Refused::Gone,
-                }
-            })
+        Ok(())
     }
 
-    /// Asks the session to close. This one message may pass a full mailbox:
-    /// a broadcaster sends it once, as it drops the member.
+    /// Asks the session to close; frames still queued are not sent.
     pub fn close(&self, code: u16, reason: &'static str) {
-        self.recipient.do_send(Push::Close(code, reason));
+        let waker = {
+            let mut state = self.0.lock();
+            if state.gone || state.close.is_some() {
+                return;
+            }
+            state.close = Some((code, reason));
+            state.frames.clear();
+            state.bytes = 0;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Stream for Inbox {
+    type Item = Delivery;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let mut state = self.0.lock();
+        if let Some((code, reason)) = state.close.take() {
+            state.gone = true;
+            return Poll::Ready(Some(Delivery::Close(code, reason)));
+        }
+        if let Some(frame) = state.frames.pop_front() {
+            state.bytes -= frame.len();
+            return Poll::Ready(Some(Delivery::Frame(frame)));
+        }
+        match &state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// A stopped session takes nothing more: pushes after this are `Gone`.
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.gone = true;
+        state.frames.clear();
+        state.bytes = 0;
+        state.waker = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> ByteString {
+        "x".repeat(n).into()
+    }
+
+    fn next(inbox: &mut Inbox) -> Poll<Option<Delivery>> {
+        Pin::new(inbox).poll_next(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn pushes_past_the_budget_are_refused_as_slow_and_draining_makes_room() {
+        let (outlet, mut inbox) = outbox(10);
+        assert_eq!(outlet.push(&frame(6)), Ok(()));
+        assert_eq!(outlet.push(&frame(6)), Err(Refused::Slow));
+        assert!(matches!(next(&mut inbox), Poll::Ready(Some(Delivery::Frame(f))) if f.len() == 6));
+        assert!(next(&mut inbox).is_pending());
+        assert_eq!(outlet.push(&frame(10)), Ok(()));
+    }
+
+    #[test]
+    fn a_close_jumps_the_queue_and_a_dropped_inbox_is_gone() {
+        let (outlet, mut inbox) = outbox(100);
+        outlet.push(&frame(5)).unwrap();
+        outlet.close(1013, "slow");
+        assert!(matches!(
+            next(&mut inbox),
+            Poll::Ready(Some(Delivery::Close(1013, _)))
+        ));
+        assert_eq!(outlet.push(&frame(1)), Err(Refused::Gone));
+        let (outlet, inbox) = outbox(100);
+        drop(inbox);
+        assert_eq!(outlet.push(&frame(1)), Err(Refused::Gone));
     }
 }

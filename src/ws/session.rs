@@ -3,8 +3,7 @@
 //! fragments, rate, heartbeat, token expiry, the user's flags — and hands the
 //! requests it does not handle itself to its [`Endpoint`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -20,7 +19,7 @@ use crate::auth::jwt::{TokenKind, now_secs};
 use crate::db::users::User;
 use crate::state::AppState;
 use crate::ws::frames::{self, BadFrame, ErrorCode, Ref};
-use crate::ws::outlet::{Outlet, Push};
+use crate::ws::outlet::{self, Delivery, Inbox, Outlet};
 
 pub type Ctx<E> = ws::WebsocketContext<Session<E>>;
 
@@ -30,9 +29,6 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4001;
     pub const FORBIDDEN: u16 = 4003;
 }
-
-/// The mailbox bound; the byte budget ([`Outlet`]) is usually reached first.
-const MAILBOX: usize = 4096;
 
 /// A process-unique id for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,8 +125,12 @@ pub struct Session<E: Endpoint> {
     last_heard: Instant,
     rate: RateLimit,
     fragments: Option<Fragments>,
-    /// Bytes pushed by broadcasters and not yet written; shared with outlets.
-    queued: Arc<AtomicUsize>,
+    /// When the user was last loaded from the database.
+    checked: Instant,
+    /// Broadcasters' handle on this session, and the end it drains
+    /// (taken into the context's streams when the actor starts).
+    outlet: Outlet,
+    inbox: Option<Inbox>,
     pub endpoint: E,
 }
 
@@ -155,6 +155,7 @@ impl<E: Endpoint> Session<E> {
             Some(a) => (Some(a.user), Some(a.exp)),
             None => (None, None),
         };
+        let (outlet, inbox) = outlet::outbox(state.settings.limits.send_queue_bytes);
         Self {
             state,
             id: SessionId::next(),
@@ -164,7 +165,9 @@ impl<E: Endpoint> Session<E> {
             last_heard: Instant::now(),
             rate: RateLimit::new(burst),
             fragments: None,
-            queued: Arc::new(AtomicUsize::new(0)),
+            checked: Instant::now(),
+            outlet,
+            inbox: Some(inbox),
             endpoint,
         }
     }
@@ -183,12 +186,8 @@ impl<E: Endpoint> Session<E> {
     }
 
     /// The bounded handle broadcasters use to reach this session.
-    pub fn outlet(&self, ctx: &mut Ctx<E>) -> Outlet {
-        Outlet::new(
-            ctx.address().recipient(),
-            self.queued.clone(),
-            self.state.settings.limits.send_queue_bytes,
-        )
+    pub fn outlet(&self) -> Outlet {
+        self.outlet.clone()
     }
 
     /// Sends a frame of this session's own (a reply), not a broadcast.
@@ -386,23 +385,28 @@ impl<E: Endpoint> Actor for Session<E> {
     type Context = Ctx<E>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(MAILBOX);
         self.state.metrics.connection_opened(E::NAME);
+        if let Some(inbox) = self.inbox.take() {
+            ctx.add_stream(inbox);
+        }
         let limits = &self.state.settings.limits;
-        let timeout = limits.client_timeout;
+        let (timeout, recheck) = (limits.client_timeout, limits.user_recheck);
         // The ping interval is shorter than the client timeout (checked at
         // start-up), so a live client always has a ping to answer in time.
-        ctx.run_interval(limits.heartbeat, move |act, ctx| {
+        // The user re-check rides on the same tick: one timer per socket
+        // instead of two, which thousands of idle sockets notice.
+        ctx.run_interval(limits.heartbeat.min(recheck), move |act, ctx| {
             if act.last_heard.elapsed() > timeout {
                 tracing::debug!(session = act.id.get(), "no pong within the client timeout");
                 ctx.stop();
-            } else {
-                ctx.ping(b"");
+                return;
+            }
+            ctx.ping(b"");
+            if act.checked.elapsed() >= recheck {
+                act.checked = Instant::now();
+                act.recheck_user(ctx);
             }
         });
-        if self.user.is_some() {
-            ctx.run_interval(limits.user_recheck, |act, ctx| act.recheck_user(ctx));
-        }
         self.schedule_expiry(ctx);
         E::opened(self, ctx);
     }
@@ -413,18 +417,17 @@ impl<E: Endpoint> Actor for Session<E> {
     }
 }
 
-impl<E: Endpoint> Handler<Push> for Session<E> {
-    type Result = ();
-
-    fn handle(&mut self, push: Push, ctx: &mut Self::Context) {
-        match push {
-            Push::Frame(frame) => {
-                self.queued.fetch_sub(frame.len(), Relaxed);
-                self.send(ctx, frame);
-            }
-            Push::Close(code, reason) => Self::close(ctx, code, reason),
+/// What broadcasters pushed, drained from the session's outbox.
+impl<E: Endpoint> StreamHandler<Delivery> for Session<E> {
+    fn handle(&mut self, delivery: Delivery, ctx: &mut Self::Context) {
+        match delivery {
+            Delivery::Frame(frame) => self.send(ctx, frame),
+            Delivery::Close(code, reason) => Self::close(ctx, code, reason),
         }
     }
+
+    /// The outbox never ends while the session lives; nothing to do.
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl<E: Endpoint> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<E> {

@@ -59,6 +59,8 @@ struct Shared {
     delivered: AtomicU64,
     measured: AtomicU64,
     published: AtomicU64,
+    /// Publishes the hub answered with an error frame (rate, busy room).
+    rejected: AtomicU64,
     latency: Mutex<Histogram<u64>>,
 }
 
@@ -83,6 +85,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
         delivered: AtomicU64::new(0),
         measured: AtomicU64::new(0),
         published: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
         latency: Mutex::new(proc::histogram()),
     });
 
@@ -120,6 +123,11 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
             let own = format!(r#""message":"{i}-"#);
             let reading = async {
                 while let Some(Ok(Message::Text(text))) = stream.next().await {
+                    if publisher && text.starts_with(r#"{"type":"error""#) {
+                        shared_r.rejected.fetch_add(1, Relaxed);
+                        echoed_r.fetch_add(1, Relaxed);
+                        continue;
+                    }
                     let Some(sent) = sent_ns(&text) else { continue };
                     shared_r.delivered.fetch_add(1, Relaxed);
                     if publisher && text.contains(&own) {
@@ -189,12 +197,13 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     }
 
     let measured = shared.measured.load(Relaxed);
-    let published = shared.published.load(Relaxed);
+    let rejected = shared.rejected.load(Relaxed);
+    let published = shared.published.load(Relaxed) - rejected;
     let expected = published * args.members as u64;
     let delivered = shared.delivered.load(Relaxed);
     let per_sec = measured as f64 / args.duration_secs as f64;
     println!(
-        "fanout: {} publishers/room, {}: {per_sec:.0} deliveries/s; published {published}, delivered {delivered} of {expected} (loss {:.4}%)",
+        "fanout: {} publishers/room, {}: {per_sec:.0} deliveries/s; published {published} ({rejected} more rejected), delivered {delivered} of {expected} (loss {:.4}%)",
         args.publishers,
         if args.rate > 0.0 {
             format!("open loop at {} msg/s each", args.rate)
