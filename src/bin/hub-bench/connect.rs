@@ -137,6 +137,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
         }
     }
     let cpu_open = target.pid.and_then(proc::cpu);
+    let workers_cpu: std::time::Duration = children.iter().filter_map(|c| proc::cpu(c.id())).sum();
     let rss_open = target.pid.and_then(proc::rss_kib);
     println!(
         "connect: {} of {} sockets open in {:.2} s: {:.0} handshakes/s; failures {:?}",
@@ -150,8 +151,9 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     if let (Some(before), Some(after)) = (cpu_before, cpu_open) {
         let per_k = (after - before).as_secs_f64() * 1000.0 / total.opened.max(1) as f64 * 1000.0;
         println!(
-            "server CPU: {:.2} s for the handshakes, {per_k:.1} ms per 1,000",
-            (after - before).as_secs_f64()
+            "server CPU: {:.2} s for the handshakes, {per_k:.1} ms per 1,000; generator CPU: {:.2} s",
+            (after - before).as_secs_f64(),
+            workers_cpu.as_secs_f64()
         );
     }
     report_memory("open", rss_before, rss_open, total.opened);
