@@ -169,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn every_recipient_gets_the_same_bytes_not_a_copy() {
+        let frame: ByteString = String::from(r#"{"type":"chat.message","message":"hi"}"#).into();
+        let (a, mut inbox_a) = outbox(100);
+        let (b, mut inbox_b) = outbox(100);
+        a.push(&frame).unwrap();
+        b.push(&frame).unwrap();
+        for inbox in [&mut inbox_a, &mut inbox_b] {
+            let Poll::Ready(Some(Delivery::Frame(got))) = next(inbox) else {
+                panic!("a frame was queued");
+            };
+            assert_eq!(got.as_ptr(), frame.as_ptr());
+        }
+    }
+
+    #[test]
     fn a_close_jumps_the_queue_and_a_dropped_inbox_is_gone() {
         let (outlet, mut inbox) = outbox(100);
         outlet.push(&frame(5)).unwrap();
