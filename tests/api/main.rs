@@ -4,6 +4,7 @@
 mod helpers;
 
 mod analytics;
+mod bench;
 mod chat;
 mod guard;
 mod lifetime;
