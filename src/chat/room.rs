@@ -128,12 +128,13 @@ impl ChatServer {
                 self.forgotten_up_to = self.forgotten_up_to.max(row.id);
                 continue;
             }
+            let m = row.message;
             let who = Who {
-                id: row.user_id,
-                username: row.username,
-                is_staff: row.is_staff,
+                id: m.user_id,
+                username: m.username,
+                is_staff: m.is_staff,
             };
-            let frame = self.message_frame(row.id, &who, &row.body, row.sent_at);
+            let frame = self.message_frame(row.id, &who, &m.body, m.sent_at);
             self.history.push_back((row.id, frame));
         }
     }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::DbConnection;
 use super::schema::hub_chat_message;
 
-#[derive(Debug, Clone, Insertable)]
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = hub_chat_message)]
 pub struct NewMessage {
     pub room: String,
@@ -17,16 +17,13 @@ pub struct NewMessage {
     pub sent_at: NaiveDateTime,
 }
 
+/// A message as stored: its id and what was sent.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = hub_chat_message)]
 pub struct StoredMessage {
     pub id: i64,
-    pub room: String,
-    pub user_id: Option<i32>,
-    pub username: String,
-    pub is_staff: bool,
-    pub body: String,
-    pub sent_at: NaiveDateTime,
+    #[diesel(embed)]
+    pub message: NewMessage,
 }
 
 /// Stores messages in one transaction and returns their ids in order; a room

@@ -335,6 +335,12 @@ impl Client {
             .await;
     }
 
+    /// Says something and hears it back, as every member of the room does.
+    pub async fn echo(&mut self, message: &str) {
+        self.say(message).await;
+        assert_eq!(self.recv_type("chat.message").await["message"], message);
+    }
+
     /// The next JSON frame; panics on a timeout or a close.
     pub async fn recv(&mut self) -> Value {
         self.recv_within(WAIT).await
