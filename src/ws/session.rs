@@ -412,8 +412,9 @@ impl<E: Endpoint> Actor for Session<E> {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        E::closed(self);
+        // Counted first, so whoever sees this session leave sees it gone.
         self.state.metrics.connection_closed(E::NAME);
+        E::closed(self);
     }
 }
 
