@@ -119,6 +119,10 @@ pub async fn ingest(
         .db
         .run(move |conn| metrics::apply(conn, &events))
         .await?;
-    state.analytics.do_send(Changed(current));
+    // Waits for room in the broadcaster's bounded mailbox: a flood of ingests
+    // is held back here instead of queueing without limit.
+    if state.analytics.send(Changed(current)).await.is_err() {
+        tracing::error!("the analytics broadcaster is gone; stored events were not pushed");
+    }
     Ok(HttpResponse::Ok().json(json!({"accepted": accepted})))
 }
