@@ -123,6 +123,16 @@ impl TestApp {
 
     /// Starts a hub with the test defaults plus these settings.
     pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Self {
+        Self::spawn_prepared(backend, overrides, |_| {}).await
+    }
+
+    /// Starts a hub on a database that `prepare` has set up first (given its
+    /// URL), as when the hub joins a database another program already uses.
+    pub async fn spawn_prepared(
+        backend: Backend,
+        overrides: &[(&str, &str)],
+        prepare: impl FnOnce(&str),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (pg, database_url) = match backend {
             Backend::Sqlite => (
@@ -136,6 +146,7 @@ impl TestApp {
                 (Some(pg), url)
             }
         };
+        prepare(&database_url);
         let mut env: HashMap<String, String> = [
             ("DATABASE_URL", database_url.as_str()),
             ("JWT_SIGNING_KEY", KEY),

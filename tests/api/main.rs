@@ -6,6 +6,7 @@ mod helpers;
 mod analytics;
 mod bench;
 mod chat;
+mod django;
 mod guard;
 mod lifetime;
 mod limits;
