@@ -93,7 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => actix_web::rt::System::new().block_on(async move {
             let app = Application::build(settings)?;
-            app.run_until_stopped().await?;
+            app.run_until_signalled().await?;
             Ok(())
         }),
         Command::Migrate => {

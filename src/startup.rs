@@ -19,10 +19,13 @@ use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::ws::outlet::Drain;
 
 pub struct Application {
     port: u16,
     server: Server,
+    rooms: actix::Addr<Rooms>,
+    analytics: actix::Addr<AnalyticsBroadcaster>,
 }
 
 impl Application {
@@ -59,6 +62,7 @@ impl Application {
                 .start();
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
+        let (drain_rooms, drain_analytics) = (rooms.clone(), analytics.clone());
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
             settings,
@@ -81,11 +85,19 @@ impl Application {
         })
         .on_connect(move |conn, _| reap_stuck_readers(conn, client_timeout))
         .backlog(4096)
+        // The hub handles SIGTERM and SIGINT itself, to close every socket
+        // properly first (run_until_signalled).
+        .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
         tracing::info!(port, "serving");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            rooms: drain_rooms,
+            analytics: drain_analytics,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -98,6 +110,29 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains: every socket is closed
+    /// with 1012 (service restart) so its client reconnects with backoff,
+    /// and the server stops once they are gone (or after its shutdown
+    /// timeout, 10 s).
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        tokio::select! {
+            served = &mut server => return served,
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("draining: closing every socket with 1012, then stopping");
+        self.rooms.do_send(Drain);
+        self.analytics.do_send(Drain);
+        // The server future carries out the stop, so both are awaited together.
+        let ((), served) = tokio::join!(handle.stop(true), server);
+        served
     }
 }
 

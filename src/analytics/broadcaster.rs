@@ -16,7 +16,7 @@ use crate::chat::messages::wire_time;
 use crate::db::Db;
 use crate::db::metrics::{self as store, Current};
 use crate::metrics::Metrics;
-use crate::ws::outlet::{Outlet, Refused};
+use crate::ws::outlet::{Drain, Outlet, Refused};
 use crate::ws::session::{SessionId, close};
 
 /// Which metrics a frame is about.
@@ -300,6 +300,23 @@ impl Handler<Changed> for AnalyticsBroadcaster {
                     .or_default()
                     .insert(change.metric, change.value);
             }
+        }
+    }
+}
+
+impl Handler<Drain> for AnalyticsBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
+        for dashboard in self
+            .own
+            .values()
+            .flat_map(HashMap::values)
+            .chain(self.global.values())
+        {
+            dashboard
+                .outlet
+                .close(close::RESTART, "the hub is restarting");
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::db::chat::{self, NewMessage, StoredMessage};
 use crate::metrics::Metrics;
 use crate::names::RoomName;
 use crate::ws::frames::{self, ErrorCode, Ref};
-use crate::ws::outlet::{Outlet, Refused};
+use crate::ws::outlet::{Drain, Outlet, Refused};
 use crate::ws::session::{SessionId, close};
 
 /// Messages waiting to be stored; past this a member is told to slow down.
@@ -418,5 +418,16 @@ impl Handler<Say> for ChatServer {
             sent_at: Utc::now().naive_utc(),
         });
         self.write_next(ctx);
+    }
+}
+
+impl Handler<Drain> for ChatServer {
+    type Result = ();
+
+    /// Closes every member; each session then leaves as it always does.
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
+        for member in self.members.values() {
+            member.outlet.close(close::RESTART, "the hub is restarting");
+        }
     }
 }

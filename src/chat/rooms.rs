@@ -9,6 +9,7 @@ use actix::prelude::*;
 use super::messages::{Join, Leave};
 use super::room::{ChatServer, RoomConfig};
 use crate::names::RoomName;
+use crate::ws::outlet::Drain;
 
 struct Entry {
     addr: Addr<ChatServer>,
@@ -67,6 +68,16 @@ impl Handler<Leave> for Rooms {
         if empty {
             self.rooms.retain(|_, e| e.sessions > 0);
             self.config.metrics.set_rooms(self.rooms.len());
+        }
+    }
+}
+
+impl Handler<Drain> for Rooms {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
+        for entry in self.rooms.values() {
+            entry.addr.do_send(Drain);
         }
     }
 }

@@ -17,6 +17,12 @@ use std::task::{Context, Poll, Waker};
 use bytestring::ByteString;
 use futures_util::Stream;
 
+/// Tells a broadcaster to close every session it reaches: the hub is
+/// shutting down.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// What a session takes out of its outbox.
 pub enum Delivery {
     /// A text frame, serialised once and shared by every recipient.

@@ -25,6 +25,7 @@ pub type Ctx<E> = ws::WebsocketContext<Session<E>>;
 
 /// Close codes the hub uses beyond the standard ones.
 pub mod close {
+    pub const RESTART: u16 = 1012;
     pub const TOO_SLOW: u16 = 1013;
     pub const TOKEN_EXPIRED: u16 = 4001;
     pub const FORBIDDEN: u16 = 4003;

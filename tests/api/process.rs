@@ -3,10 +3,16 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
 use crate::helpers::{Backend, KEY, TestApp};
 use crate::on_both_backends;
 
-on_both_backends!(a_token_in_the_query_never_reaches_the_log);
+on_both_backends!(
+    a_token_in_the_query_never_reaches_the_log,
+    sigterm_closes_every_socket_with_1012_then_exits,
+);
 
 /// A running hub process, killed and reaped however the test ends.
 struct Running(Child);
@@ -80,4 +86,53 @@ async fn a_token_in_the_query_never_reaches_the_log(backend: Backend) {
     );
     assert!(!log.contains(&token), "a token reached the log:\n{log}");
     assert!(!log.contains(KEY), "the signing key reached the log");
+}
+
+async fn sigterm_closes_every_socket_with_1012_then_exits(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let (mut child, port, _stderr) = serve(&app.database_url);
+    let base = format!("ws://127.0.0.1:{port}");
+    let (mut guest, _) = tokio_tungstenite::connect_async(format!("{base}/ws/chat/lobby/"))
+        .await
+        .unwrap();
+    let (mut dashboard, _) = tokio_tungstenite::connect_async(format!(
+        "{base}/ws/analytics/?token={}",
+        app.token(alice)
+    ))
+    .await
+    .unwrap();
+    // Both are fully joined once their first frames arrive.
+    for socket in [&mut guest, &mut dashboard] {
+        assert!(matches!(socket.next().await, Some(Ok(Message::Text(_)))));
+    }
+
+    // SAFETY: kill only sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    for socket in [&mut guest, &mut dashboard] {
+        let code = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                    Some(Ok(_)) => continue,
+                    other => panic!("no close frame before the end: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("closed in time");
+        assert_eq!(code, 1012);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub did not exit after draining"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
 }
