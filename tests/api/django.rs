@@ -97,27 +97,16 @@ async fn django_and_the_hub_share_users_tokens_and_passwords(backend: Backend) {
     assert_eq!(user_id, ids["alice"].to_string());
 
     // A user the hub creates has a password Django checks.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args([
+    app.cli_with_input(
+        &[
             "user",
             "create",
             "--username",
             "hubuser",
             "--password-stdin",
-        ])
-        .env("DATABASE_URL", &url)
-        .env("HUB_PASSWORD_ITERATIONS", "1000")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"made by the hub\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+        ],
+        "made by the hub\n",
+    );
     assert_eq!(
         django(&python, &url, &["check", "hubuser"], "made by the hub"),
         "true"

@@ -280,13 +280,29 @@ impl TestApp {
 
     /// Runs the real `hub` binary against this hub's database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        self.cli_with_input(args, "")
+    }
+
+    /// Runs the real `hub` binary with this on its standard input.
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
             .args(args)
             .env_clear()
             .envs(&self.env)
             .env("RUST_LOG", "warn")
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run hub");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().expect("hub finishes");
         assert!(
             out.status.success(),
             "hub {args:?} failed: {}",

@@ -126,29 +126,17 @@ async fn refresh_gives_a_new_access_token_and_refuses_an_access_token(backend: B
 
 async fn a_password_set_by_the_command_line_logs_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args([
+    app.cli_with_input(
+        &[
             "user",
             "create",
             "--username",
             "ops",
             "--staff",
             "--password-stdin",
-        ])
-        .env("DATABASE_URL", &app.database_url)
-        .env("HUB_PASSWORD_ITERATIONS", "1000")
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret pass\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+        ],
+        "s3cret pass\n",
+    );
     let (status, _) = post(
         &app,
         "/api/token/",
