@@ -2,7 +2,6 @@
 //! through diesel and then pushed to the dashboards that show them.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -80,13 +79,8 @@ async fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
             ))
         };
     }
-    let token = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(guard::Refusal::TokenMissing)?;
-    let auth = guard::authenticate(state, token.trim()).await?;
+    let token = guard::bearer_token(req).ok_or(guard::Refusal::TokenMissing)?;
+    let auth = guard::authenticate(state, token).await?;
     if auth.user.is_staff {
         Ok(())
     } else {

@@ -103,15 +103,18 @@ pub struct Authenticated {
     pub exp: i64,
 }
 
+/// The token of an `Authorization: Bearer <token>` header; the scheme's
+/// case does not matter (RFC 6750).
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Where the token was found, in the contract's order of precedence.
 fn find_token(req: &HttpRequest) -> Option<String> {
-    if let Some(value) = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Some(token) = value.strip_prefix("Bearer ")
-    {
-        return Some(token.trim().to_owned());
+    if let Some(token) = bearer_token(req) {
+        return Some(token.to_owned());
     }
     // Browsers cannot set headers on a WebSocket, but they can offer
     // subprotocols: `bearer, <jwt>` keeps the token out of URLs and logs.

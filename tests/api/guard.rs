@@ -125,7 +125,7 @@ async fn a_token_is_read_from_the_header_the_subprotocol_and_the_query(backend: 
     let mut by_header = app.request("/ws/chat/management/");
     by_header
         .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        .insert("authorization", format!("bearer {token}").parse().unwrap());
     let mut by_protocol = app.request("/ws/chat/management/");
     by_protocol.headers_mut().insert(
         "sec-websocket-protocol",
