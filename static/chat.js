@@ -46,7 +46,17 @@ function connect(room) {
   };
 }
 
-$("join").onsubmit = (e) => { e.preventDefault(); if (socket) { socket.onclose = null; socket.close(); } lastId = null; $("log").replaceChildren(); connect($("room").value); };
+function join(room) {
+  if (socket) { socket.onclose = null; socket.close(); }
+  lastId = null;
+  $("log").replaceChildren();
+  $("members").replaceChildren();
+  $("room").value = room;
+  location.hash = room;
+  connect(room);
+}
+
+$("join").onsubmit = (e) => { e.preventDefault(); join($("room").value); };
 $("say").onsubmit = (e) => {
   e.preventDefault();
   if (socket && socket.readyState === WebSocket.OPEN && $("message").value.trim()) {
@@ -54,3 +64,6 @@ $("say").onsubmit = (e) => {
     $("message").value = "";
   }
 };
+
+// A visitor lands in the room named by the URL fragment (#support), or the lobby.
+join(/^[A-Za-z0-9_-]{1,64}$/.test(location.hash.slice(1)) ? location.hash.slice(1) : "lobby");
