@@ -129,6 +129,8 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: String,
+    /// HTTP worker threads; `None` is one per core.
+    pub workers: Option<usize>,
     pub database_url: DatabaseUrl,
     pub db_pool_size: u32,
     pub jwt: JwtSettings,
@@ -234,6 +236,9 @@ impl Settings {
 
         Ok(Self {
             bind: var("HUB_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
+            workers: var("HUB_WORKERS")
+                .map(|_| number(&var, "HUB_WORKERS", 1, 1..=256))
+                .transpose()?,
             database_url,
             db_pool_size: number(&var, "HUB_DB_POOL_SIZE", 8, 1..=256)?,
             jwt,

@@ -62,6 +62,7 @@ impl Application {
                 .start();
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
+        let workers = settings.workers;
         let (drain_rooms, drain_analytics) = (rooms.clone(), analytics.clone());
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
@@ -74,7 +75,7 @@ impl Application {
             analytics,
         });
 
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(
@@ -88,9 +89,11 @@ impl Application {
         // The hub handles SIGTERM and SIGINT itself, to close every socket
         // properly first (run_until_signalled).
         .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        .shutdown_timeout(10);
+        if let Some(n) = workers {
+            server = server.workers(n);
+        }
+        let server = server.listen(listener)?.run();
         tracing::info!(port, "serving");
         Ok(Self {
             port,
