@@ -44,6 +44,12 @@ impl SessionId {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// A fixed id, for tests of the actors that keep sessions.
+    #[cfg(test)]
+    pub fn for_tests(id: u64) -> Self {
+        Self(id)
+    }
 }
 
 /// A request frame of a type the session core does not handle itself.
