@@ -97,7 +97,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Migrate => {
-            let applied = Db::new(db::pool(&settings.database_url, 1)?).migrate()?;
+            let applied = Db::new(db::pool(
+                &settings.database_url,
+                1,
+                db::DEFAULT_POOL_TIMEOUT,
+            )?)
+            .migrate()?;
             println!("applied {} migration(s)", applied.len());
             Ok(())
         }
@@ -122,7 +127,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn open(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::new(db::pool(&settings.database_url, 1)?);
+    let db = Db::new(db::pool(
+        &settings.database_url,
+        1,
+        db::DEFAULT_POOL_TIMEOUT,
+    )?);
     db.migrate()?;
     Ok(db)
 }

@@ -133,6 +133,9 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub database_url: DatabaseUrl,
     pub db_pool_size: u32,
+    /// How long a request waits for a database connection before it is
+    /// answered 503: an outage should fail fast, not hold every handshake.
+    pub db_pool_timeout: Duration,
     pub jwt: JwtSettings,
     pub cors_allowed_origins: Option<BTreeSet<String>>,
     pub staff_rooms: BTreeSet<String>,
@@ -241,6 +244,12 @@ impl Settings {
                 .transpose()?,
             database_url,
             db_pool_size: number(&var, "HUB_DB_POOL_SIZE", 8, 1..=256)?,
+            db_pool_timeout: Duration::from_secs(number(
+                &var,
+                "HUB_DB_POOL_TIMEOUT_SECS",
+                5,
+                1..=60,
+            )?),
             jwt,
             cors_allowed_origins,
             staff_rooms,

@@ -33,7 +33,11 @@ impl Application {
     /// (port 0 picks a free one) and starts serving. Must run inside an actix
     /// system: the room registry is an actor.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::new(db::pool(&settings.database_url, settings.db_pool_size)?);
+        let db = Db::new(db::pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.db_pool_timeout,
+        )?);
         let applied = db.migrate()?;
         tracing::info!(database = ?settings.database_url, applied = applied.len(), "database ready");
         if settings.jwt.key_generated {

@@ -119,7 +119,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::Sqlite(dir.path().join("rooms.sqlite3"));
         let config = RoomConfig {
-            db: Db::new(db::pool(&url, 1).unwrap()),
+            db: Db::new(db::pool(&url, 1, db::DEFAULT_POOL_TIMEOUT).unwrap()),
             metrics: Default::default(),
             history_len: 0,
             presence_limit: 100,

@@ -84,11 +84,15 @@ impl ManageConnection for ConnectionManager {
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Builds the pool. Fails at once when the database cannot be reached.
-pub fn pool(url: &DatabaseUrl, size: u32) -> Result<Pool, DbError> {
+/// How long a caller waits for a connection by default.
+pub const DEFAULT_POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Builds the pool. Fails at once when the database cannot be reached; later,
+/// a caller waits at most `timeout` for a connection before `DbError::Pool`.
+pub fn pool(url: &DatabaseUrl, size: u32, timeout: std::time::Duration) -> Result<Pool, DbError> {
     Ok(r2d2::Pool::builder()
         .max_size(size)
-        .connection_timeout(std::time::Duration::from_secs(5))
+        .connection_timeout(timeout)
         .build(ConnectionManager { url: url.clone() })?)
 }
 

@@ -57,7 +57,7 @@ pub fn postgres_admin_url() -> Option<String> {
 }
 
 /// A database of its own for one PostgreSQL test, dropped with it.
-struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
 }
@@ -87,6 +87,16 @@ impl PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// Drops the database now, cutting every connection to it, as an outage would.
+    pub fn drop_now(&self) {
+        let mut admin = PgConnection::establish(&self.admin_url).expect("admin connection");
+        admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .expect("drop test database");
+    }
+}
+
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
@@ -106,7 +116,8 @@ pub struct TestApp {
     env: HashMap<String, String>,
     handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
-    _pg: Option<PgDatabase>,
+    /// The PostgreSQL database of this test, if it runs on PostgreSQL.
+    pub pg: Option<PgDatabase>,
 }
 
 impl Drop for TestApp {
@@ -179,8 +190,14 @@ impl TestApp {
             .recv()
             .expect("server thread reports")
             .expect("server starts");
-        let db =
-            Db::new(db::pool(&hub::config::DatabaseUrl::parse(&database_url).unwrap(), 2).unwrap());
+        let db = Db::new(
+            db::pool(
+                &hub::config::DatabaseUrl::parse(&database_url).unwrap(),
+                2,
+                db::DEFAULT_POOL_TIMEOUT,
+            )
+            .unwrap(),
+        );
         Self {
             port,
             database_url,
@@ -189,7 +206,7 @@ impl TestApp {
             env,
             handle,
             _dir: dir,
-            _pg: pg,
+            pg,
         }
     }
 

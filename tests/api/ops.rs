@@ -1,5 +1,8 @@
 //! Operators' endpoints and the edges of routing.
 
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
 use crate::helpers::{Backend, TestApp, join};
 use crate::on_both_backends;
 
@@ -41,4 +44,31 @@ async fn a_bad_room_name_is_a_404_before_any_upgrade(backend: Backend) {
         );
     }
     join(&app, "/ws/chat/no-slash").await;
+}
+
+/// PostgreSQL only: dropping the hub's database under it is a real outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_makes_readiness_and_user_handshakes_answer_503() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = TestApp::spawn_with(Backend::Postgres, &[("HUB_DB_POOL_TIMEOUT_SECS", "1")]).await;
+    let alice = app.create_user("alice", false);
+    let (mut guest, _, _) = join(&app, "/ws/chat/lobby/").await;
+    app.pg.as_ref().expect("a PostgreSQL test").drop_now();
+
+    let ready = reqwest::get(app.http("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["error"], "not_ready");
+    // The user is not cached yet, so the guard must load it, and cannot.
+    let refused = app
+        .refused(app.request(&format!("/ws/analytics/?token={}", app.token(alice))))
+        .await;
+    assert_eq!((refused.status, refused.code()), (503, "unavailable"));
+    // Sockets already open are not dropped for it.
+    guest.ws.send(Message::Ping(vec![1].into())).await.unwrap();
+    guest
+        .silent_for(std::time::Duration::from_millis(200))
+        .await;
 }

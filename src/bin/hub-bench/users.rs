@@ -17,7 +17,11 @@ fn name(i: usize) -> String {
 pub fn ensure(n: usize) -> anyhow::Result<Vec<i32>> {
     let url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| hub::config::DEFAULT_DATABASE_URL.into());
-    let db = Db::new(db::pool(&DatabaseUrl::parse(&url)?, 1)?);
+    let db = Db::new(db::pool(
+        &DatabaseUrl::parse(&url)?,
+        1,
+        db::DEFAULT_POOL_TIMEOUT,
+    )?);
     db.migrate()?;
     let existing: HashMap<String, i32> = db
         .run_here(|conn| {
