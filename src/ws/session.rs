@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason, Item};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use bytes::BytesMut;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::guard::{self, Authenticated, Refusal};
 use crate::auth::jwt::{TokenKind, now_secs};
 use crate::db::users::User;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::ws::frames::{self, BadFrame, ErrorCode, Ref};
 use crate::ws::outlet::{self, Delivery, Inbox, Outlet};
@@ -190,6 +192,11 @@ impl<E: Endpoint> Session<E> {
             .frame_size(max_frame)
             .protocols(&["bearer"])
             .start()
+            .map_err(|e| {
+                // A plain HTTP request, or a broken handshake: the same JSON
+                // shape as every other refusal, instead of an empty body.
+                ApiError::new(StatusCode::BAD_REQUEST, "not_websocket", format!("{e}")).into()
+            })
     }
 
     /// The bounded handle broadcasters use to reach this session.

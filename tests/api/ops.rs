@@ -44,6 +44,11 @@ async fn a_bad_room_name_is_a_404_before_any_upgrade(backend: Backend) {
         );
     }
     join(&app, "/ws/chat/no-slash").await;
+    // A plain request on a socket path is told so, in the same JSON shape.
+    let plain = reqwest::get(app.http("/ws/chat/lobby/")).await.unwrap();
+    assert_eq!(plain.status(), 400);
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(body["error"], "not_websocket");
 }
 
 /// PostgreSQL only: dropping the hub's database under it is a real outage.
