@@ -287,8 +287,14 @@ impl ChatServer {
             .members
             .get(&session)
             .and_then(|m| m.outlet.push(&frame).err())
-            && let Some(leave) = self.remove(session, Some(why))
         {
+            self.drop_member(session, Some(why));
+        }
+    }
+
+    /// Removes a member and tells the others if that person has left.
+    fn drop_member(&mut self, session: SessionId, why: Option<Refused>) {
+        if let Some(leave) = self.remove(session, why) {
             self.broadcast(&leave);
         }
     }
@@ -371,9 +377,7 @@ impl Handler<Join> for ChatServer {
         };
         for frame in [&history, &greeting] {
             if let Err(why) = join.outlet.push(frame) {
-                if let Some(leave) = self.remove(join.session, Some(why)) {
-                    self.broadcast(&leave);
-                }
+                self.drop_member(join.session, Some(why));
                 return MessageResult(ctx.address());
             }
         }
@@ -389,9 +393,7 @@ impl Handler<Leave> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
-        if let Some(frame) = self.remove(leave.session, None) {
-            self.broadcast(&frame);
-        }
+        self.drop_member(leave.session, None);
     }
 }
 

@@ -336,32 +336,28 @@ impl<E: Endpoint> Session<E> {
                 return self.send_error(ctx, reference.as_ref(), ErrorCode::Validation, &detail);
             }
         };
-        let state = self.state.clone();
-        let load = async move { guard::load_active_user(&state, verified.user_id).await };
-        ctx.spawn(
-            load.into_actor(self)
-                .map(move |loaded, act, ctx| match loaded {
-                    Ok(user) if act.endpoint.admits(&user) => {
-                        act.user = Some(user);
-                        act.exp = Some(verified.exp);
-                        act.schedule_expiry(ctx);
-                        let reply = Refreshed {
-                            kind: "auth.refreshed",
-                            reference: reference.as_ref(),
-                            exp: verified.exp,
-                        };
-                        act.send(ctx, serde_json::to_string(&reply).expect("plain struct"));
-                    }
-                    Err(Refusal::Unavailable) => {
-                        act.send_error(
-                            ctx,
-                            reference.as_ref(),
-                            ErrorCode::Unavailable,
-                            "could not load the user; retry",
-                        );
-                    }
-                    Ok(_) | Err(_) => Self::close(ctx, close::FORBIDDEN, "no longer allowed here"),
-                }),
+        let unavailable_ref = reference.clone();
+        self.reload_user(
+            ctx,
+            verified.user_id,
+            move |act, ctx| {
+                act.exp = Some(verified.exp);
+                act.schedule_expiry(ctx);
+                let reply = Refreshed {
+                    kind: "auth.refreshed",
+                    reference: reference.as_ref(),
+                    exp: verified.exp,
+                };
+                act.send(ctx, serde_json::to_string(&reply).expect("plain struct"));
+            },
+            move |act, ctx| {
+                act.send_error(
+                    ctx,
+                    unavailable_ref.as_ref(),
+                    ErrorCode::Unavailable,
+                    "could not load the user; retry",
+                );
+            },
         );
     }
 
@@ -378,20 +374,39 @@ impl<E: Endpoint> Session<E> {
         }
     }
 
-    /// Loads the user again at the re-check interval: a deactivated user, or
-    /// one who lost the right to this socket, is closed with 4003.
+    /// Loads the user again at the re-check interval. A database hiccup is
+    /// no reason to drop a user; the next tick tries again.
     fn recheck_user(&mut self, ctx: &mut Ctx<E>) {
-        let Some(id) = self.user.as_ref().map(|u| u.id) else {
-            return;
-        };
+        if let Some(id) = self.user.as_ref().map(|u| u.id) {
+            self.reload_user(ctx, id, |_, _| {}, |_, _| {});
+        }
+    }
+
+    /// Loads the user through diesel (never from the cache) and decides: a
+    /// user who may stay here is kept and `kept` runs; one deactivated, gone,
+    /// or no longer admitted is closed with 4003; when the database cannot be
+    /// reached nothing changes and `unavailable` runs.
+    fn reload_user(
+        &mut self,
+        ctx: &mut Ctx<E>,
+        id: i32,
+        kept: impl FnOnce(&mut Self, &mut Ctx<E>) + 'static,
+        unavailable: impl FnOnce(&mut Self, &mut Ctx<E>) + 'static,
+    ) {
         let state = self.state.clone();
         let load = async move { guard::load_active_user(&state, id).await };
-        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(user) if act.endpoint.admits(&user) => act.user = Some(user),
-            // A database hiccup is no reason to drop a user; try next time.
-            Err(Refusal::Unavailable) => {}
-            Ok(_) | Err(_) => Self::close(ctx, close::FORBIDDEN, "no longer allowed here"),
-        }));
+        ctx.spawn(
+            load.into_actor(self)
+                .map(move |loaded, act, ctx| match loaded {
+                    Ok(user) if act.endpoint.admits(&user) => {
+                        act.user = Some(user);
+                        act.checked = Instant::now();
+                        kept(act, ctx);
+                    }
+                    Err(Refusal::Unavailable) => unavailable(act, ctx),
+                    Ok(_) | Err(_) => Self::close(ctx, close::FORBIDDEN, "no longer allowed here"),
+                }),
+        );
     }
 }
 
