@@ -19,6 +19,7 @@
 //! - [`analytics`]: dashboards, the coalescing broadcaster, the ingest API.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`names`]: domain values parsed at the edge.
+//! - [`text`]: the one rule for text people type (no control characters).
 
 pub mod analytics;
 pub mod auth;
@@ -31,4 +32,5 @@ pub mod metrics;
 pub mod names;
 pub mod startup;
 pub mod state;
+pub mod text;
 pub mod ws;
