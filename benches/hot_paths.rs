@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hub::auth::cache::UserCache;
-use hub::auth::guard::authenticate_cached;
 use hub::auth::jwt::{TokenCodec, TokenKind};
-use hub::chat::messages::{Who, message_frame};
+use hub::auth::users::authenticate_cached;
+use hub::chat::frames::{Who, message_frame};
 use hub::config::{JwtSettings, Secret};
 use hub::db::users::User;
 

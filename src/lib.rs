@@ -10,14 +10,23 @@
 //! - [`db`]: diesel over SQLite or PostgreSQL from one binary; Django's
 //!   `auth_user` and the hub's `hub_*` tables; migrations embedded.
 //! - [`auth`]: simplejwt-compatible tokens, Django password hashes, the
-//!   login throttle, and the guard that runs before any upgrade.
-//! - [`http`]: routes, the token API, operators' endpoints, static pages, and
-//!   the HTTP error type.
-//! - [`ws`]: the session actor every socket is, with its limits, heartbeat
-//!   and token lifetime, and the bounded outlet broadcasters push through.
-//! - [`chat`]: rooms as actors, their registry, and the chat endpoint.
-//! - [`analytics`]: dashboards, the coalescing broadcaster, the ingest API.
+//!   login throttle, users and their cache, and the refusals.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`ws`]: the session actor every socket is, with its limits, heartbeat
+//!   and token lifetime, close codes, and the one fan-out path broadcasters
+//!   reach sessions through.
+//! - [`chat`]: rooms as actors on sharded arbiters, and the chat endpoint.
+//! - [`analytics`]: dashboards and the coalescing broadcaster.
+//! - [`http`]: routes, the guard that runs before any upgrade, the socket
+//!   handshakes, the token and ingest APIs, operators' endpoints, static
+//!   pages, and the HTTP error type.
+//!
+//! Dependencies run one way, each layer using only those before it:
+//! [`text`] and [`names`] (leaves), [`config`], [`db`], [`auth`],
+//! [`metrics`], [`state`], [`ws`], then [`chat`] and [`analytics`], then
+//! [`http`], [`startup`] and [`cli`]. `.ci/module-order` checks it.
+//! - [`state`]: what handlers and sessions share (settings, database,
+//!   tokens, users, counters), below the socket layer.
 //! - [`names`]: domain values parsed at the edge.
 //! - [`text`]: the one rule for text people type (no control characters).
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use crate::auth::guard::Refusal;
+use crate::auth::refusal::Refusal;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -37,8 +37,7 @@ impl Metrics {
     }
 
     pub fn refused(&self, refusal: Refusal) {
-        let index = Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0);
-        self.refused[index].fetch_add(1, Relaxed);
+        self.refused[refusal.index()].fetch_add(1, Relaxed);
     }
 
     pub fn frame_in(&self) {
@@ -59,8 +58,12 @@ impl Metrics {
         self.slow_closed.fetch_add(1, Relaxed);
     }
 
-    pub fn set_rooms(&self, n: usize) {
-        self.rooms.store(n as i64, Relaxed);
+    pub fn room_opened(&self) {
+        self.rooms.fetch_add(1, Relaxed);
+    }
+
+    pub fn room_closed(&self) {
+        self.rooms.fetch_sub(1, Relaxed);
     }
 
     pub fn render(&self) -> String {

@@ -1,10 +1,19 @@
 //! Builds the running hub from settings: database, actors, HTTP server.
+//!
+//! Which actor runs where:
+//! - each socket's session, on the HTTP worker thread that accepted it
+//!   (`HUB_WORKERS`, one per core by default);
+//! - the room registry shards and their rooms, on their own arbiters, as
+//!   many as there are workers, a room on the shard its name hashes to: fan-
+//!   out, the hub's heaviest work, then uses every core instead of one;
+//! - the analytics broadcaster, on an arbiter of its own, so its ticks never
+//!   wait behind a busy room.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
+use actix::{Actor, Addr, Arbiter};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
@@ -13,6 +22,7 @@ use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::auth::cache::UserCache;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
+use crate::chat::guests::Guests;
 use crate::chat::room::RoomConfig;
 use crate::chat::rooms::Rooms;
 use crate::config::Settings;
@@ -24,8 +34,10 @@ use crate::ws::outlet::Drain;
 pub struct Application {
     port: u16,
     server: Server,
-    rooms: actix::Addr<Rooms>,
-    analytics: actix::Addr<AnalyticsBroadcaster>,
+    rooms: Rooms,
+    analytics: Addr<AnalyticsBroadcaster>,
+    /// The threads rooms and the broadcaster run on, stopped with the server.
+    arbiters: Vec<Arbiter>,
 }
 
 impl Application {
@@ -51,23 +63,35 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let metrics = Arc::new(Metrics::default());
-        let rooms = Rooms::new(
-            RoomConfig {
+        let workers = settings.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let arbiters: Vec<Arbiter> = (0..=workers).map(|_| Arbiter::new()).collect();
+        let (analytics_arbiter, room_arbiters) = arbiters
+            .split_first()
+            .expect("at least one arbiter was made");
+        let room_handles: Vec<_> = room_arbiters.iter().map(Arbiter::handle).collect();
+        let rooms = Rooms::start(
+            &RoomConfig {
                 db: db.clone(),
                 metrics: metrics.clone(),
                 history_len: settings.limits.history_len,
+                // Half a member's outbox: a joiner's history frame always
+                // fits, with room for the presence list and live messages.
+                history_bytes: settings.limits.send_queue_bytes / 2,
                 presence_limit: settings.limits.presence_limit,
             },
             settings.staff_rooms.clone(),
-        )
-        .start();
+            &room_handles,
+        );
+        let (db_for_analytics, metrics_for_analytics) = (db.clone(), metrics.clone());
+        let interval = settings.analytics_interval;
         let analytics =
-            AnalyticsBroadcaster::new(db.clone(), metrics.clone(), settings.analytics_interval)
-                .start();
+            AnalyticsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
+                AnalyticsBroadcaster::new(db_for_analytics, metrics_for_analytics, interval)
+            });
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
-        let workers = settings.workers;
-        let (drain_rooms, drain_analytics) = (rooms.clone(), analytics.clone());
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
             settings,
@@ -75,13 +99,17 @@ impl Application {
             metrics,
             throttle: LoginThrottle::standard(),
             users: UserCache::new(user_recheck, 200_000),
-            rooms,
-            analytics,
         });
+        let rooms_data = web::Data::new(rooms.clone());
+        let analytics_data = web::Data::new(analytics.clone());
+        let guests = web::Data::new(Guests::default());
 
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(rooms_data.clone())
+                .app_data(analytics_data.clone())
+                .app_data(guests.clone())
                 .wrap(
                     Logger::new("%a \"%{request}xi\" %s %b %Dms")
                         .custom_request_replace("request", redacted_request_line),
@@ -93,17 +121,16 @@ impl Application {
         // The hub handles SIGTERM and SIGINT itself, to close every socket
         // properly first (run_until_signalled).
         .disable_signals()
-        .shutdown_timeout(10);
-        if let Some(n) = workers {
-            server = server.workers(n);
-        }
+        .shutdown_timeout(10)
+        .workers(workers);
         let server = server.listen(listener)?.run();
-        tracing::info!(port, "serving");
+        tracing::info!(port, workers, room_threads = room_handles.len(), "serving");
         Ok(Self {
             port,
             server,
-            rooms: drain_rooms,
-            analytics: drain_analytics,
+            rooms,
+            analytics,
+            arbiters,
         })
     }
 
@@ -116,7 +143,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        stop(&self.arbiters);
+        served
     }
 
     /// Serves until SIGTERM or SIGINT, then drains: every socket is closed
@@ -135,11 +164,18 @@ impl Application {
             _ = interrupt.recv() => {}
         }
         tracing::info!("draining: closing every socket with 1012, then stopping");
-        self.rooms.do_send(Drain);
+        self.rooms.drain();
         self.analytics.do_send(Drain);
         // The server future carries out the stop, so both are awaited together.
         let ((), served) = tokio::join!(handle.stop(true), server);
+        stop(&self.arbiters);
         served
+    }
+}
+
+fn stop(arbiters: &[Arbiter]) {
+    for arbiter in arbiters {
+        arbiter.stop();
     }
 }
 

@@ -1,12 +1,13 @@
-//! What every handler and session shares, built once by startup.
+//! What every handler and session shares, built once by startup: settings,
+//! the database, tokens, users and counters. It holds nothing of the
+//! endpoints (rooms, broadcasters), so the socket layer can depend on it and
+//! the endpoints on the socket layer, one way.
 
-use actix::Addr;
+use std::sync::Arc;
 
-use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::auth::cache::UserCache;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
-use crate::chat::rooms::Rooms;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -15,9 +16,7 @@ pub struct AppState {
     pub settings: Settings,
     pub db: Db,
     pub tokens: TokenCodec,
-    pub metrics: std::sync::Arc<Metrics>,
+    pub metrics: Arc<Metrics>,
     pub throttle: LoginThrottle,
     pub users: UserCache,
-    pub rooms: Addr<Rooms>,
-    pub analytics: Addr<AnalyticsBroadcaster>,
 }

@@ -2,6 +2,9 @@
 //! latest value of each until the next tick, then sends every dashboard of
 //! that user one `analytics.update` with only what changed. Staff subscribed
 //! to the global scope get totals over all users the same way.
+//!
+//! Where it runs: on an arbiter of its own (see `startup`), so its ticks
+//! never queue behind rooms or sockets.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -12,12 +15,14 @@ use bytestring::ByteString;
 use serde::Serialize;
 
 use super::SNAPSHOT_LIMIT;
-use crate::chat::messages::wire_time;
 use crate::db::Db;
 use crate::db::metrics::{self as store, Current};
 use crate::metrics::Metrics;
-use crate::ws::outlet::{Drain, Outlet, Refused};
-use crate::ws::session::{SessionId, close};
+use crate::ws::close::CloseCode;
+use crate::ws::fanout::Fanout;
+use crate::ws::frames::wire_time;
+use crate::ws::outlet::{Drain, Outlet};
+use crate::ws::session::SessionId;
 
 /// Which metrics a frame is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,7 +34,7 @@ pub enum Scope {
     Global,
 }
 
-/// A dashboard opens: send its snapshot, then its updates.
+/// A dashboard opens a scope: send its snapshot, then its updates.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Subscribe {
@@ -47,10 +52,20 @@ pub struct Unsubscribe {
     pub session: SessionId,
 }
 
+/// A dashboard's user is no longer staff: it keeps its own metrics and
+/// stops receiving the totals.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndGlobal {
+    pub session: SessionId,
+}
+
 /// Metrics stored by an ingest, with their new values.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Changed(pub Vec<Current>);
+pub struct Changed {
+    pub changes: Vec<Current>,
+}
 
 #[derive(Serialize)]
 struct MetricsFrame<'a> {
@@ -73,34 +88,22 @@ fn frame(kind: &'static str, scope: Scope, metrics: &BTreeMap<String, f64>) -> B
         .into()
 }
 
-/// A dashboard. Until its snapshot is out it is not `ready`: updates that
-/// would have gone to it are kept in `missed` and follow the snapshot, so a
-/// change that lands while the snapshot is read is never lost.
+/// What the broadcaster keeps per dashboard. Until its snapshot is out it is
+/// not `ready`: updates that would have gone to it are kept in `missed` and
+/// follow the snapshot, so a change that lands while the snapshot is read is
+/// never lost.
+#[derive(Default)]
 struct Dashboard {
-    outlet: Outlet,
     ready: bool,
     missed: BTreeMap<String, f64>,
 }
-
-impl Dashboard {
-    fn new(outlet: Outlet) -> Self {
-        Self {
-            outlet,
-            ready: false,
-            missed: BTreeMap::new(),
-        }
-    }
-}
-
-/// Subscribers keyed by what they watch: a user id, or the global totals.
-type Audience = HashMap<SessionId, Dashboard>;
 
 pub struct AnalyticsBroadcaster {
     db: Db,
     metrics: Arc<Metrics>,
     interval: Duration,
-    own: HashMap<i32, Audience>,
-    global: Audience,
+    own: HashMap<i32, Fanout<Dashboard>>,
+    global: Fanout<Dashboard>,
     pending: HashMap<i32, BTreeMap<String, f64>>,
     pending_global: BTreeSet<String>,
     totals_loading: bool,
@@ -110,17 +113,17 @@ impl AnalyticsBroadcaster {
     pub fn new(db: Db, metrics: Arc<Metrics>, interval: Duration) -> Self {
         Self {
             db,
+            global: Fanout::new(metrics.clone()),
             metrics,
             interval,
             own: HashMap::new(),
-            global: HashMap::new(),
             pending: HashMap::new(),
             pending_global: BTreeSet::new(),
             totals_loading: false,
         }
     }
 
-    fn audience(&mut self, scope: Scope, user_id: i32) -> Option<&mut Audience> {
+    fn audience(&mut self, scope: Scope, user_id: i32) -> Option<&mut Fanout<Dashboard>> {
         match scope {
             Scope::Own => self.own.get_mut(&user_id),
             Scope::Global => Some(&mut self.global),
@@ -131,18 +134,16 @@ impl AnalyticsBroadcaster {
     /// still waiting for their snapshot keep them for after it.
     fn deliver(&mut self, scope: Scope, user_id: i32, changes: &BTreeMap<String, f64>) {
         let update = frame("analytics.update", scope, changes);
-        let metrics = self.metrics.clone();
         let Some(audience) = self.audience(scope, user_id) else {
             return;
         };
-        audience.retain(|_, dashboard| {
+        audience.deliver(&update, |_, dashboard| {
             if !dashboard.ready {
                 dashboard
                     .missed
                     .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
-                return true;
             }
-            keep_or_drop(&dashboard.outlet, dashboard.outlet.push(&update), &metrics)
+            dashboard.ready
         });
         if scope == Scope::Own && audience.is_empty() {
             self.own.remove(&user_id);
@@ -195,52 +196,34 @@ impl AnalyticsBroadcaster {
             .await
         };
         ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
-            let metrics = act.metrics.clone();
             let Some(audience) = act.audience(scope, user_id) else {
-                return;
-            };
-            let Some(dashboard) = audience.get_mut(&session) else {
                 return;
             };
             let snapshot: BTreeMap<String, f64> = match loaded {
                 Ok(rows) => rows.into_iter().collect(),
                 Err(err) => {
                     tracing::error!(error = %err, user_id, "loading a metrics snapshot failed");
-                    dashboard
-                        .outlet
-                        .close(1011, "metrics are unavailable; reconnect");
-                    audience.remove(&session);
+                    audience.close(
+                        session,
+                        CloseCode::Internal,
+                        "metrics are unavailable; reconnect",
+                    );
                     return;
                 }
             };
-            let mut sent = dashboard
-                .outlet
-                .push(&frame("analytics.snapshot", scope, &snapshot));
-            if sent.is_ok() && !dashboard.missed.is_empty() {
-                sent = dashboard
-                    .outlet
-                    .push(&frame("analytics.update", scope, &dashboard.missed));
-            }
+            let Some(dashboard) = audience.get_mut(session) else {
+                return;
+            };
             dashboard.ready = true;
-            dashboard.missed.clear();
-            if !keep_or_drop(&dashboard.outlet, sent, &metrics) {
-                audience.remove(&session);
+            let missed = std::mem::take(&mut dashboard.missed);
+            if audience
+                .send_to(session, &frame("analytics.snapshot", scope, &snapshot))
+                .is_none()
+                && !missed.is_empty()
+            {
+                audience.send_to(session, &frame("analytics.update", scope, &missed));
             }
         }));
-    }
-}
-
-/// Whether a dashboard stays after a push; a slow one is told to close.
-fn keep_or_drop(outlet: &Outlet, pushed: Result<(), Refused>, metrics: &Metrics) -> bool {
-    match pushed {
-        Ok(()) => true,
-        Err(Refused::Gone) => false,
-        Err(Refused::Slow) => {
-            metrics.dropped();
-            metrics.slow_closed();
-            outlet.close(close::TOO_SLOW, "too slow to read its frames");
-            false
-        }
     }
 }
 
@@ -256,15 +239,14 @@ impl Handler<Subscribe> for AnalyticsBroadcaster {
     type Result = ();
 
     fn handle(&mut self, sub: Subscribe, ctx: &mut Self::Context) {
-        let dashboard = Dashboard::new(sub.outlet);
-        match sub.scope {
+        let audience = match sub.scope {
             Scope::Own => self
                 .own
                 .entry(sub.user_id)
-                .or_default()
-                .insert(sub.session, dashboard),
-            Scope::Global => self.global.insert(sub.session, dashboard),
+                .or_insert_with(|| Fanout::new(self.metrics.clone())),
+            Scope::Global => &mut self.global,
         };
+        audience.insert(sub.session, sub.outlet, Dashboard::default());
         self.send_snapshot(sub.scope, sub.user_id, sub.session, ctx);
     }
 }
@@ -274,21 +256,29 @@ impl Handler<Unsubscribe> for AnalyticsBroadcaster {
 
     fn handle(&mut self, unsub: Unsubscribe, _: &mut Self::Context) {
         if let Some(audience) = self.own.get_mut(&unsub.user_id) {
-            audience.remove(&unsub.session);
+            audience.remove(unsub.session);
             if audience.is_empty() {
                 self.own.remove(&unsub.user_id);
             }
         }
-        self.global.remove(&unsub.session);
+        self.global.remove(unsub.session);
+    }
+}
+
+impl Handler<EndGlobal> for AnalyticsBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, end: EndGlobal, _: &mut Self::Context) {
+        self.global.remove(end.session);
     }
 }
 
 impl Handler<Changed> for AnalyticsBroadcaster {
     type Result = ();
 
-    fn handle(&mut self, Changed(changes): Changed, _: &mut Self::Context) {
+    fn handle(&mut self, changed: Changed, _: &mut Self::Context) {
         let watching_totals = !self.global.is_empty();
-        for change in changes {
+        for change in changed.changes {
             if watching_totals {
                 self.pending_global.insert(change.metric.clone());
             }
@@ -308,15 +298,8 @@ impl Handler<Drain> for AnalyticsBroadcaster {
     type Result = ();
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) {
-        for dashboard in self
-            .own
-            .values()
-            .flat_map(HashMap::values)
-            .chain(self.global.values())
-        {
-            dashboard
-                .outlet
-                .close(close::RESTART, "the hub is restarting");
+        for audience in self.own.values().chain([&self.global]) {
+            audience.close_all(CloseCode::Restart, "the hub is restarting");
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Dashboards at `/ws/analytics/`: the socket's endpoint ([`socket`]), the
 //! [`broadcaster::AnalyticsBroadcaster`] that coalesces changes into at most
-//! one update per interval per dashboard, and the ingest API ([`ingest`]).
+//! one update per interval per dashboard. The ingest API that feeds it is an
+//! HTTP handler (`http::ingest`).
 
 pub mod broadcaster;
-pub mod ingest;
 pub mod socket;
 
 /// Metrics in one snapshot, at most; a dashboard is not a data export.

@@ -1,19 +1,28 @@
 //! The analytics endpoint of a session: a dashboard of the user's own
 //! metrics, and for staff the global totals on request.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix::Addr;
 use serde::{Deserialize, Serialize};
 
-use super::broadcaster::{Scope, Subscribe, Unsubscribe};
-use crate::auth::guard::Authenticated;
+use super::broadcaster::{AnalyticsBroadcaster, EndGlobal, Scope, Subscribe, Unsubscribe};
 use crate::db::users::User;
-use crate::state::AppState;
 use crate::ws::frames::{self, ErrorCode, Ref};
 use crate::ws::session::{Ctx, Endpoint, Request, Session};
 
 pub struct Analytics {
+    broadcaster: Addr<AnalyticsBroadcaster>,
     user_id: i32,
     global: bool,
+}
+
+impl Analytics {
+    pub fn new(broadcaster: Addr<AnalyticsBroadcaster>, user_id: i32) -> Self {
+        Self {
+            broadcaster,
+            user_id,
+            global: false,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -21,13 +30,16 @@ struct SubscribeRequest {
     scope: String,
 }
 
+/// `analytics.subscribed` and `analytics.unsubscribed`.
 #[derive(Serialize)]
-struct Subscribed<'a> {
+struct ScopeFrame<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     reference: Option<&'a Ref>,
     scope: Scope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 fn subscribe(session: &mut Session<Analytics>, scope: Scope) {
@@ -37,7 +49,7 @@ fn subscribe(session: &mut Session<Analytics>, scope: Scope) {
         session: session.id,
         outlet: session.outlet(),
     };
-    session.state.analytics.do_send(sub);
+    session.endpoint.broadcaster.do_send(sub);
 }
 
 impl Endpoint for Analytics {
@@ -72,10 +84,11 @@ impl Endpoint for Analytics {
                 );
             }
             Ok(_) => {
-                let reply = Subscribed {
+                let reply = ScopeFrame {
                     kind: "analytics.subscribed",
                     reference,
                     scope: Scope::Global,
+                    reason: None,
                 };
                 session.send(ctx, serde_json::to_string(&reply).expect("plain struct"));
                 if !session.endpoint.global {
@@ -86,29 +99,34 @@ impl Endpoint for Analytics {
         }
     }
 
-    /// Any active user keeps their own dashboard; the totals need staff.
-    fn admits(&self, user: &User) -> bool {
-        !self.global || user.is_staff
+    /// Any active user keeps their own dashboard.
+    fn admits(&self, _: &User) -> bool {
+        true
+    }
+
+    /// A user who is no longer staff loses the totals, not the socket.
+    fn user_changed(session: &mut Session<Self>, _: &User, ctx: &mut Ctx<Self>) {
+        let staff = session.user.as_ref().is_some_and(|u| u.is_staff);
+        if staff || !session.endpoint.global {
+            return;
+        }
+        session.endpoint.global = false;
+        session.endpoint.broadcaster.do_send(EndGlobal {
+            session: session.id,
+        });
+        let ended = ScopeFrame {
+            kind: "analytics.unsubscribed",
+            reference: None,
+            scope: Scope::Global,
+            reason: Some("global totals are for staff only"),
+        };
+        session.send(ctx, serde_json::to_string(&ended).expect("plain struct"));
     }
 
     fn closed(session: &mut Session<Self>) {
-        session.state.analytics.do_send(Unsubscribe {
+        session.endpoint.broadcaster.do_send(Unsubscribe {
             user_id: session.endpoint.user_id,
             session: session.id,
         });
     }
-}
-
-/// `GET /ws/analytics/`: only for an authenticated, active user.
-pub async fn connect(
-    auth: Authenticated,
-    req: HttpRequest,
-    stream: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let analytics = Analytics {
-        user_id: auth.user.id,
-        global: false,
-    };
-    Session::new(state, Some(auth), analytics).start(&req, stream)
 }

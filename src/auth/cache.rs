@@ -29,11 +29,11 @@ impl UserCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The user as loaded less than the TTL ago.
-    pub fn get(&self, id: i32) -> Option<User> {
+    /// The user as loaded less than the TTL ago, and when it was loaded.
+    pub fn get(&self, id: i32) -> Option<(User, Instant)> {
         let entries = self.lock();
         let (user, at) = entries.get(&id)?;
-        (at.elapsed() < self.ttl).then(|| user.clone())
+        (at.elapsed() < self.ttl).then(|| (user.clone(), *at))
     }
 
     pub fn put(&self, user: User) {
@@ -71,7 +71,7 @@ mod tests {
     fn entries_expire_and_the_cache_stays_within_capacity() {
         let cache = UserCache::new(Duration::from_millis(50), 10);
         cache.put(user(1));
-        assert_eq!(cache.get(1).map(|u| u.id), Some(1));
+        assert_eq!(cache.get(1).map(|(u, _)| u.id), Some(1));
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.get(1).is_none());
         for id in 0..100 {

@@ -1,8 +1,11 @@
 //! Who is asking: tokens ([`jwt`]), passwords ([`password`]), failed-login
-//! throttling ([`throttle`]), the handshake [`guard`] and its user [`cache`].
+//! throttling ([`throttle`]), the users tokens speak for ([`users`]) with
+//! their short-lived [`cache`], and every way of saying no ([`refusal`]).
+//! Nothing here knows about HTTP or sockets.
 
 pub mod cache;
-pub mod guard;
 pub mod jwt;
 pub mod password;
+pub mod refusal;
 pub mod throttle;
+pub mod users;

@@ -1,9 +1,16 @@
-//! One chat room: its members, presence and recent history, and the fan-out.
-//! It holds no pool of its own beyond the [`Db`] handle it stores messages
-//! through, and never waits on a member: a member that cannot take a frame is
-//! dropped (see [`crate::ws::outlet`]).
+//! One chat room: its members (through the one [`Fanout`]), presence per
+//! person ([`super::presence`]), recent history ([`super::history`]), and the
+//! writer that stores what is said before it is broadcast. It holds no pool
+//! of its own beyond the [`Db`] handle it stores messages through, and never
+//! waits on a member.
+//!
+//! Where it runs: on the arbiter of its registry shard (see
+//! [`super::rooms`]), never on a worker thread that serves sockets. One
+//! instance per room name at a time: it asks its registry to be forgotten
+//! only when it has no members and nothing left to store, so a room
+//! re-created at once starts from everything committed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,16 +18,18 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use chrono::Utc;
 
-use super::messages::{
-    Join, Leave, PresenceCount, PresenceEvent, PresenceList, Say, Who, message_frame,
-};
+use super::frames::{PresenceCount, PresenceEvent, PresenceList, Who, message_frame, with_ref};
+use super::history::History;
+use super::presence::{People, PersonKey};
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
 use crate::metrics::Metrics;
 use crate::names::RoomName;
+use crate::ws::close::CloseCode;
+use crate::ws::fanout::{Fanout, Gone};
 use crate::ws::frames::{self, ErrorCode, Ref};
-use crate::ws::outlet::{Drain, Outlet, Refused};
-use crate::ws::session::{SessionId, close};
+use crate::ws::outlet::{Drain, Outlet};
+use crate::ws::session::SessionId;
 
 /// Messages waiting to be stored; past this a member is told to slow down.
 const MAX_QUEUED: usize = 4096;
@@ -31,31 +40,73 @@ const ROOM_MAILBOX: usize = 1024;
 /// How often a crowded room sends its member count, at most.
 const COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
+// The messages a room handles.
+
+/// A session asks to join a room; the registry answers with the room.
+#[derive(Message)]
+#[rtype(result = "Addr<ChatServer>")]
+pub struct Join {
+    pub room: RoomName,
+    pub session: SessionId,
+    pub outlet: Outlet,
+    pub who: Arc<Who>,
+    /// Send only the messages after this id (a reconnecting client).
+    pub since: Option<i64>,
+}
+
+/// A session leaves its room; sent once, from the session's `stopped`,
+/// straight to the room, behind everything the session said.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub session: SessionId,
+}
+
+/// A member says something.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Say {
+    pub session: SessionId,
+    pub reference: Option<Ref>,
+    pub text: String,
+}
+
+/// A member's user was loaded again and is now shown differently (staff
+/// granted or taken away).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reshow {
+    pub session: SessionId,
+    pub who: Arc<Who>,
+}
+
+/// A room with no members and nothing left to store asks to be forgotten.
+/// The registry agrees (true) only if it has sent the room no join since
+/// the `joins` the room has seen; otherwise a joiner is on its way.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Idle {
+    pub room: RoomName,
+    pub joins: u64,
+}
+
 /// What a room needs from the hub, fixed when it is created.
 #[derive(Clone)]
 pub struct RoomConfig {
     pub db: Db,
     pub metrics: Arc<Metrics>,
     pub history_len: usize,
+    /// The most a `chat.history` frame may hold: it must fit a member's
+    /// outbox with room to spare, or every joiner would be closed as slow.
+    pub history_bytes: usize,
     pub presence_limit: usize,
 }
 
+/// What the room keeps per member.
 struct Member {
-    outlet: Outlet,
-    who: Arc<Who>,
     key: PersonKey,
-}
-
-/// Presence is per person: one user with two tabs is one member of the list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum PersonKey {
-    User(i32),
-    Guest(SessionId),
-}
-
-struct Person {
-    who: Arc<Who>,
-    sessions: usize,
+    /// The member count this member was last told (crowded rooms).
+    count_seen: usize,
 }
 
 struct Queued {
@@ -70,98 +121,40 @@ pub struct ChatServer {
     name: RoomName,
     staff_only: bool,
     config: RoomConfig,
-    members: HashMap<SessionId, Member>,
-    people: HashMap<PersonKey, Person>,
-    /// The newest messages as their broadcast frames, oldest first.
-    history: VecDeque<(i64, ByteString)>,
-    /// Every message with an id up to this one is no longer in `history`;
-    /// `i64::MAX` when history could not be loaded at all.
-    forgotten_up_to: i64,
+    registry: Recipient<Idle>,
+    members: Fanout<Member>,
+    people: People,
+    history: History,
     queue: VecDeque<Queued>,
     writing: bool,
     /// Past the presence limit the room sends counts, not join/leave events.
     crowded: bool,
-    count_sent: usize,
+    /// Joins handled, for the registry's check that none is on its way.
+    joins: u64,
+    asked_to_go: bool,
 }
 
 impl ChatServer {
-    pub fn new(name: RoomName, staff_only: bool, config: RoomConfig) -> Self {
+    pub fn new(
+        name: RoomName,
+        staff_only: bool,
+        config: RoomConfig,
+        registry: Recipient<Idle>,
+    ) -> Self {
         Self {
             name,
             staff_only,
+            members: Fanout::new(config.metrics.clone()),
+            history: History::new(config.history_len, config.history_bytes),
             config,
-            members: HashMap::new(),
-            people: HashMap::new(),
-            history: VecDeque::new(),
-            forgotten_up_to: 0,
+            registry,
+            people: People::default(),
             queue: VecDeque::new(),
             writing: false,
             crowded: false,
-            count_sent: 0,
+            joins: 0,
+            asked_to_go: false,
         }
-    }
-
-    fn message_frame(
-        &self,
-        id: i64,
-        who: &Who,
-        body: &str,
-        sent_at: chrono::NaiveDateTime,
-    ) -> ByteString {
-        message_frame(id, self.name.as_str(), who, body, sent_at)
-    }
-
-    fn remember(&mut self, id: i64, frame: ByteString) {
-        self.history.push_back((id, frame));
-        while self.history.len() > self.config.history_len {
-            if let Some((old, _)) = self.history.pop_front() {
-                self.forgotten_up_to = self.forgotten_up_to.max(old);
-            }
-        }
-    }
-
-    fn loaded(&mut self, rows: Vec<StoredMessage>) {
-        // One row more than is kept was asked for: if it came, older messages exist.
-        let keep_from = rows.len().saturating_sub(self.config.history_len);
-        for (i, row) in rows.into_iter().enumerate() {
-            if i < keep_from {
-                self.forgotten_up_to = self.forgotten_up_to.max(row.id);
-                continue;
-            }
-            let m = row.message;
-            let who = Who {
-                id: m.user_id,
-                username: m.username,
-                is_staff: m.is_staff,
-            };
-            let frame = self.message_frame(row.id, &who, &m.body, m.sent_at);
-            self.history.push_back((row.id, frame));
-        }
-    }
-
-    fn history_frame(&self, since: Option<i64>) -> ByteString {
-        let (from, truncated) = match since {
-            None => (i64::MIN, self.forgotten_up_to == i64::MAX),
-            Some(id) => (id, id < self.forgotten_up_to),
-        };
-        let mut out = String::with_capacity(
-            64 + self.history.iter().map(|(_, f)| f.len() + 1).sum::<usize>(),
-        );
-        out.push_str(r#"{"type":"chat.history","room":"#);
-        out.push_str(&serde_json::to_string(self.name.as_str()).expect("a string"));
-        out.push_str(r#","messages":["#);
-        let mut first = true;
-        for (_, frame) in self.history.iter().filter(|(id, _)| *id > from) {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(frame);
-        }
-        out.push_str(r#"],"truncated":"#);
-        out.push_str(if truncated { "true" } else { "false" });
-        out.push('}');
-        out.into()
     }
 
     fn presence_event(&self, kind: &'static str, who: &Who) -> ByteString {
@@ -177,71 +170,65 @@ impl ChatServer {
         let count = PresenceCount {
             kind: "presence.count",
             room: self.name.as_str(),
-            count: self.members.len(),
+            count: self.people.len(),
         };
         serde_json::to_string(&count).expect("plain struct").into()
     }
 
     fn presence_list(&self) -> ByteString {
-        let mut members: Vec<&Who> = self.people.values().map(|p| &*p.who).collect();
-        members.sort_by(|a, b| a.username.cmp(&b.username));
         let list = PresenceList {
             kind: "presence",
             room: self.name.as_str(),
-            members,
+            members: self.people.list(),
         };
         serde_json::to_string(&list).expect("plain struct").into()
     }
 
-    /// Sends a frame to every member; members that cannot take it are
-    /// dropped, and the presence events their leaving causes are sent too.
-    fn broadcast(&mut self, frame: &ByteString) {
-        self.broadcast_except(frame, None);
+    /// Sends a frame to every member but `except`.
+    fn broadcast(&mut self, frame: &ByteString, except: Option<SessionId>) {
+        let gone = self.members.deliver(frame, |id, _| Some(id) != except);
+        self.farewell(gone);
     }
 
-    fn broadcast_except(&mut self, frame: &ByteString, except: Option<SessionId>) {
-        let mut failed = self.push_all(frame, except);
-        while let Some((session, why)) = failed.pop() {
-            if let Some(leave) = self.remove(session, Some(why)) {
-                failed.extend(self.push_all(&leave, None));
+    /// Members the fan-out dropped have left: tell the others about each
+    /// person who is now gone (which may drop more members in turn).
+    fn farewell(&mut self, mut gone: Vec<Gone<Member>>) {
+        while let Some(member) = gone.pop() {
+            if let Some(who) = self.people.depart(&member.data.key)
+                && !self.crowded
+            {
+                let leave = self.presence_event("presence.leave", &who);
+                gone.extend(self.members.deliver_all(&leave));
             }
         }
     }
 
-    fn push_all(&self, frame: &ByteString, except: Option<SessionId>) -> Vec<(SessionId, Refused)> {
-        self.members
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .filter_map(|(id, m)| m.outlet.push(frame).err().map(|why| (*id, why)))
-            .collect()
+    /// A frame for one member alone.
+    fn tell(&mut self, session: SessionId, frame: &ByteString) {
+        if let Some(gone) = self.members.send_to(session, frame) {
+            self.farewell(vec![gone]);
+        }
     }
 
-    /// Removes a member; returns the `presence.leave` frame to broadcast when
-    /// this was the person's last session here.
-    fn remove(&mut self, session: SessionId, why: Option<Refused>) -> Option<ByteString> {
-        let member = self.members.remove(&session)?;
-        if why == Some(Refused::Slow) {
-            self.config.metrics.dropped();
-            self.config.metrics.slow_closed();
-            member
-                .outlet
-                .close(close::TOO_SLOW, "too slow to read its frames");
-            tracing::info!(room = %self.name, session = session.get(), "dropped a member too slow to read");
-        }
-        let person = self.people.get_mut(&member.key)?;
-        person.sessions -= 1;
-        if person.sessions > 0 {
-            return None;
-        }
-        self.people.remove(&member.key);
-        (!self.crowded).then(|| self.presence_event("presence.leave", &member.who))
+    fn tell_error(
+        &mut self,
+        session: SessionId,
+        reference: Option<&Ref>,
+        code: ErrorCode,
+        detail: &str,
+    ) {
+        let frame: ByteString = frames::error(reference, code, detail).into();
+        self.tell(session, &frame);
     }
 
     /// Stores the next batch of queued messages, then broadcasts them in id
     /// order; one write at a time keeps broadcast order equal to id order.
     fn write_next(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.queue.is_empty() {
+        if self.writing {
             return;
+        }
+        if self.queue.is_empty() {
+            return self.go_if_idle(ctx);
         }
         self.writing = true;
         let take = self.queue.len().min(WRITE_BATCH);
@@ -258,55 +245,85 @@ impl ChatServer {
             })
             .collect();
         let db = self.config.db.clone();
-        let store = async move { db.run(move |conn| chat::insert_all(conn, &rows)).await };
+        let store = async move { db.run(move |conn| Ok(chat::insert_each(conn, &rows))).await };
         ctx.spawn(store.into_actor(self).map(move |stored, act, ctx| {
             act.writing = false;
-            match stored {
-                Ok(ids) => {
-                    for (q, id) in batch.iter().zip(ids) {
-                        let frame = act.message_frame(id, &q.who, &q.body, q.sent_at);
-                        act.remember(id, frame.clone());
-                        act.broadcast(&frame);
-                    }
-                }
+            let ids: Vec<Option<i64>> = match stored {
+                Ok(results) => results
+                    .into_iter()
+                    .map(|result| {
+                        result
+                            .inspect_err(|err| {
+                                tracing::error!(room = %act.name, error = %err, "storing a chat message failed");
+                            })
+                            .ok()
+                    })
+                    .collect(),
                 Err(err) => {
                     tracing::error!(room = %act.name, error = %err, lost = batch.len(), "storing chat messages failed");
-                    for q in &batch {
-                        act.tell(q.session, q.reference.as_ref(), ErrorCode::Unavailable, "the message could not be stored; send it again");
-                    }
+                    vec![None; batch.len()]
                 }
+            };
+            for (q, id) in batch.iter().zip(ids) {
+                act.stored(q, id);
             }
             act.write_next(ctx);
         }));
     }
 
-    /// An error frame for one member, if it is still here.
-    fn tell(&mut self, session: SessionId, reference: Option<&Ref>, code: ErrorCode, detail: &str) {
-        let frame: ByteString = frames::error(reference, code, detail).into();
-        if let Some(why) = self
-            .members
-            .get(&session)
-            .and_then(|m| m.outlet.push(&frame).err())
-        {
-            self.drop_member(session, Some(why));
+    /// One message's fate: broadcast with its id, or an error to its sender.
+    fn stored(&mut self, q: &Queued, id: Option<i64>) {
+        let Some(id) = id else {
+            let detail = "the message could not be stored; send it again";
+            return self.tell_error(
+                q.session,
+                q.reference.as_ref(),
+                ErrorCode::Unavailable,
+                detail,
+            );
+        };
+        let frame = message_frame(id, self.name.as_str(), &q.who, &q.body, q.sent_at);
+        self.history.remember(id, frame.clone());
+        match &q.reference {
+            None => self.broadcast(&frame, None),
+            Some(reference) => {
+                self.broadcast(&frame, Some(q.session));
+                self.tell(q.session, &with_ref(&frame, reference));
+            }
         }
     }
 
-    /// Removes a member and tells the others if that person has left.
-    fn drop_member(&mut self, session: SessionId, why: Option<Refused>) {
-        if let Some(leave) = self.remove(session, why) {
-            self.broadcast(&leave);
+    /// Nobody here and nothing to store: ask the registry to forget this
+    /// room, and stop if it agrees (no join is on its way).
+    fn go_if_idle(&mut self, ctx: &mut Context<Self>) {
+        if self.asked_to_go || self.writing || !self.queue.is_empty() || !self.members.is_empty() {
+            return;
         }
+        self.asked_to_go = true;
+        let ask = self.registry.send(Idle {
+            room: self.name.clone(),
+            joins: self.joins,
+        });
+        ctx.spawn(ask.into_actor(self).map(|forgotten, act, ctx| {
+            act.asked_to_go = false;
+            match forgotten {
+                Ok(true) | Err(_) => ctx.stop(),
+                Ok(false) => act.go_if_idle(ctx),
+            }
+        }));
     }
 
     fn become_crowded(&mut self, ctx: &mut Context<Self>) {
         self.crowded = true;
         ctx.run_interval(COUNT_INTERVAL, |act, _| {
-            if act.members.len() != act.count_sent {
-                act.count_sent = act.members.len();
-                let frame = act.count_frame();
-                act.broadcast(&frame);
-            }
+            let count = act.people.len();
+            let frame = act.count_frame();
+            let gone = act.members.deliver(&frame, |_, member| {
+                let news = member.count_seen != count;
+                member.count_seen = count;
+                news
+            });
+            act.farewell(gone);
         });
     }
 }
@@ -315,25 +332,43 @@ impl Actor for ChatServer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.config.metrics.room_opened();
         // Sessions hand messages over with try_send; a room busy broadcasting
         // must not turn a short burst into "room is busy" errors.
         ctx.set_mailbox_capacity(ROOM_MAILBOX);
-        if self.config.history_len == 0 {
-            return;
-        }
         // Joins wait until the history is here, so no one misses a message
-        // between what was stored and what is broadcast.
+        // between what was stored and what is broadcast. One row more than is
+        // kept is read: its id tells a `since` what is no longer kept.
         let db = self.config.db.clone();
         let room = self.name.as_str().to_owned();
         let limit = self.config.history_len + 1;
         let load = async move { db.run(move |conn| chat::recent(conn, &room, limit)).await };
         ctx.wait(load.into_actor(self).map(|loaded, act, _| match loaded {
-            Ok(rows) => act.loaded(rows),
+            Ok(rows) => {
+                let name = act.name.clone();
+                act.history
+                    .loaded(rows.into_iter().map(|row: StoredMessage| {
+                        let m = row.message;
+                        let who = Who {
+                            id: m.user_id,
+                            username: m.username,
+                            is_staff: m.is_staff,
+                        };
+                        (
+                            row.id,
+                            message_frame(row.id, name.as_str(), &who, &m.body, m.sent_at),
+                        )
+                    }));
+            }
             Err(err) => {
                 tracing::error!(room = %act.name, error = %err, "loading chat history failed");
-                act.forgotten_up_to = i64::MAX;
+                act.history.unavailable();
             }
         }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.config.metrics.room_closed();
     }
 }
 
@@ -341,50 +376,42 @@ impl Handler<Join> for ChatServer {
     type Result = MessageResult<Join>;
 
     fn handle(&mut self, join: Join, ctx: &mut Self::Context) -> Self::Result {
+        self.joins += 1;
         // Checked again here, not only in the guard: the room is what holds
         // staff conversations, so it must not rely on its callers.
         if self.staff_only && !join.who.is_staff {
             join.outlet
-                .close(close::FORBIDDEN, "this room is for staff only");
+                .close(CloseCode::Forbidden, "this room is for staff only");
+            self.go_if_idle(ctx);
             return MessageResult(ctx.address());
         }
-        let key = match join.who.id {
-            Some(id) => PersonKey::User(id),
-            None => PersonKey::Guest(join.session),
-        };
-        let history = self.history_frame(join.since);
-        let person = self.people.entry(key.clone()).or_insert_with(|| Person {
-            who: join.who.clone(),
-            sessions: 0,
-        });
-        person.sessions += 1;
-        let arrived = person.sessions == 1;
-        self.members.insert(
-            join.session,
-            Member {
-                outlet: join.outlet.clone(),
-                who: join.who.clone(),
-                key,
-            },
-        );
-        if !self.crowded && self.members.len() > self.config.presence_limit {
+        let key = PersonKey::of(&join.who, join.session);
+        let arrived = self.people.arrive(key.clone(), join.who.clone());
+        if !self.crowded && self.people.len() > self.config.presence_limit {
             self.become_crowded(ctx);
         }
+        let history = self.history.frame(self.name.as_str(), join.since);
+        let count = self.people.len();
         let greeting = if self.crowded {
             self.count_frame()
         } else {
             self.presence_list()
         };
-        for frame in [&history, &greeting] {
-            if let Err(why) = join.outlet.push(frame) {
-                self.drop_member(join.session, Some(why));
-                return MessageResult(ctx.address());
-            }
-        }
-        if arrived && !self.crowded {
+        self.members.insert(
+            join.session,
+            join.outlet,
+            Member {
+                key,
+                count_seen: count,
+            },
+        );
+        self.tell(join.session, &history);
+        self.tell(join.session, &greeting);
+        if arrived && !self.crowded && self.members.get(join.session).is_some() {
             let event = self.presence_event("presence.join", &join.who);
-            self.broadcast_except(&event, Some(join.session));
+            self.broadcast(&event, Some(join.session));
         }
+        self.go_if_idle(ctx);
         MessageResult(ctx.address())
     }
 }
@@ -392,8 +419,14 @@ impl Handler<Join> for ChatServer {
 impl Handler<Leave> for ChatServer {
     type Result = ();
 
-    fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
-        self.drop_member(leave.session, None);
+    fn handle(&mut self, leave: Leave, ctx: &mut Self::Context) {
+        if let Some(member) = self.members.remove(leave.session) {
+            self.farewell(vec![Gone {
+                session: leave.session,
+                data: member,
+            }]);
+        }
+        self.go_if_idle(ctx);
     }
 }
 
@@ -401,15 +434,21 @@ impl Handler<Say> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, say: Say, ctx: &mut Self::Context) {
-        let Some(who) = self.members.get(&say.session).map(|m| m.who.clone()) else {
+        let Some(who) = self
+            .members
+            .get(say.session)
+            .and_then(|m| self.people.who(&m.key))
+            .cloned()
+        else {
             return;
         };
         if self.queue.len() >= MAX_QUEUED {
-            return self.tell(
+            let detail = "the room is busy; send it again shortly";
+            return self.tell_error(
                 say.session,
                 say.reference.as_ref(),
                 ErrorCode::RateLimited,
-                "the room is busy; send it again shortly",
+                detail,
             );
         }
         self.queue.push_back(Queued {
@@ -423,13 +462,28 @@ impl Handler<Say> for ChatServer {
     }
 }
 
+impl Handler<Reshow> for ChatServer {
+    type Result = ();
+
+    /// What the room shows for a person follows their user: the next
+    /// message, the presence list and a `presence.update` say the new flags.
+    fn handle(&mut self, reshow: Reshow, _: &mut Self::Context) {
+        let Some(key) = self.members.get(reshow.session).map(|m| m.key.clone()) else {
+            return;
+        };
+        if self.people.update(&key, reshow.who.clone()) && !self.crowded {
+            let event = self.presence_event("presence.update", &reshow.who);
+            self.broadcast(&event, None);
+        }
+    }
+}
+
 impl Handler<Drain> for ChatServer {
     type Result = ();
 
     /// Closes every member; each session then leaves as it always does.
     fn handle(&mut self, _: Drain, _: &mut Self::Context) {
-        for member in self.members.values() {
-            member.outlet.close(close::RESTART, "the hub is restarting");
-        }
+        self.members
+            .close_all(CloseCode::Restart, "the hub is restarting");
     }
 }

@@ -1,85 +1,103 @@
-//! The registry of rooms on this node. It keeps each room's sessions itself,
-//! so it can forget a room when the last one leaves; the room actor then stops
-//! once the last session has dropped its address. It keeps the set, not a
-//! count: a session that vanishes while its join still waits for room in
-//! this mailbox sends a leave for a join that never arrived, and that leave
-//! must change nothing.
+//! The rooms of this node, spread over a set of arbiters so fan-out uses
+//! every core: a room belongs to the registry shard its name hashes to, and
+//! runs on that shard's arbiter (its own thread), as does the shard. Sessions
+//! live on the HTTP workers and reach a room only by message.
+//!
+//! A shard creates a room on the first join and forgets it when the room
+//! asks to go ([`Idle`]): the room asks only once it has no members and
+//! nothing left to store, and the shard agrees only if no join is on its way
+//! to that room. So there is one instance per room at a time, and a room
+//! made again at once reads everything the last one stored.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
 
+use actix::dev::Request;
 use actix::prelude::*;
 
-use super::messages::{Join, Leave};
-use super::room::{ChatServer, RoomConfig};
+use super::room::{ChatServer, Idle, Join, Leave, RoomConfig};
 use crate::names::RoomName;
 use crate::ws::outlet::Drain;
 use crate::ws::session::SessionId;
 
-struct Entry {
-    addr: Addr<ChatServer>,
-    sessions: HashSet<SessionId>,
+/// A session that stopped before its join was answered leaves through the
+/// registry, which forwards the leave behind the join.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeaveUnjoined {
+    pub room: RoomName,
+    pub session: SessionId,
 }
 
-pub struct Rooms {
+struct Entry {
+    addr: Addr<ChatServer>,
+    /// Joins sent to this room, to compare with what it has seen.
+    joins: u64,
+}
+
+/// One shard of the registry.
+pub struct RoomRegistry {
     rooms: HashMap<RoomName, Entry>,
-    staff_rooms: BTreeSet<String>,
+    staff_rooms: Arc<BTreeSet<String>>,
     config: RoomConfig,
 }
 
-impl Rooms {
-    pub fn new(config: RoomConfig, staff_rooms: BTreeSet<String>) -> Self {
-        Self {
-            rooms: HashMap::new(),
-            staff_rooms,
-            config,
-        }
-    }
-}
-
-impl Actor for Rooms {
+impl Actor for RoomRegistry {
     type Context = Context<Self>;
 }
 
-impl Handler<Join> for Rooms {
+impl Handler<Join> for RoomRegistry {
     type Result = MessageResult<Join>;
 
-    fn handle(&mut self, join: Join, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, join: Join, ctx: &mut Self::Context) -> Self::Result {
         let entry = self.rooms.entry(join.room.clone()).or_insert_with(|| {
             let staff_only = self.staff_rooms.contains(join.room.as_str());
+            let registry = ctx.address().recipient();
+            // Started from this handler, so on this shard's arbiter.
+            let room =
+                ChatServer::new(join.room.clone(), staff_only, self.config.clone(), registry);
             Entry {
-                addr: ChatServer::new(join.room.clone(), staff_only, self.config.clone()).start(),
-                sessions: HashSet::new(),
+                addr: room.start(),
+                joins: 0,
             }
         });
-        entry.sessions.insert(join.session);
+        entry.joins += 1;
         let addr = entry.addr.clone();
-        self.config.metrics.set_rooms(self.rooms.len());
         addr.do_send(join);
         MessageResult(addr)
     }
 }
 
-impl Handler<Leave> for Rooms {
+impl Handler<LeaveUnjoined> for RoomRegistry {
     type Result = ();
 
-    fn handle(&mut self, leave: Leave, _: &mut Self::Context) {
-        let room = leave.room.clone();
-        let Some(entry) = self.rooms.get_mut(&room) else {
-            return;
-        };
-        if !entry.sessions.remove(&leave.session) {
-            return;
-        }
-        let empty = entry.sessions.is_empty();
-        entry.addr.do_send(leave);
-        if empty {
-            self.rooms.remove(&room);
-            self.config.metrics.set_rooms(self.rooms.len());
+    /// Forwarded behind the join this shard already sent, so the room sees
+    /// the two in order; a room this shard no longer has needs no leave.
+    fn handle(&mut self, leave: LeaveUnjoined, _: &mut Self::Context) {
+        if let Some(entry) = self.rooms.get(&leave.room) {
+            entry.addr.do_send(Leave {
+                session: leave.session,
+            });
         }
     }
 }
 
-impl Handler<Drain> for Rooms {
+impl Handler<Idle> for RoomRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, idle: Idle, _: &mut Self::Context) -> bool {
+        match self.rooms.get(&idle.room) {
+            Some(entry) if entry.joins == idle.joins => {
+                self.rooms.remove(&idle.room);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Handler<Drain> for RoomRegistry {
     type Result = ();
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) {
@@ -89,60 +107,158 @@ impl Handler<Drain> for Rooms {
     }
 }
 
+/// The sessions' handle on every shard: cheap to clone.
+#[derive(Clone)]
+pub struct Rooms {
+    shards: Arc<[Addr<RoomRegistry>]>,
+}
+
+impl Rooms {
+    /// Starts one registry shard on each arbiter.
+    pub fn start(
+        config: &RoomConfig,
+        staff_rooms: BTreeSet<String>,
+        arbiters: &[ArbiterHandle],
+    ) -> Self {
+        assert!(!arbiters.is_empty(), "rooms need at least one arbiter");
+        let staff_rooms = Arc::new(staff_rooms);
+        let shards = arbiters
+            .iter()
+            .map(|arbiter| {
+                let (config, staff_rooms) = (config.clone(), staff_rooms.clone());
+                RoomRegistry::start_in_arbiter(arbiter, move |_| RoomRegistry {
+                    rooms: HashMap::new(),
+                    staff_rooms,
+                    config,
+                })
+            })
+            .collect();
+        Self { shards }
+    }
+
+    /// A fixed hash (not the per-process random one), so a room's shard is
+    /// the same for every session.
+    fn shard(&self, room: &RoomName) -> &Addr<RoomRegistry> {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(room.as_str());
+        let index = usize::try_from(hash % self.shards.len() as u64).unwrap_or(0);
+        &self.shards[index]
+    }
+
+    /// Joins a room; the answer is the room, for what the session says next.
+    pub fn join(&self, join: Join) -> Request<RoomRegistry, Join> {
+        self.shard(&join.room).send(join)
+    }
+
+    pub fn leave_unjoined(&self, room: RoomName, session: SessionId) {
+        self.shard(&room).do_send(LeaveUnjoined { room, session });
+    }
+
+    /// Asks every room to close its members with 1012.
+    pub fn drain(&self) {
+        for shard in self.shards.iter() {
+            shard.do_send(Drain);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
-    use crate::chat::messages::Who;
+    use crate::chat::frames::Who;
     use crate::config::DatabaseUrl;
     use crate::db::{self, Db};
+    use crate::metrics::Metrics;
     use crate::ws::outlet;
-    use crate::ws::session::SessionId;
 
-    fn join(room: &RoomName, session: SessionId, outlet: outlet::Outlet) -> Join {
-        Join {
+    fn guest(room: &RoomName, session: u64) -> (Join, outlet::Inbox) {
+        let (outlet, inbox) = outlet::outbox(1 << 16);
+        let join = Join {
             room: room.clone(),
-            session,
+            session: SessionId::for_tests(session),
             outlet,
             who: Arc::new(Who {
                 id: None,
-                username: "guest".into(),
+                username: format!("guest-{session}"),
                 is_staff: false,
             }),
             since: None,
-        }
+        };
+        (join, inbox)
+    }
+
+    async fn rooms(metrics: Arc<Metrics>) -> (Rooms, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("rooms.sqlite3"));
+        let db = Db::new(db::pool(&url, 1, db::DEFAULT_POOL_TIMEOUT).unwrap());
+        db.migrate().unwrap();
+        let config = RoomConfig {
+            db,
+            metrics,
+            history_len: 5,
+            history_bytes: 1 << 16,
+            presence_limit: 2,
+        };
+        let rooms = Rooms::start(&config, BTreeSet::new(), &[Arbiter::current()]);
+        (rooms, dir)
+    }
+
+    async fn rooms_open(metrics: &Metrics) -> String {
+        metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("hub_rooms "))
+            .unwrap()
+            .to_owned()
     }
 
     #[actix_web::test]
-    async fn a_leave_whose_join_never_arrived_does_not_forget_a_live_room() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = DatabaseUrl::Sqlite(dir.path().join("rooms.sqlite3"));
-        let config = RoomConfig {
-            db: Db::new(db::pool(&url, 1, db::DEFAULT_POOL_TIMEOUT).unwrap()),
-            metrics: Default::default(),
-            history_len: 0,
-            presence_limit: 100,
-        };
-        let rooms = Rooms::new(config, BTreeSet::new()).start();
+    async fn a_leave_before_the_join_was_answered_still_empties_the_room_and_it_stops() {
+        let metrics = Arc::new(Metrics::default());
+        let (rooms, _dir) = rooms(metrics.clone()).await;
         let room = RoomName::parse("lobby").unwrap();
-        let (first, _inbox) = outlet::outbox(1024);
-        let member = SessionId::for_tests(1);
-        let there = rooms.send(join(&room, member, first)).await.unwrap();
+        let (join, _inbox) = guest(&room, 1);
+        let pending = rooms.join(join);
+        rooms.leave_unjoined(room.clone(), SessionId::for_tests(1));
+        pending.await.unwrap();
+        for _ in 0..100 {
+            if rooms_open(&metrics).await == "hub_rooms 0" {
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the room never stopped: {}", rooms_open(&metrics).await);
+    }
 
-        rooms
-            .send(Leave {
-                room: room.clone(),
-                session: SessionId::for_tests(2),
+    #[actix_web::test]
+    async fn a_crowded_room_stops_once_its_last_member_leaves() {
+        let metrics = Arc::new(Metrics::default());
+        let (rooms, _dir) = rooms(metrics.clone()).await;
+        let room = RoomName::parse("crowd").unwrap();
+        let mut inboxes = Vec::new();
+        let mut addr = None;
+        for session in 1..=4 {
+            let (join, inbox) = guest(&room, session);
+            inboxes.push(inbox);
+            addr = Some(rooms.join(join).await.unwrap());
+        }
+        assert_eq!(rooms_open(&metrics).await, "hub_rooms 1");
+        let addr = addr.unwrap();
+        for session in 1..=4 {
+            addr.send(Leave {
+                session: SessionId::for_tests(session),
             })
             .await
             .unwrap();
-
-        let (second, _inbox2) = outlet::outbox(1024);
-        let again = rooms
-            .send(join(&room, SessionId::for_tests(3), second))
-            .await
-            .unwrap();
-        assert_eq!(there, again, "the room with a member in it was kept");
+        }
+        for _ in 0..100 {
+            if !addr.connected() {
+                assert_eq!(rooms_open(&metrics).await, "hub_rooms 0");
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the crowded room's count timer kept it alive");
     }
 }

@@ -1,28 +1,71 @@
 //! The chat endpoint of a session: joins its room when opened, forwards what
-//! its member says, leaves when closed.
+//! its member says, tells the room when its user changes, leaves when closed.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
-use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::messages::{Join, Leave, Say, Who};
-use super::room::ChatServer;
-use crate::auth::guard::{ChatAccess, query_param};
+use super::frames::Who;
+use super::guests::GuestName;
+use super::room::{ChatServer, Join, Leave, Reshow, Say};
+use super::rooms::Rooms;
 use crate::db::users::User;
-use crate::http::error::ApiError;
 use crate::names::RoomName;
-use crate::state::AppState;
+use crate::text;
+use crate::ws::close::CloseCode;
 use crate::ws::frames::{self, ErrorCode};
 use crate::ws::session::{Ctx, Endpoint, Request, Session};
 
 pub struct Chat {
+    rooms: Rooms,
     room: RoomName,
     staff_room: bool,
     since: Option<i64>,
     who: Arc<Who>,
+    /// A guest's name, held (unique) for as long as the socket lives.
+    _guest: Option<GuestName>,
     addr: Option<Addr<ChatServer>>,
+}
+
+impl Chat {
+    /// A member of `room`: a signed-in user, or a guest with a fresh name.
+    pub fn new(
+        rooms: Rooms,
+        room: RoomName,
+        staff_room: bool,
+        since: Option<i64>,
+        member: Result<&User, GuestName>,
+    ) -> Self {
+        let (who, guest) = match member {
+            Ok(user) => (who(user), None),
+            Err(guest) => {
+                let who = Who {
+                    id: None,
+                    username: guest.as_str().to_owned(),
+                    is_staff: false,
+                };
+                (who, Some(guest))
+            }
+        };
+        Self {
+            rooms,
+            room,
+            staff_room,
+            since,
+            who: Arc::new(who),
+            _guest: guest,
+            addr: None,
+        }
+    }
+}
+
+fn who(user: &User) -> Who {
+    Who {
+        id: Some(user.id),
+        username: user.username.clone(),
+        is_staff: user.is_staff,
+    }
 }
 
 #[derive(Deserialize)]
@@ -34,21 +77,23 @@ impl Endpoint for Chat {
     const NAME: &'static str = "chat";
 
     fn opened(session: &mut Session<Self>, ctx: &mut Ctx<Self>) {
+        let chat = &session.endpoint;
         let join = Join {
-            room: session.endpoint.room.clone(),
+            room: chat.room.clone(),
             session: session.id,
             outlet: session.outlet(),
-            who: session.endpoint.who.clone(),
-            since: session.endpoint.since,
+            who: chat.who.clone(),
+            since: chat.since,
         };
         // Nothing the client sends is handled before the join is done.
         ctx.wait(
-            session.state.rooms.send(join).into_actor(session).map(
-                |joined, act, ctx| match joined {
+            chat.rooms
+                .join(join)
+                .into_actor(session)
+                .map(|joined, act, ctx| match joined {
                     Ok(addr) => act.endpoint.addr = Some(addr),
-                    Err(_) => Session::close(ctx, 1011, "the room is unavailable"),
-                },
-            ),
+                    Err(_) => Session::close(ctx, CloseCode::Internal, "the room is unavailable"),
+                }),
         );
     }
 
@@ -74,6 +119,10 @@ impl Endpoint for Chat {
             let detail = format!("a message is at most {max} characters");
             return session.send_error(ctx, reference, ErrorCode::TooLarge, &detail);
         }
+        if let Err(bad) = text::check(&message) {
+            let detail = format!("message: {bad}");
+            return session.send_error(ctx, reference, ErrorCode::Validation, &detail);
+        }
         let Some(room) = &session.endpoint.addr else {
             return;
         };
@@ -96,51 +145,28 @@ impl Endpoint for Chat {
         !self.staff_room || user.is_staff
     }
 
-    fn closed(session: &mut Session<Self>) {
-        session.state.rooms.do_send(Leave {
-            room: session.endpoint.room.clone(),
+    fn user_changed(session: &mut Session<Self>, _: &User, _: &mut Ctx<Self>) {
+        let (Some(user), Some(room)) = (&session.user, &session.endpoint.addr) else {
+            return;
+        };
+        let who = Arc::new(who(user));
+        session.endpoint.who = who.clone();
+        room.do_send(Reshow {
             session: session.id,
+            who,
         });
     }
-}
 
-fn guest_name() -> String {
-    format!("guest-{:06x}", rand::random::<u32>() & 0xff_ffff)
-}
-
-/// `GET /ws/chat/{room}/`: the guard has run (as the `ChatAccess` extractor)
-/// before this body, so a refused client never gets a socket.
-pub async fn connect(
-    access: ChatAccess,
-    req: HttpRequest,
-    stream: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let since = match query_param(&req, "since") {
-        None => None,
-        Some(raw) => Some(
-            raw.parse::<i64>()
-                .map_err(|_| ApiError::validation("since must be a message id"))?,
-        ),
-    };
-    let who = match &access.user {
-        Some(auth) => Who {
-            id: Some(auth.user.id),
-            username: auth.user.username.clone(),
-            is_staff: auth.user.is_staff,
-        },
-        None => Who {
-            id: None,
-            username: guest_name(),
-            is_staff: false,
-        },
-    };
-    let chat = Chat {
-        room: access.room,
-        staff_room: access.staff_room,
-        since,
-        who: Arc::new(who),
-        addr: None,
-    };
-    Session::new(state, access.user, chat).start(&req, stream)
+    fn closed(session: &mut Session<Self>) {
+        match &session.endpoint.addr {
+            // Straight to the room, behind everything this session said.
+            Some(room) => room.do_send(Leave {
+                session: session.id,
+            }),
+            None => session
+                .endpoint
+                .rooms
+                .leave_unjoined(session.endpoint.room.clone(), session.id),
+        }
+    }
 }

@@ -26,21 +26,29 @@ pub struct StoredMessage {
     pub message: NewMessage,
 }
 
+fn insert_one(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<i64> {
+    diesel::insert_into(hub_chat_message::table)
+        .values(message)
+        .returning((hub_chat_message::id,))
+        .get_result::<(i64,)>(conn)
+        .map(|(id,)| id)
+}
+
 /// Stores messages in one transaction and returns their ids in order; a room
 /// writes a whole burst at once instead of one commit per message.
 pub fn insert_all(conn: &mut DbConnection, messages: &[NewMessage]) -> QueryResult<Vec<i64>> {
-    conn.transaction(|conn| {
-        messages
-            .iter()
-            .map(|m| {
-                diesel::insert_into(hub_chat_message::table)
-                    .values(m)
-                    .returning((hub_chat_message::id,))
-                    .get_result::<(i64,)>(conn)
-                    .map(|(id,)| id)
-            })
-            .collect()
-    })
+    conn.transaction(|conn| messages.iter().map(|m| insert_one(conn, m)).collect())
+}
+
+/// Stores messages in one transaction when it can; when that fails, each
+/// on its own, so one message the database refuses never takes the others
+/// with it. One result per message, in order.
+pub fn insert_each(conn: &mut DbConnection, messages: &[NewMessage]) -> Vec<QueryResult<i64>> {
+    match insert_all(conn, messages) {
+        Ok(ids) => ids.into_iter().map(Ok).collect(),
+        Err(_) if messages.len() > 1 => messages.iter().map(|m| insert_one(conn, m)).collect(),
+        Err(err) => vec![Err(err)],
+    }
 }
 
 /// The newest `limit` messages of a room, oldest first.

@@ -1,15 +1,18 @@
-//! The HTTP edge: routes, the token API, operators' endpoints, static pages
-//! and the one error type they answer with.
+//! The HTTP edge: routes, the guard, the socket endpoints' handshakes, the
+//! token and ingest APIs, operators' endpoints, static pages, and the one
+//! error type they answer with.
 
 pub mod assets;
 pub mod error;
+pub mod guard;
+pub mod ingest;
 pub mod ops;
+pub mod sockets;
 pub mod token;
 
 use actix_web::http::StatusCode;
 use actix_web::web;
 
-use crate::{analytics, chat};
 use error::ApiError;
 
 /// A room name is checked by the guard (`RoomName::parse`), which answers a
@@ -23,24 +26,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .limit(16 * 1024)
             .error_handler(json_error),
     )
-    .route(
-        &format!("/ws/chat/{ROOM}"),
-        web::get().to(chat::socket::connect),
-    )
-    .route(
-        &format!("/ws/chat/{ROOM}/"),
-        web::get().to(chat::socket::connect),
-    )
-    .route("/ws/analytics", web::get().to(analytics::socket::connect))
-    .route("/ws/analytics/", web::get().to(analytics::socket::connect))
+    .route(&format!("/ws/chat/{ROOM}"), web::get().to(sockets::chat))
+    .route(&format!("/ws/chat/{ROOM}/"), web::get().to(sockets::chat))
+    .route("/ws/analytics", web::get().to(sockets::analytics))
+    .route("/ws/analytics/", web::get().to(sockets::analytics))
     .service(
         web::resource("/api/analytics/events")
             .app_data(
                 web::JsonConfig::default()
-                    .limit(analytics::ingest::MAX_BODY_BYTES)
+                    .limit(ingest::MAX_BODY_BYTES)
                     .error_handler(json_error),
             )
-            .route(web::post().to(analytics::ingest::ingest)),
+            .route(web::post().to(ingest::ingest)),
     )
     .route("/api/token/", web::post().to(token::obtain))
     .route("/api/token/refresh/", web::post().to(token::refresh))

@@ -6,9 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::auth::guard::{self, Refusal};
 use crate::auth::jwt::TokenKind;
 use crate::auth::password;
+use crate::auth::refusal::Refusal;
+use crate::auth::users::load_active;
 use crate::db::DbError;
 use crate::db::users::{self, User};
 use crate::state::AppState;
@@ -111,7 +112,7 @@ pub async fn refresh(
             ),
             other => other.into(),
         })?;
-    let user = guard::load_active_user(&state, verified.user_id).await?;
+    let user = load_active(&state.db, &state.users, verified.user_id).await?;
     Ok(HttpResponse::Ok().json(AccessOnly {
         access: state.tokens.mint(user.id, TokenKind::Access),
     }))

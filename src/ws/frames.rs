@@ -1,7 +1,16 @@
-//! Frame shapes shared by every endpoint: the request envelope and the error
-//! frame. Endpoint-specific frames live with their endpoint.
+//! Frame shapes shared by every endpoint: the request envelope, the error
+//! frame and the wire form of a time. Endpoint-specific frames live with
+//! their endpoint.
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The wire form of a time: RFC 3339, UTC, milliseconds.
+pub fn wire_time(at: NaiveDateTime) -> String {
+    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
 
 /// A client's correlation id, echoed in replies: a short string or a number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,11 +58,27 @@ pub fn error(reference: Option<&Ref>, code: ErrorCode, detail: &str) -> String {
 }
 
 /// The fields every request may carry; the rest is the endpoint's to read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Envelope {
-    #[serde(rename = "type")]
     pub kind: Option<String>,
+    pub reference: Option<Ref>,
+}
+
+/// The envelope as sent: `type` of any JSON type, so a request with a bad
+/// `type` still has its `ref` read and echoed.
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(rename = "type")]
+    kind: Option<serde_json::Value>,
     #[serde(rename = "ref")]
+    reference: Option<Ref>,
+}
+
+/// A frame refused before its endpoint saw it, with the `ref` to echo when
+/// one could be read.
+#[derive(Debug)]
+pub struct Rejected {
+    pub bad: BadFrame,
     pub reference: Option<Ref>,
 }
 
@@ -84,23 +109,44 @@ impl BadFrame {
     }
 }
 
-pub fn parse_envelope(text: &str) -> Result<Envelope, BadFrame> {
+pub fn parse_envelope(text: &str) -> Result<Envelope, Rejected> {
+    let reject = |bad, reference| Rejected { bad, reference };
     if !text.trim_start().starts_with('{') {
-        return Err(BadFrame::new(
-            ErrorCode::InvalidJson,
-            "a frame is a JSON object with a \"type\"",
+        return Err(reject(
+            BadFrame::new(
+                ErrorCode::InvalidJson,
+                "a frame is a JSON object with a \"type\"",
+            ),
+            None,
         ));
     }
-    let envelope: Envelope = serde_json::from_str(text).map_err(|e| BadFrame::from_json(&e))?;
-    if let Some(Ref::Text(r)) = &envelope.reference
+    let raw: RawEnvelope =
+        serde_json::from_str(text).map_err(|e| reject(BadFrame::from_json(&e), None))?;
+    if let Some(Ref::Text(r)) = &raw.reference
         && r.chars().count() > MAX_REF_CHARS
     {
-        return Err(BadFrame::new(
-            ErrorCode::Validation,
-            format!("ref is longer than {MAX_REF_CHARS} characters"),
+        return Err(reject(
+            BadFrame::new(
+                ErrorCode::Validation,
+                format!("ref is longer than {MAX_REF_CHARS} characters"),
+            ),
+            None,
         ));
     }
-    Ok(envelope)
+    let kind = match raw.kind {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(kind)) => Some(kind),
+        Some(_) => {
+            return Err(reject(
+                BadFrame::new(ErrorCode::Validation, "type must be a string"),
+                raw.reference,
+            ));
+        }
+    };
+    Ok(Envelope {
+        kind,
+        reference: raw.reference,
+    })
 }
 
 /// Reads a request's own fields into `T`.
@@ -115,20 +161,19 @@ mod tests {
     #[test]
     fn broken_json_and_wrong_shapes_get_different_codes() {
         assert_eq!(
-            parse_envelope("{nope").unwrap_err().code,
+            parse_envelope("{nope").unwrap_err().bad.code,
             ErrorCode::InvalidJson
         );
         assert_eq!(
-            parse_envelope("[1,2]").unwrap_err().code,
+            parse_envelope("[1,2]").unwrap_err().bad.code,
             ErrorCode::InvalidJson
         );
-        assert_eq!(
-            parse_envelope(r#"{"type": 5}"#).unwrap_err().code,
-            ErrorCode::Validation
-        );
+        let bad_type = parse_envelope(r#"{"type": 5, "ref": "r9"}"#).unwrap_err();
+        assert_eq!(bad_type.bad.code, ErrorCode::Validation);
+        assert_eq!(bad_type.reference, Some(Ref::Text("r9".into())));
         let long = format!(r#"{{"type":"x","ref":"{}"}}"#, "r".repeat(129));
         assert_eq!(
-            parse_envelope(&long).unwrap_err().code,
+            parse_envelope(&long).unwrap_err().bad.code,
             ErrorCode::Validation
         );
         let ok = parse_envelope(r#"{"type":"chat.message","ref":7,"message":"hi"}"#).unwrap();

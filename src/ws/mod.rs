@@ -1,8 +1,13 @@
 //! What every socket shares, whatever it carries: the session actor with its
-//! limits, heartbeat and token lifetime ([`session`]), the JSON frame shapes
-//! ([`frames`]) and the bounded path by which broadcasters reach a session
-//! ([`outlet`]).
+//! heartbeat and token lifetime ([`session`]), its rate limit ([`rate`]) and
+//! fragment reassembly ([`fragments`]), the close codes ([`close`]), the JSON
+//! frame shapes ([`frames`]), and the one bounded path by which broadcasters
+//! reach sessions ([`fanout`] over each session's [`outlet`]).
 
+pub mod close;
+pub mod fanout;
+pub mod fragments;
 pub mod frames;
 pub mod outlet;
+pub mod rate;
 pub mod session;

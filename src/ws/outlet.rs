@@ -1,4 +1,4 @@
-//! How a broadcaster (a chat room, the analytics fan-out) reaches one session
+//! How a broadcaster reaches one session (through [`super::fanout`])
 //! without ever waiting on it, allocating per recipient, or queueing without
 //! bound.
 //!
@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Waker};
 use bytestring::ByteString;
 use futures_util::Stream;
 
+use crate::ws::close::CloseCode;
+
 /// Tells a broadcaster to close every session it reaches: the hub is
 /// shutting down.
 #[derive(actix::Message)]
@@ -28,7 +30,7 @@ pub enum Delivery {
     /// A text frame, serialised once and shared by every recipient.
     Frame(ByteString),
     /// Close with this code and reason.
-    Close(u16, &'static str),
+    Close(CloseCode, &'static str),
 }
 
 /// Why a push did not go through.
@@ -43,7 +45,7 @@ pub enum Refused {
 struct State {
     frames: VecDeque<ByteString>,
     bytes: usize,
-    close: Option<(u16, &'static str)>,
+    close: Option<(CloseCode, &'static str)>,
     gone: bool,
     waker: Option<Waker>,
 }
@@ -103,7 +105,7 @@ impl Outlet {
     }
 
     /// Asks the session to close; frames still queued are not sent.
-    pub fn close(&self, code: u16, reason: &'static str) {
+    pub fn close(&self, code: CloseCode, reason: &'static str) {
         let waker = {
             let mut state = self.0.lock();
             if state.gone || state.close.is_some() {
@@ -193,10 +195,10 @@ mod tests {
     fn a_close_jumps_the_queue_and_a_dropped_inbox_is_gone() {
         let (outlet, mut inbox) = outbox(100);
         outlet.push(&frame(5)).unwrap();
-        outlet.close(1013, "slow");
+        outlet.close(CloseCode::TryAgainLater, "slow");
         assert!(matches!(
             next(&mut inbox),
-            Poll::Ready(Some(Delivery::Close(1013, _)))
+            Poll::Ready(Some(Delivery::Close(CloseCode::TryAgainLater, _)))
         ));
         assert_eq!(outlet.push(&frame(1)), Err(Refused::Gone));
         let (outlet, inbox) = outbox(100);

@@ -1,37 +1,33 @@
 //! The session: one actix actor per socket, created only after the guard has
 //! passed. It owns everything a socket must bound or watch — frame size,
-//! fragments, rate, heartbeat, token expiry, the user's flags — and hands the
-//! requests it does not handle itself to its [`Endpoint`].
+//! fragments ([`super::fragments`]), rate ([`super::rate`]), heartbeat, token
+//! expiry, the user's flags — and hands the requests it does not handle
+//! itself to its [`Endpoint`].
+//!
+//! Where it runs: on the HTTP worker thread that accepted the connection.
+//! Broadcasters run elsewhere and reach it only through its outbox.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use actix_http::ws::{CloseCode, CloseReason, Item};
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
-use bytes::BytesMut;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::guard::{self, Authenticated, Refusal};
-use crate::auth::jwt::{TokenKind, now_secs};
+use crate::auth::jwt::TokenKind;
+use crate::auth::refusal::Refusal;
+use crate::auth::users::{self, Authenticated};
 use crate::db::users::User;
-use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::ws::close::CloseCode;
+use crate::ws::fragments::{FragmentError, Message, Reassembly};
 use crate::ws::frames::{self, BadFrame, ErrorCode, Ref};
 use crate::ws::outlet::{self, Delivery, Inbox, Outlet};
+use crate::ws::rate::{RateLimit, Verdict};
 
 pub type Ctx<E> = ws::WebsocketContext<Session<E>>;
-
-/// Close codes the hub uses beyond the standard ones.
-pub mod close {
-    pub const RESTART: u16 = 1012;
-    pub const TOO_SLOW: u16 = 1013;
-    pub const TOKEN_EXPIRED: u16 = 4001;
-    pub const FORBIDDEN: u16 = 4003;
-}
 
 /// A process-unique id for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,54 +70,16 @@ pub trait Endpoint: Sized + Unpin + 'static {
     /// A request of a type the core does not handle.
     fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>);
 
-    /// Whether a freshly loaded (active) user may stay on this socket.
+    /// Whether a freshly loaded (active) user may stay on this socket at
+    /// all; one who may not is closed with 4003.
     fn admits(&self, user: &User) -> bool;
+
+    /// After a re-check kept the user, when its flags or name changed (the
+    /// session's `user` is already the new one).
+    fn user_changed(session: &mut Session<Self>, before: &User, ctx: &mut Ctx<Self>);
 
     /// Once, whatever closed the socket: the one place it leaves its rooms.
     fn closed(session: &mut Session<Self>);
-}
-
-/// A token bucket; `strikes` counts frames refused since the client last let
-/// the bucket fill, so a client that keeps flooding can be told apart from
-/// one that had a burst.
-struct RateLimit {
-    tokens: f64,
-    last: Instant,
-    strikes: u32,
-}
-
-impl RateLimit {
-    fn new(burst: u32) -> Self {
-        Self {
-            tokens: f64::from(burst),
-            last: Instant::now(),
-            strikes: 0,
-        }
-    }
-
-    fn take(&mut self, per_sec: f64, burst: u32) -> bool {
-        let now = Instant::now();
-        let burst = f64::from(burst);
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(burst);
-        self.last = now;
-        if self.tokens >= burst {
-            self.strikes = 0;
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            self.strikes += 1;
-            false
-        }
-    }
-}
-
-/// A message arriving in fragments, gathered up to the frame-size limit.
-struct Fragments {
-    text: bool,
-    buf: BytesMut,
 }
 
 pub struct Session<E: Endpoint> {
@@ -129,17 +87,19 @@ pub struct Session<E: Endpoint> {
     pub id: SessionId,
     /// `None` for a guest.
     pub user: Option<User>,
-    exp: Option<i64>,
+    /// When the access token stops being valid.
+    expires: Option<SystemTime>,
     expiry: Option<SpawnHandle>,
+    recheck: Option<SpawnHandle>,
     last_heard: Instant,
     rate: RateLimit,
-    fragments: Option<Fragments>,
-    /// When the user was last loaded from the database.
-    checked: Instant,
+    fragments: Reassembly,
     /// Broadcasters' handle on this session, and the end it drains
     /// (taken into the context's streams when the actor starts).
     outlet: Outlet,
     inbox: Option<Inbox>,
+    /// When the user was last read from the database.
+    loaded_at: Instant,
     pub endpoint: E,
 }
 
@@ -157,26 +117,35 @@ struct Refreshed<'a> {
     exp: i64,
 }
 
+/// simplejwt counts a token as expired from its `exp` second on.
+fn expiry_time(exp: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0))
+}
+
 impl<E: Endpoint> Session<E> {
     pub fn new(state: web::Data<AppState>, auth: Option<Authenticated>, endpoint: E) -> Self {
-        let burst = state.settings.limits.rate_burst;
-        let (user, exp) = match auth {
-            Some(a) => (Some(a.user), Some(a.exp)),
-            None => (None, None),
+        let limits = &state.settings.limits;
+        let now = Instant::now();
+        let rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst, now);
+        let fragments = Reassembly::new(limits.max_frame_bytes);
+        let (outlet, inbox) = outlet::outbox(limits.send_queue_bytes);
+        let (user, expires, loaded_at) = match auth {
+            Some(a) => (Some(a.user), Some(expiry_time(a.exp)), a.loaded_at),
+            None => (None, None, now),
         };
-        let (outlet, inbox) = outlet::outbox(state.settings.limits.send_queue_bytes);
         Self {
             state,
             id: SessionId::next(),
             user,
-            exp,
+            expires,
             expiry: None,
-            last_heard: Instant::now(),
-            rate: RateLimit::new(burst),
-            fragments: None,
-            checked: Instant::now(),
+            recheck: None,
+            last_heard: now,
+            rate,
+            fragments,
             outlet,
             inbox: Some(inbox),
+            loaded_at,
             endpoint,
         }
     }
@@ -186,16 +155,15 @@ impl<E: Endpoint> Session<E> {
         self,
         req: &HttpRequest,
         stream: web::Payload,
-    ) -> Result<HttpResponse, actix_web::Error> {
+    ) -> Result<HttpResponse, ws::HandshakeError> {
         let max_frame = self.state.settings.limits.max_frame_bytes;
         ws::WsResponseBuilder::new(self, req, stream)
             .frame_size(max_frame)
             .protocols(&["bearer"])
             .start()
-            .map_err(|e| {
-                // A plain HTTP request, or a broken handshake: the same JSON
-                // shape as every other refusal, instead of an empty body.
-                ApiError::new(StatusCode::BAD_REQUEST, "not_websocket", format!("{e}")).into()
+            .map_err(|e| match e.as_error::<ws::HandshakeError>() {
+                Some(handshake) => handshake.clone(),
+                None => ws::HandshakeError::NoWebsocketUpgrade,
             })
     }
 
@@ -225,85 +193,62 @@ impl<E: Endpoint> Session<E> {
     }
 
     /// Closes with a code and stops; `stopped` then runs the endpoint's cleanup.
-    pub fn close(ctx: &mut Ctx<E>, code: u16, reason: &str) {
-        ctx.close(Some(CloseReason {
-            code: CloseCode::from(code),
-            description: Some(reason.to_owned()),
-        }));
+    pub fn close(ctx: &mut Ctx<E>, code: CloseCode, reason: &str) {
+        ctx.close(Some(code.frame(reason)));
         ctx.stop();
     }
 
-    fn admit_frame(&mut self, ctx: &mut Ctx<E>) -> bool {
-        let limits = &self.state.settings.limits;
-        if self.rate.take(limits.rate_per_sec, limits.rate_burst) {
-            return true;
-        }
-        if self.rate.strikes > limits.rate_burst {
-            Self::close(ctx, 1008, "kept sending after rate_limited");
-        } else {
-            let detail = format!(
-                "at most {} frames per second (burst {}); this one was dropped",
-                limits.rate_per_sec, limits.rate_burst
-            );
-            self.send_error(ctx, None, ErrorCode::RateLimited, &detail);
-        }
-        false
+    fn expired(&self) -> bool {
+        self.expires.is_some_and(|at| SystemTime::now() >= at)
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut Ctx<E>) {
-        let envelope = match frames::parse_envelope(text) {
-            Ok(e) => e,
-            Err(bad) => return self.reject(ctx, None, &bad),
-        };
-        match envelope.kind.as_deref() {
-            Some("auth.refresh") => self.refresh(envelope.reference, text, ctx),
-            kind => E::request(
-                self,
-                Request {
-                    kind,
-                    reference: envelope.reference,
-                    text,
-                },
-                ctx,
-            ),
+    /// One complete message from the client, in the order it was sent.
+    fn on_message(&mut self, message: Message, ctx: &mut Ctx<E>) {
+        // A token past its `exp` speaks no more, even if its timer has not
+        // fired yet: nothing is stored or refreshed after expiry.
+        if self.expired() {
+            return Self::close(ctx, CloseCode::TokenExpired, "access token expired");
         }
-    }
-
-    fn on_fragment(&mut self, item: Item, ctx: &mut Ctx<E>) {
-        let (first, last, chunk) = match item {
-            Item::FirstText(b) => (Some(true), false, b),
-            Item::FirstBinary(b) => (Some(false), false, b),
-            Item::Continue(b) => (None, false, b),
-            Item::Last(b) => (None, true, b),
-        };
-        if let Some(text) = first {
-            self.fragments = Some(Fragments {
-                text,
-                buf: BytesMut::new(),
-            });
+        let verdict = self.rate.take(Instant::now());
+        if verdict == Verdict::Close {
+            return Self::close(ctx, CloseCode::Policy, "kept sending after rate_limited");
         }
-        let Some(fragments) = self.fragments.as_mut() else {
-            return Self::close(ctx, 1002, "continuation frame without a first frame");
-        };
-        if fragments.buf.len() + chunk.len() > self.state.settings.limits.max_frame_bytes {
-            return Self::close(ctx, 1009, "message too large");
-        }
-        fragments.buf.extend_from_slice(&chunk);
-        if !last {
-            return;
-        }
-        let Fragments { text, buf } = self.fragments.take().expect("checked above");
-        if !text {
+        let Message::Text(text) = message else {
             return self.send_error(
                 ctx,
                 None,
                 ErrorCode::InvalidJson,
                 "binary frames are not accepted",
             );
+        };
+        let envelope = frames::parse_envelope(&text);
+        if verdict == Verdict::Refuse {
+            let limits = &self.state.settings.limits;
+            let detail = format!(
+                "at most {} messages per second (burst {}); this one was dropped",
+                limits.rate_per_sec, limits.rate_burst
+            );
+            let reference = match &envelope {
+                Ok(e) => e.reference.as_ref(),
+                Err(rejected) => rejected.reference.as_ref(),
+            };
+            return self.send_error(ctx, reference, ErrorCode::RateLimited, &detail);
         }
-        match std::str::from_utf8(&buf) {
-            Ok(s) => self.on_text(s, ctx),
-            Err(_) => Self::close(ctx, 1007, "text message is not UTF-8"),
+        let envelope = match envelope {
+            Ok(e) => e,
+            Err(rejected) => return self.reject(ctx, rejected.reference.as_ref(), &rejected.bad),
+        };
+        match envelope.kind.as_deref() {
+            Some("auth.refresh") => self.refresh(envelope.reference, &text, ctx),
+            kind => E::request(
+                self,
+                Request {
+                    kind,
+                    reference: envelope.reference,
+                    text: &text,
+                },
+                ctx,
+            ),
         }
     }
 
@@ -339,9 +284,8 @@ impl<E: Endpoint> Session<E> {
         let unavailable_ref = reference.clone();
         self.reload_user(
             ctx,
-            verified.user_id,
             move |act, ctx| {
-                act.exp = Some(verified.exp);
+                act.expires = Some(expiry_time(verified.exp));
                 act.schedule_expiry(ctx);
                 let reply = Refreshed {
                     kind: "auth.refreshed",
@@ -361,25 +305,46 @@ impl<E: Endpoint> Session<E> {
         );
     }
 
-    /// Closes with 4001 when the token expires, unless a refresh moves it.
+    /// Closes with 4001 at the token's expiry, to the millisecond, unless a
+    /// refresh moves it.
     fn schedule_expiry(&mut self, ctx: &mut Ctx<E>) {
         if let Some(handle) = self.expiry.take() {
             ctx.cancel_future(handle);
         }
-        if let Some(exp) = self.exp {
-            let left = Duration::from_secs(u64::try_from(exp - now_secs()).unwrap_or(0));
+        if let Some(at) = self.expires {
+            let left = at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
             self.expiry = Some(ctx.run_later(left, |_, ctx| {
-                Self::close(ctx, close::TOKEN_EXPIRED, "access token expired");
+                Self::close(ctx, CloseCode::TokenExpired, "access token expired");
             }));
         }
     }
 
-    /// Loads the user again at the re-check interval. A database hiccup is
-    /// no reason to drop a user; the next tick tries again.
-    fn recheck_user(&mut self, ctx: &mut Ctx<E>) {
-        if let Some(id) = self.user.as_ref().map(|u| u.id) {
-            self.reload_user(ctx, id, |_, _| {}, |_, _| {});
+    /// Loads the user again one re-check interval after it was last read
+    /// from the database (at the handshake that may be a cached read), so
+    /// a change to a user reaches every open socket within that interval.
+    fn schedule_recheck(&mut self, ctx: &mut Ctx<E>) {
+        if self.user.is_none() {
+            return;
         }
+        if let Some(handle) = self.recheck.take() {
+            ctx.cancel_future(handle);
+        }
+        let due = self.loaded_at + self.state.settings.limits.user_recheck;
+        let left = due.saturating_duration_since(Instant::now());
+        self.recheck = Some(ctx.run_later(left, |act, ctx| {
+            // A database hiccup is no reason to drop a user: try again at
+            // the next interval.
+            act.reload_user(
+                ctx,
+                |_, _| {},
+                |act, ctx| {
+                    act.loaded_at = Instant::now();
+                    act.schedule_recheck(ctx);
+                },
+            );
+        }));
     }
 
     /// Loads the user through diesel (never from the cache) and decides: a
@@ -389,22 +354,33 @@ impl<E: Endpoint> Session<E> {
     fn reload_user(
         &mut self,
         ctx: &mut Ctx<E>,
-        id: i32,
         kept: impl FnOnce(&mut Self, &mut Ctx<E>) + 'static,
         unavailable: impl FnOnce(&mut Self, &mut Ctx<E>) + 'static,
     ) {
+        let Some(id) = self.user.as_ref().map(|u| u.id) else {
+            return;
+        };
         let state = self.state.clone();
-        let load = async move { guard::load_active_user(&state, id).await };
+        let started = Instant::now();
+        let load = async move { users::load_active(&state.db, &state.users, id).await };
         ctx.spawn(
             load.into_actor(self)
                 .map(move |loaded, act, ctx| match loaded {
                     Ok(user) if act.endpoint.admits(&user) => {
-                        act.user = Some(user);
-                        act.checked = Instant::now();
+                        act.loaded_at = started;
+                        act.schedule_recheck(ctx);
+                        let before = act.user.replace(user);
+                        if let Some(before) = before
+                            && act.user.as_ref() != Some(&before)
+                        {
+                            E::user_changed(act, &before, ctx);
+                        }
                         kept(act, ctx);
                     }
                     Err(Refusal::Unavailable) => unavailable(act, ctx),
-                    Ok(_) | Err(_) => Self::close(ctx, close::FORBIDDEN, "no longer allowed here"),
+                    Ok(_) | Err(_) => {
+                        Self::close(ctx, CloseCode::Forbidden, "no longer allowed here");
+                    }
                 }),
         );
     }
@@ -418,25 +394,19 @@ impl<E: Endpoint> Actor for Session<E> {
         if let Some(inbox) = self.inbox.take() {
             ctx.add_stream(inbox);
         }
-        let limits = &self.state.settings.limits;
-        let (timeout, recheck) = (limits.client_timeout, limits.user_recheck);
+        let timeout = self.state.settings.limits.client_timeout;
         // The ping interval is shorter than the client timeout (checked at
         // start-up), so a live client always has a ping to answer in time.
-        // The user re-check rides on the same tick: one timer per socket
-        // instead of two, which thousands of idle sockets notice.
-        ctx.run_interval(limits.heartbeat.min(recheck), move |act, ctx| {
+        ctx.run_interval(self.state.settings.limits.heartbeat, move |act, ctx| {
             if act.last_heard.elapsed() > timeout {
                 tracing::debug!(session = act.id.get(), "no pong within the client timeout");
                 ctx.stop();
                 return;
             }
             ctx.ping(b"");
-            if act.checked.elapsed() >= recheck {
-                act.checked = Instant::now();
-                act.recheck_user(ctx);
-            }
         });
         self.schedule_expiry(ctx);
+        self.schedule_recheck(ctx);
         E::opened(self, ctx);
     }
 
@@ -464,35 +434,48 @@ impl<E: Endpoint> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Sess
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         let msg = match msg {
             Ok(m) => m,
-            Err(ws::ProtocolError::Overflow) => return Self::close(ctx, 1009, "frame too large"),
+            Err(ws::ProtocolError::Overflow) => {
+                return Self::close(ctx, CloseCode::TooLarge, "frame too large");
+            }
             Err(e) => {
                 tracing::debug!(session = self.id.get(), error = %e, "websocket protocol error");
-                return Self::close(ctx, 1002, "protocol error");
+                return Self::close(ctx, CloseCode::ProtocolError, "protocol error");
             }
         };
         self.last_heard = Instant::now();
-        if matches!(msg, ws::Message::Pong(_) | ws::Message::Close(_)) {
-            if let ws::Message::Close(reason) = msg {
+        self.state.metrics.frame_in();
+        let message = match msg {
+            ws::Message::Text(text) => Message::Text(text.to_string()),
+            ws::Message::Binary(_) => Message::Binary,
+            ws::Message::Continuation(item) => match self.fragments.push(item) {
+                Ok(Some(message)) => message,
+                Ok(None) => return,
+                Err(FragmentError::TooLarge) => {
+                    return Self::close(ctx, CloseCode::TooLarge, "message too large");
+                }
+                Err(FragmentError::NotUtf8) => {
+                    return Self::close(ctx, CloseCode::InvalidData, "text message is not UTF-8");
+                }
+                Err(FragmentError::OutOfOrder) => {
+                    return Self::close(ctx, CloseCode::ProtocolError, "fragments out of order");
+                }
+            },
+            ws::Message::Ping(payload) => {
+                // Pings cost a reply, so they count toward the rate too.
+                if self.rate.take(Instant::now()) == Verdict::Close {
+                    return Self::close(ctx, CloseCode::Policy, "kept sending after rate_limited");
+                }
+                return ctx.pong(&payload);
+            }
+            ws::Message::Close(reason) => {
+                // Everything read before the close frame has been handled
+                // (frames are handled in order); answer and stop.
                 ctx.close(reason);
                 ctx.stop();
+                return;
             }
-            return;
-        }
-        self.state.metrics.frame_in();
-        if !self.admit_frame(ctx) {
-            return;
-        }
-        match msg {
-            ws::Message::Text(text) => self.on_text(&text, ctx),
-            ws::Message::Binary(_) => self.send_error(
-                ctx,
-                None,
-                ErrorCode::InvalidJson,
-                "binary frames are not accepted",
-            ),
-            ws::Message::Continuation(item) => self.on_fragment(item, ctx),
-            ws::Message::Ping(payload) => ctx.pong(&payload),
-            ws::Message::Pong(_) | ws::Message::Close(_) | ws::Message::Nop => {}
-        }
+            ws::Message::Pong(_) | ws::Message::Nop => return,
+        };
+        self.on_message(message, ctx);
     }
 }

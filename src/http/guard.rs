@@ -1,6 +1,6 @@
 //! The guard: every check of the contract's "Authentication" section, run
-//! before a socket's actor exists. A refusal is an HTTP response, never an
-//! upgraded socket that is closed at once.
+//! as `FromRequest` extractors before a socket's actor exists. A refusal is
+//! an HTTP response, never an upgraded socket that is closed at once.
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -8,99 +8,21 @@ use actix_web::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use crate::auth::cache::UserCache;
-use crate::auth::jwt::{TokenCodec, TokenError, TokenKind, Verified};
-use crate::db::users::{self, User};
-use crate::http::error::ApiError;
+use super::error::ApiError;
+use crate::auth::refusal::{Refusal, Status};
+use crate::auth::users::{self, Authenticated};
 use crate::names::RoomName;
 use crate::state::AppState;
 
-/// Every way the guard refuses, one per code of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    TokenMissing,
-    TokenInvalid,
-    TokenExpired,
-    TokenNotAccess,
-    UserNotFound,
-    UserInactive,
-    StaffOnly,
-    OriginNotAllowed,
-    Unavailable,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 9] = [
-        Self::TokenMissing,
-        Self::TokenInvalid,
-        Self::TokenExpired,
-        Self::TokenNotAccess,
-        Self::UserNotFound,
-        Self::UserInactive,
-        Self::StaffOnly,
-        Self::OriginNotAllowed,
-        Self::Unavailable,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::TokenMissing => "token_missing",
-            Self::TokenInvalid => "token_invalid",
-            Self::TokenExpired => "token_expired",
-            Self::TokenNotAccess => "token_not_access",
-            Self::UserNotFound => "user_not_found",
-            Self::UserInactive => "user_inactive",
-            Self::StaffOnly => "staff_only",
-            Self::OriginNotAllowed => "origin_not_allowed",
-            Self::Unavailable => "unavailable",
-        }
-    }
-
-    fn detail(self) -> &'static str {
-        match self {
-            Self::TokenMissing => "an access token is required",
-            Self::TokenInvalid => "the token is malformed or its signature does not match",
-            Self::TokenExpired => "the token has expired",
-            Self::TokenNotAccess => "an access token is required, not a refresh token",
-            Self::UserNotFound => "the token's user does not exist",
-            Self::UserInactive => "the token's user is deactivated",
-            Self::StaffOnly => "this room is for staff only",
-            Self::OriginNotAllowed => "this origin may not open sockets here",
-            Self::Unavailable => "the user could not be loaded; retry shortly",
-        }
-    }
-
-    fn status(self) -> StatusCode {
-        match self {
-            Self::StaffOnly | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-}
-
-impl From<TokenError> for Refusal {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::Invalid => Self::TokenInvalid,
-            TokenError::Expired => Self::TokenExpired,
-            TokenError::WrongKind => Self::TokenNotAccess,
-        }
-    }
-}
-
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError::new(r.status(), r.code(), r.detail())
+        let status = match r.status() {
+            Status::Unauthorized => StatusCode::UNAUTHORIZED,
+            Status::Forbidden => StatusCode::FORBIDDEN,
+            Status::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, r.code(), r.detail())
     }
-}
-
-/// A user proven by an access token.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: User,
-    /// The token's expiry, seconds since the epoch.
-    pub exp: i64,
 }
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme's
@@ -159,66 +81,6 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), Refusal> {
     }
 }
 
-/// Loads a user through diesel (never from the cache, which it refreshes)
-/// and requires that it exists and is active.
-pub async fn load_active_user(state: &AppState, user_id: i32) -> Result<User, Refusal> {
-    let loaded = state
-        .db
-        .run(move |conn| users::find(conn, user_id))
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, user_id, "loading a user failed");
-            Refusal::Unavailable
-        })?;
-    match loaded {
-        Some(user) => {
-            state.users.put(user.clone());
-            active(user)
-        }
-        None => {
-            state.users.remove(user_id);
-            Err(Refusal::UserNotFound)
-        }
-    }
-}
-
-fn active(user: User) -> Result<User, Refusal> {
-    if user.is_active {
-        Ok(user)
-    } else {
-        Err(Refusal::UserInactive)
-    }
-}
-
-/// The guard's fast path: verifies the token and takes its user from the
-/// cache. `Ok(None)` with the verified token means the user must be loaded.
-pub fn authenticate_cached(
-    tokens: &TokenCodec,
-    cache: &UserCache,
-    token: &str,
-) -> Result<(Verified, Option<Authenticated>), Refusal> {
-    let verified = tokens.verify(token, TokenKind::Access)?;
-    let cached = match cache.get(verified.user_id) {
-        Some(user) => Some(Authenticated {
-            user: active(user)?,
-            exp: verified.exp,
-        }),
-        None => None,
-    };
-    Ok((verified, cached))
-}
-
-/// Verifies an access token and finds its user, cached or through diesel.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Refusal> {
-    match authenticate_cached(&state.tokens, &state.users, token)? {
-        (_, Some(auth)) => Ok(auth),
-        (verified, None) => Ok(Authenticated {
-            user: load_active_user(state, verified.user_id).await?,
-            exp: verified.exp,
-        }),
-    }
-}
-
 fn app_state(req: &HttpRequest) -> web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
@@ -231,8 +93,14 @@ fn refuse(state: &AppState, refusal: Refusal) -> ApiError {
     refusal.into()
 }
 
+async fn authenticate(state: &AppState, token: &str) -> Result<Authenticated, Refusal> {
+    users::authenticate(&state.tokens, &state.users, &state.db, token).await
+}
+
 /// The guard for endpoints that need a user (`/ws/analytics/`, `/ws/dns/`).
-impl FromRequest for Authenticated {
+pub struct UserAccess(pub Authenticated);
+
+impl FromRequest for UserAccess {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -245,7 +113,7 @@ impl FromRequest for Authenticated {
                 Ok(token) => authenticate(&state, &token).await,
                 Err(refusal) => Err(refusal),
             };
-            result.map_err(|r| refuse(&state, r))
+            result.map(UserAccess).map_err(|r| refuse(&state, r))
         })
     }
 }

@@ -1,17 +1,10 @@
-//! Actor messages between chat sessions, the registry and rooms, and the
-//! frames a room sends.
+//! The frames a room sends, and the participant they show.
 
-use std::sync::Arc;
-
-use actix::Message;
 use bytestring::ByteString;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 
-use crate::names::RoomName;
-use crate::ws::frames::Ref;
-use crate::ws::outlet::Outlet;
-use crate::ws::session::SessionId;
+use crate::ws::frames::{Ref, wire_time};
 
 /// A chat participant as other members see them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -19,35 +12,6 @@ pub struct Who {
     pub id: Option<i32>,
     pub username: String,
     pub is_staff: bool,
-}
-
-/// A session asks to join a room; the registry answers with the room.
-#[derive(Message)]
-#[rtype(result = "actix::Addr<super::room::ChatServer>")]
-pub struct Join {
-    pub room: RoomName,
-    pub session: SessionId,
-    pub outlet: Outlet,
-    pub who: Arc<Who>,
-    /// Send only the messages after this id (a reconnecting client).
-    pub since: Option<i64>,
-}
-
-/// A session leaves its room; sent once, from the session's `stopped`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Leave {
-    pub room: RoomName,
-    pub session: SessionId,
-}
-
-/// A member says something.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Say {
-    pub session: SessionId,
-    pub reference: Option<Ref>,
-    pub text: String,
 }
 
 #[derive(Serialize)]
@@ -80,11 +44,15 @@ pub fn message_frame(
     serde_json::to_string(&frame).expect("plain struct").into()
 }
 
-/// The wire form of a time: RFC 3339, UTC, milliseconds.
-pub fn wire_time(at: NaiveDateTime) -> String {
-    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc)
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+/// The sender's copy of its own message, carrying the `ref` it sent.
+pub fn with_ref(frame: &str, reference: &Ref) -> ByteString {
+    let reference = serde_json::to_string(reference).expect("a ref serialises");
+    let mut out = String::with_capacity(frame.len() + reference.len() + 8);
+    out.push_str(r#"{"ref":"#);
+    out.push_str(&reference);
+    out.push(',');
+    out.push_str(frame.strip_prefix('{').unwrap_or(frame));
+    out.into()
 }
 
 #[derive(Serialize)]
@@ -109,4 +77,24 @@ pub struct PresenceCount<'a> {
     pub kind: &'static str,
     pub room: &'a str,
     pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_senders_copy_is_the_same_frame_with_its_ref() {
+        let who = Who {
+            id: Some(1),
+            username: "a".into(),
+            is_staff: false,
+        };
+        let frame = message_frame(3, "lobby", &who, "hi", NaiveDateTime::default());
+        let mine = with_ref(&frame, &Ref::Text("m1".into()));
+        let mut shared: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        let own: serde_json::Value = serde_json::from_str(&mine).unwrap();
+        shared["ref"] = "m1".into();
+        assert_eq!(own, shared);
+    }
 }

@@ -1,16 +1,19 @@
 //! `POST /api/analytics/events`: metric events from the backend, stored
 //! through diesel and then pushed to the dashboards that show them.
 
+use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::broadcaster::Changed;
-use crate::auth::guard;
+use super::error::ApiError;
+use super::guard;
+use crate::analytics::broadcaster::{AnalyticsBroadcaster, Changed};
+use crate::auth::refusal::Refusal;
+use crate::auth::users;
 use crate::db::metrics::{self, Event, Op};
-use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Events in one request, at most.
@@ -79,18 +82,19 @@ async fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
             ))
         };
     }
-    let token = guard::bearer_token(req).ok_or(guard::Refusal::TokenMissing)?;
-    let auth = guard::authenticate(state, token).await?;
+    let token = guard::bearer_token(req).ok_or(Refusal::TokenMissing)?;
+    let auth = users::authenticate(&state.tokens, &state.users, &state.db, token).await?;
     if auth.user.is_staff {
         Ok(())
     } else {
-        Err(guard::Refusal::StaffOnly.into())
+        Err(Refusal::StaffOnly.into())
     }
 }
 
 pub async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,
+    broadcaster: web::Data<Addr<AnalyticsBroadcaster>>,
     body: web::Json<Batch>,
 ) -> Result<HttpResponse, ApiError> {
     authorise(&req, &state).await?;
@@ -115,7 +119,11 @@ pub async fn ingest(
         .await?;
     // Waits for room in the broadcaster's bounded mailbox: a flood of ingests
     // is held back here instead of queueing without limit.
-    if state.analytics.send(Changed(current)).await.is_err() {
+    if broadcaster
+        .send(Changed { changes: current })
+        .await
+        .is_err()
+    {
         tracing::error!("the analytics broadcaster is gone; stored events were not pushed");
     }
     Ok(HttpResponse::Ok().json(json!({"accepted": accepted})))

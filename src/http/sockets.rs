@@ -1,0 +1,70 @@
+//! The socket endpoints' HTTP side: the guard has run (as an extractor)
+//! before any of these bodies, so a refused client never gets a socket.
+//! Each builds its endpoint and hands the upgrade to the session.
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws::HandshakeError;
+
+use super::error::ApiError;
+use super::guard::{ChatAccess, UserAccess, query_param};
+use crate::analytics::broadcaster::AnalyticsBroadcaster;
+use crate::analytics::socket::Analytics;
+use crate::chat::guests::Guests;
+use crate::chat::rooms::Rooms;
+use crate::chat::socket::Chat;
+use crate::state::AppState;
+use crate::ws::session::Session;
+
+/// A plain HTTP request, or a broken handshake: the same JSON shape as
+/// every other refusal, instead of an empty body.
+fn not_websocket(err: HandshakeError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "not_websocket", err.to_string())
+}
+
+/// `GET /ws/chat/{room}/`
+pub async fn chat(
+    access: ChatAccess,
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
+    guests: web::Data<Guests>,
+) -> Result<HttpResponse, ApiError> {
+    let since = match query_param(&req, "since") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .map_err(|_| ApiError::validation("since must be a message id"))?,
+        ),
+    };
+    let member = match &access.user {
+        Some(auth) => Ok(&auth.user),
+        None => Err(guests.name()),
+    };
+    let chat = Chat::new(
+        rooms.get_ref().clone(),
+        access.room,
+        access.staff_room,
+        since,
+        member,
+    );
+    Session::new(state, access.user, chat)
+        .start(&req, stream)
+        .map_err(not_websocket)
+}
+
+/// `GET /ws/analytics/`: only for an authenticated, active user.
+pub async fn analytics(
+    UserAccess(auth): UserAccess,
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    broadcaster: web::Data<Addr<AnalyticsBroadcaster>>,
+) -> Result<HttpResponse, ApiError> {
+    let analytics = Analytics::new(broadcaster.get_ref().clone(), auth.user.id);
+    Session::new(state, Some(auth), analytics)
+        .start(&req, stream)
+        .map_err(not_websocket)
+}
