@@ -90,7 +90,7 @@ async fn history_is_sent_on_join_and_since_sends_exactly_what_was_missed(backend
 
     // A fresh room actor (after everyone left) loads the same history from the database.
     drop((_b, _c, _d));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.until_metric("hub_rooms 0").await;
     let (_e, reloaded, _) = join(&app, &format!("/ws/chat/lobby/?since={}", ids[1])).await;
     assert_eq!(reloaded["messages"], since["messages"]);
     assert_eq!(reloaded["truncated"], false);

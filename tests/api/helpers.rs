@@ -259,23 +259,7 @@ impl TestApp {
         request: Request,
         recv_buffer: Option<u32>,
     ) -> Result<Client, tungstenite::Error> {
-        let socket = TcpSocket::new_v4().expect("socket");
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
-        }
-        let stream = socket
-            .connect(format!("127.0.0.1:{}", self.port).parse().unwrap())
-            .await
-            .expect("TCP connect");
-        let (ws, response) =
-            tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
-                .await
-                .expect("handshake in time")?;
-        let protocol = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Ok(Client { ws, protocol })
+        connect_at(self.port, request, recv_buffer).await
     }
 
     /// Expects the handshake to be refused; returns what the refusal said.
@@ -335,6 +319,22 @@ impl TestApp {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Waits (within `WAIT`) until `/metrics` shows this line.
+    pub async fn until_metric(&self, line: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let metrics = self.metrics().await;
+            if metrics.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/metrics never showed {line:?}:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -448,22 +448,133 @@ impl Client {
     }
 }
 
+/// Opens a socket to a hub on `port`; `recv_buffer` shrinks the client's
+/// socket buffer, for slow-reader tests.
+pub async fn connect_at(
+    port: u16,
+    request: Request,
+    recv_buffer: Option<u32>,
+) -> Result<Client, tungstenite::Error> {
+    let socket = TcpSocket::new_v4().expect("socket");
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    let stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .expect("TCP connect");
+    let (ws, response) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
+            .await
+            .expect("handshake in time")?;
+    let protocol = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Ok(Client { ws, protocol })
+}
+
 /// Connects a chat member and reads its join frames (history, presence).
 pub async fn join(app: &TestApp, path: &str) -> (Client, Value, Value) {
-    let mut c = app.connect(path).await;
+    join_at(app.port, path).await
+}
+
+pub async fn join_at(port: u16, path: &str) -> (Client, Value, Value) {
+    let request = format!("ws://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .expect("valid URL");
+    let mut c = connect_at(port, request, None)
+        .await
+        .expect("connect accepted");
     let history = c.recv_type("chat.history").await;
     let presence = c.recv().await;
     (c, history, presence)
 }
 
-/// This process's resident memory, from /proc.
-pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("VmRSS")
+/// The real `hub` binary serving on port 0 in a process of its own (so its
+/// memory is its own), killed and reaped however the test ends.
+pub struct HubProcess {
+    child: std::process::Child,
+    pub port: u16,
+    stderr: Option<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl HubProcess {
+    /// Starts `hub serve` on this database with these settings and reads
+    /// the port it logs.
+    pub fn serve(database_url: &str, overrides: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SIGNING_KEY", KEY)
+            .env("HUB_BIND", "127.0.0.1:0")
+            .env("HUB_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(overrides.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hub starts");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "hub exited before serving"
+            );
+            let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+            if entry["fields"]["message"] == "serving" {
+                let port = entry["fields"]["port"].as_u64().unwrap();
+                return Self {
+                    child,
+                    port: u16::try_from(port).unwrap(),
+                    stderr: Some(stderr),
+                };
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn child(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+
+    /// The hub's log, to read; while it is not taken it is kept open (and
+    /// unread) so the hub never writes to a closed pipe.
+    pub fn take_stderr(&mut self) -> std::io::BufReader<std::process::ChildStderr> {
+        self.stderr.take().expect("the log is taken once")
+    }
+
+    /// The hub's resident memory, from /proc.
+    pub fn resident_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Writes each test once and runs it on both backends: SQLite always,

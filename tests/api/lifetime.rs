@@ -1,7 +1,7 @@
 //! A token's lifetime on an open socket: refresh, expiry, and a user who loses
 //! the right to stay.
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
@@ -14,6 +14,8 @@ on_both_backends!(
     a_deactivated_user_is_closed_with_4003,
     a_user_who_loses_staff_leaves_the_staff_room_with_4003,
     a_refresh_with_another_users_token_is_refused,
+    nothing_is_stored_or_refreshed_after_a_token_expires,
+    a_cached_user_who_loses_staff_is_closed_within_one_recheck_interval_of_its_load,
 );
 
 async fn auth_refresh_extends_a_connection_past_its_first_token(backend: Backend) {
@@ -93,4 +95,70 @@ async fn a_refresh_with_another_users_token_is_refused(backend: Backend) {
     let err = c.recv().await;
     assert_eq!(err["code"], "validation");
     assert!(err["detail"].as_str().unwrap().starts_with("token_expired"));
+}
+
+/// Waits until the wall clock reaches `exp` (seconds since the epoch) and a
+/// little more.
+async fn until_past(exp: i64) {
+    let at =
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap()) + Duration::from_millis(30);
+    if let Ok(left) = at.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+}
+
+async fn nothing_is_stored_or_refreshed_after_a_token_expires(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let (mut listener, _, _) = join(&app, "/ws/chat/lobby/").await;
+    for late in ["say", "refresh"] {
+        let exp = hub::auth::jwt::now_secs() + 2;
+        let token =
+            app.codec
+                .mint_with_expiry(alice, hub::auth::jwt::TokenKind::Access, exp - 60, exp);
+        let (mut c, _, _) = join(&app, &format!("/ws/chat/lobby/?token={token}")).await;
+        listener.recv_type("presence.join").await;
+        until_past(exp).await;
+        match late {
+            "say" => c.say("after expiry").await,
+            _ => {
+                c.send(json!({"type": "auth.refresh", "ref": "late", "token": app.token(alice)}))
+                    .await;
+            }
+        }
+        assert_eq!(
+            c.ending(Duration::from_secs(2)).await,
+            Ending::Closed(4001),
+            "{late}"
+        );
+        let leave = listener.recv().await;
+        assert_eq!(
+            leave["type"], "presence.leave",
+            "{late}: nothing said after expiry"
+        );
+    }
+}
+
+async fn a_cached_user_who_loses_staff_is_closed_within_one_recheck_interval_of_its_load(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(backend, &[("HUB_USER_RECHECK_SECS", "3")]).await;
+    let sam = app.create_user("sam", true);
+    let path = format!("/ws/chat/management/?token={}", app.token(sam));
+    // The first handshake loads sam from the database and caches him.
+    let loaded = Instant::now();
+    let (_first, _, _) = join(&app, &path).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The second takes him from the cache, two seconds old.
+    let (mut second, _, _) = join(&app, &path).await;
+    app.cli(&["user", "set-staff", "sam", "false"]);
+    // The bound is the re-check interval from when sam was read (3 s), plus a
+    // database round trip; counted from the second handshake it would be 5 s.
+    let deadline = loaded + Duration::from_millis(4200);
+    assert_eq!(
+        second
+            .ending(deadline.saturating_duration_since(Instant::now()))
+            .await,
+        Ending::Closed(4003)
+    );
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use crate::helpers::{Backend, Ending, TestApp, join, resident_kib};
+use crate::helpers::{Backend, Ending, HubProcess, TestApp, connect_at, join, join_at};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -20,6 +21,7 @@ on_both_backends!(
     a_flooding_client_is_rate_limited_then_closed_with_1008,
     a_member_that_never_reads_is_dropped_while_the_others_keep_receiving,
     a_client_that_never_answers_pings_is_removed_from_its_room,
+    the_rate_limit_counts_whole_messages_and_never_splices_fragments,
 );
 
 async fn a_frame_over_the_limit_is_closed_with_1009(backend: Backend) {
@@ -166,28 +168,32 @@ async fn a_flooding_client_is_rate_limited_then_closed_with_1008(backend: Backen
 }
 
 async fn a_member_that_never_reads_is_dropped_while_the_others_keep_receiving(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
+    // The TestApp provides the database; the hub under test is a process of
+    // its own, so its memory is measured alone.
+    let app = TestApp::spawn(backend).await;
+    let hub = HubProcess::serve(
+        &app.database_url,
         &[
             ("HUB_RATE_PER_SEC", "100000"),
             ("HUB_RATE_BURST", "100000"),
             ("HUB_SEND_QUEUE_BYTES", "262144"),
             ("HUB_HEARTBEAT_SECS", "1"),
-            ("HUB_CLIENT_TIMEOUT_SECS", "3"),
+            // Long enough that the stuck member is dropped for not keeping
+            // up, not for missing its pongs.
+            ("HUB_CLIENT_TIMEOUT_SECS", "20"),
         ],
-    )
-    .await;
-    let mut stuck = app
-        .try_connect(app.request("/ws/chat/lobby/"), Some(4096))
-        .await
+    );
+    let request = format!("ws://127.0.0.1:{}/ws/chat/lobby/", hub.port)
+        .into_client_request()
         .unwrap();
+    let mut stuck = connect_at(hub.port, request, Some(4096)).await.unwrap();
     let stuck_name = {
         stuck.recv_type("chat.history").await;
         stuck.recv().await["members"][0]["username"].clone()
     };
-    let (reader, _, _) = join(&app, "/ws/chat/lobby/").await;
-    let (sender, _, _) = join(&app, "/ws/chat/lobby/").await;
-    let before = resident_kib();
+    let (reader, _, _) = join_at(hub.port, "/ws/chat/lobby/").await;
+    let (sender, _, _) = join_at(hub.port, "/ws/chat/lobby/").await;
+    let before = hub.resident_kib();
 
     // 64 MiB through the room: far more than the stuck member's queue budget
     // and socket buffers can hold, and twice what memory may grow by. The other two keep up (at most 16 messages
@@ -221,20 +227,21 @@ async fn a_member_that_never_reads_is_dropped_while_the_others_keep_receiving(ba
         left, stuck_name,
         "the stuck member was dropped from the room"
     );
-    let grown = resident_kib().saturating_sub(before);
+    let grown = hub.resident_kib().saturating_sub(before);
     assert!(
         grown < 32 * 1024,
         "the server's memory grew by {grown} KiB while one member never read"
     );
 
-    // Its connection is torn down within a bounded time: a close frame if one
-    // could still be written, a reset otherwise.
-    let ending = stuck.ending(Duration::from_secs(15)).await;
+    // Its connection is torn down within a bounded time (the TCP user
+    // timeout): a close frame if one could still be written, a reset
+    // otherwise.
+    let ending = stuck.ending(Duration::from_secs(30)).await;
     assert!(
         matches!(ending, Ending::Closed(1013) | Ending::Dropped),
         "{ending:?}"
     );
-    let metrics = app.metrics().await;
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("hub_slow_consumers_closed_total 1"),
         "{metrics}"
@@ -273,4 +280,47 @@ async fn a_client_that_never_answers_pings_is_removed_from_its_room(backend: Bac
         Some("hub_connections{endpoint=\"chat\"} 1")
     );
     drop(dead);
+}
+
+/// Sends `text` in three fragments.
+async fn send_in_fragments(c: &mut crate::helpers::Client, text: &str) {
+    let (a, rest) = text.split_at(text.len() / 3);
+    let (b, z) = rest.split_at(rest.len() / 2);
+    for (part, opcode, fin) in [
+        (a, OpCode::Data(Data::Text), false),
+        (b, OpCode::Data(Data::Continue), false),
+        (z, OpCode::Data(Data::Continue), true),
+    ] {
+        c.ws.send(Message::Frame(Frame::message(
+            part.as_bytes().to_vec(),
+            opcode,
+            fin,
+        )))
+        .await
+        .unwrap();
+    }
+}
+
+async fn the_rate_limit_counts_whole_messages_and_never_splices_fragments(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("HUB_RATE_PER_SEC", "0.1"), ("HUB_RATE_BURST", "2")],
+    )
+    .await;
+    let (mut c, _, _) = join(&app, "/ws/chat/lobby/").await;
+    for text in ["first in pieces", "second in pieces"] {
+        let frame = json!({"type": "chat.message", "ref": text, "message": text}).to_string();
+        send_in_fragments(&mut c, &frame).await;
+        assert_eq!(c.recv_type("chat.message").await["message"], text);
+    }
+    // The bucket is empty: the whole third message is refused, once, by
+    // its ref; nothing of it is spliced into another message.
+    let third = json!({"type": "chat.message", "ref": "third", "message": "third in pieces"});
+    send_in_fragments(&mut c, &third.to_string()).await;
+    let refused = c.recv().await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["ref"].as_str()),
+        (Some("rate_limited"), Some("third"))
+    );
+    c.silent_for(Duration::from_millis(500)).await;
 }

@@ -4,8 +4,10 @@
 mod helpers;
 
 mod analytics;
+mod analytics_scope;
 mod bench;
 mod chat;
+mod chat_rules;
 mod django;
 mod guard;
 mod lifetime;

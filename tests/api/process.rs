@@ -1,12 +1,11 @@
 //! The real `hub` binary as operators run it: what it logs.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Backend, KEY, TestApp};
+use crate::helpers::{Backend, HubProcess, KEY, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -14,56 +13,13 @@ on_both_backends!(
     sigterm_closes_every_socket_with_1012_then_exits,
 );
 
-/// A running hub process, killed and reaped however the test ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hub serve` on port 0 and reads the port it logs.
-fn serve(database_url: &str) -> (Running, u16, BufReader<std::process::ChildStderr>) {
-    let mut child = Running(
-        Command::new(env!("CARGO_BIN_EXE_hub"))
-            .arg("serve")
-            .env_clear()
-            .env("DATABASE_URL", database_url)
-            .env("JWT_SIGNING_KEY", KEY)
-            .env("HUB_BIND", "127.0.0.1:0")
-            .env("HUB_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hub starts"),
-    );
-    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "hub exited before serving"
-        );
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        if entry["fields"]["message"] == "serving" {
-            return (
-                child,
-                entry["fields"]["port"].as_u64().unwrap() as u16,
-                stderr,
-            );
-        }
-    }
-}
-
 async fn a_token_in_the_query_never_reaches_the_log(backend: Backend) {
     // The TestApp provides the database (and drops it); the hub under test is the binary.
     let app = TestApp::spawn(backend).await;
     let alice = app.create_user("alice", false);
     let token = app.token(alice);
-    let (child, port, mut stderr) = serve(&app.database_url);
+    let mut hub = HubProcess::serve(&app.database_url, &[]);
+    let port = hub.port;
 
     let url = format!("ws://127.0.0.1:{port}/ws/chat/lobby/?since=0&token={token}");
     let (ws, _) = tokio_tungstenite::connect_async(url)
@@ -75,10 +31,21 @@ async fn a_token_in_the_query_never_reaches_the_log(backend: Backend) {
     ))
     .await;
     assert!(refused.is_err());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    drop(child);
-    let mut log = String::new();
-    stderr.read_to_string(&mut log).unwrap();
+    // Both requests are in the access log once the refused one is.
+    let mut stderr = hub.take_stderr();
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut log = String::new();
+        while !log.contains("/ws/analytics/") {
+            if stderr.read_line(&mut log).unwrap() == 0 {
+                break;
+            }
+        }
+        log
+    });
+    let log = tokio::time::timeout(std::time::Duration::from_secs(10), reading)
+        .await
+        .expect("the access log in time")
+        .unwrap();
 
     assert!(
         log.contains("GET /ws/chat/lobby/?since=0&token=[redacted]"),
@@ -91,8 +58,8 @@ async fn a_token_in_the_query_never_reaches_the_log(backend: Backend) {
 async fn sigterm_closes_every_socket_with_1012_then_exits(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.create_user("alice", false);
-    let (mut child, port, _stderr) = serve(&app.database_url);
-    let base = format!("ws://127.0.0.1:{port}");
+    let mut hub = HubProcess::serve(&app.database_url, &[]);
+    let base = format!("ws://127.0.0.1:{}", hub.port);
     let (mut guest, _) = tokio_tungstenite::connect_async(format!("{base}/ws/chat/lobby/"))
         .await
         .unwrap();
@@ -108,7 +75,7 @@ async fn sigterm_closes_every_socket_with_1012_then_exits(backend: Backend) {
     }
 
     // SAFETY: kill only sends a signal to the child this test started.
-    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(hub.pid() as i32, libc::SIGTERM) }, 0);
     for socket in [&mut guest, &mut dashboard] {
         let code = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             loop {
@@ -125,7 +92,7 @@ async fn sigterm_closes_every_socket_with_1012_then_exits(backend: Backend) {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
+        if let Some(status) = hub.child().try_wait().unwrap() {
             break status;
         }
         assert!(
