@@ -1,6 +1,15 @@
 //! Micro-benchmarks of the pieces every handshake and every broadcast pays
 //! for. Run with `cargo bench --bench hot_paths`; CI only builds them.
 
+// A test may unwrap and cast freely: a failure is a failing test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -121,7 +121,8 @@ impl TokenCodec {
             TokenKind::Refresh => self.refresh_lifetime,
         };
         let now = now_secs();
-        self.mint_with_expiry(user_id, kind, now, now + lifetime.as_secs() as i64)
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        self.mint_with_expiry(user_id, kind, now, now.saturating_add(lifetime))
     }
 
     /// Mints with explicit times: for operators' tooling and for tests of expiry.

@@ -162,7 +162,7 @@ impl<E: Endpoint> Session<E> {
             .protocols(&["bearer"])
             .start()
             .map_err(|e| match e.as_error::<ws::HandshakeError>() {
-                Some(handshake) => handshake.clone(),
+                Some(handshake) => *handshake,
                 None => ws::HandshakeError::NoWebsocketUpgrade,
             })
     }

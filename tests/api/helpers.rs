@@ -504,7 +504,7 @@ impl HubProcess {
     /// the port it logs.
     pub fn serve(database_url: &str, overrides: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
             .arg("serve")
             .env_clear()
             .env("DATABASE_URL", database_url)
@@ -516,7 +516,13 @@ impl HubProcess {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("hub starts");
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        // Owned by the guard at once, so a failed start still reaps it.
+        let mut hub = Self {
+            child,
+            port: 0,
+            stderr: None,
+        };
+        let mut stderr = std::io::BufReader::new(hub.child.stderr.take().unwrap());
         let mut line = String::new();
         loop {
             line.clear();
@@ -527,11 +533,9 @@ impl HubProcess {
             let entry: Value = serde_json::from_str(&line).expect("JSON log line");
             if entry["fields"]["message"] == "serving" {
                 let port = entry["fields"]["port"].as_u64().unwrap();
-                return Self {
-                    child,
-                    port: u16::try_from(port).unwrap(),
-                    stderr: Some(stderr),
-                };
+                hub.port = u16::try_from(port).unwrap();
+                hub.stderr = Some(stderr);
+                return hub;
             }
         }
     }

@@ -1,6 +1,15 @@
 //! One integration-test binary: every test starts the real hub and talks to
 //! it over real sockets.
 
+// A test may unwrap and cast freely: a failure is a failing test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+
 mod helpers;
 
 mod analytics;

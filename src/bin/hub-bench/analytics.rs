@@ -33,7 +33,7 @@ pub struct Args {
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
@@ -72,7 +72,11 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
                     };
                     if let Some(sent) = frame["metrics"]["bench.sent_us"].as_f64() {
                         updates.fetch_add(1, Relaxed);
-                        local.saturating_record(now_us().saturating_sub(sent as u64));
+                        // A microsecond timestamp this generator sent: whole,
+                        // positive and far inside u64.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let sent = sent as u64;
+                        local.saturating_record(now_us().saturating_sub(sent));
                     }
                 }
             };

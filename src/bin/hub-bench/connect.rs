@@ -219,7 +219,9 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(Ok(latency))) => {
                 report.opened += 1;
-                report.latencies_us.push(latency.as_micros() as u64);
+                report
+                    .latencies_us
+                    .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
             }
             Ok(Some(Err(reason))) => *report.failures.entry(reason).or_default() += 1,
             Ok(None) | Err(_) => break,

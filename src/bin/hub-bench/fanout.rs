@@ -40,7 +40,7 @@ pub struct Args {
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The send time a chat.message frame carries: its text is `"<seq> <nanos>"`.

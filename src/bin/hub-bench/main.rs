@@ -9,6 +9,10 @@
 //! - `analytics`: K dashboards under an ingest stream; report update latency
 //!   and how many events each update coalesced.
 
+// Rates and ratios of counts far below 2^52: an f64 holds them exactly
+// enough for a report.
+#![allow(clippy::cast_precision_loss)]
+
 mod analytics;
 mod connect;
 mod fanout;
