@@ -122,6 +122,9 @@ impl Application {
         // properly first (run_until_signalled).
         .disable_signals()
         .shutdown_timeout(10)
+        // After a close handshake the server closes the TCP connection first
+        // (RFC 6455 §7.1.1), at once, instead of lingering for the client.
+        .client_disconnect_timeout(Duration::ZERO)
         .workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(port, workers, room_threads = room_handles.len(), "serving");

@@ -16,6 +16,7 @@ on_both_backends!(
     a_refresh_with_another_users_token_is_refused,
     nothing_is_stored_or_refreshed_after_a_token_expires,
     a_cached_user_who_loses_staff_is_closed_within_one_recheck_interval_of_its_load,
+    after_a_close_handshake_the_server_closes_the_connection_at_once,
 );
 
 async fn auth_refresh_extends_a_connection_past_its_first_token(backend: Backend) {
@@ -160,5 +161,34 @@ async fn a_cached_user_who_loses_staff_is_closed_within_one_recheck_interval_of_
             .ending(deadline.saturating_duration_since(Instant::now()))
             .await,
         Ending::Closed(4003)
+    );
+}
+
+async fn after_a_close_handshake_the_server_closes_the_connection_at_once(backend: Backend) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::spawn(backend).await;
+    let (mut c, _, _) = join(&app, "/ws/chat/lobby/").await;
+    c.ws.send(Message::Close(None)).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), c.ws.next())
+            .await
+            .expect("the close is answered")
+        {
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+    // RFC 6455 §7.1.1: the server closes the TCP connection first. The
+    // client sees the end of the stream without closing anything itself.
+    let answered = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), c.ws.next()).await;
+    assert!(matches!(end, Ok(None | Some(Err(_)))), "{end:?}");
+    assert!(
+        answered.elapsed() < Duration::from_millis(300),
+        "the server kept the connection {:?} after the close handshake",
+        answered.elapsed()
     );
 }
