@@ -10,7 +10,7 @@
 //! only when it has no members and nothing left to store, so a room
 //! re-created at once starts from everything committed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,6 +110,8 @@ struct Member {
 }
 
 struct Queued {
+    /// Its place in the order messages reached the room.
+    seq: u64,
     session: SessionId,
     reference: Option<Ref>,
     who: Arc<Who>,
@@ -127,6 +129,17 @@ pub struct ChatServer {
     history: History,
     queue: VecDeque<Queued>,
     writing: bool,
+    /// The `seq` the next queued message gets, and the first not yet
+    /// stored and broadcast: a member's leave waits until everything that
+    /// reached the room before it is out.
+    next_seq: u64,
+    done_seq: u64,
+    /// Leaves waiting behind messages, each with the `seq` it waits for.
+    departures: VecDeque<(u64, PersonKey)>,
+    /// Members the fan-out dropped (gone or too slow) whose session has not
+    /// yet said `Leave`: what they said before going still counts, and they
+    /// leave the presence list only with that `Leave`, behind their words.
+    leaving: HashMap<SessionId, PersonKey>,
     /// Past the presence limit the room sends counts, not join/leave events.
     crowded: bool,
     /// Joins handled, for the registry's check that none is on its way.
@@ -151,6 +164,10 @@ impl ChatServer {
             people: People::default(),
             queue: VecDeque::new(),
             writing: false,
+            next_seq: 0,
+            done_seq: 0,
+            departures: VecDeque::new(),
+            leaving: HashMap::new(),
             crowded: false,
             joins: 0,
             asked_to_go: false,
@@ -190,16 +207,26 @@ impl ChatServer {
         self.farewell(gone);
     }
 
-    /// Members the fan-out dropped have left: tell the others about each
-    /// person who is now gone (which may drop more members in turn).
-    fn farewell(&mut self, mut gone: Vec<Gone<Member>>) {
-        while let Some(member) = gone.pop() {
-            if let Some(who) = self.people.depart(&member.data.key)
-                && !self.crowded
-            {
-                let leave = self.presence_event("presence.leave", &who);
-                gone.extend(self.members.deliver_all(&leave));
-            }
+    /// Members the fan-out dropped stop receiving at once; they leave the
+    /// room with their session's `Leave`, which follows all they said.
+    fn farewell(&mut self, gone: Vec<Gone<Member>>) {
+        for member in gone {
+            self.leaving.insert(member.session, member.data.key);
+        }
+    }
+
+    /// A person's socket has left: once everything said before is out, the
+    /// person leaves the presence list if that was their last socket.
+    fn depart(&mut self, key: PersonKey) {
+        if self.next_seq > self.done_seq {
+            self.departures.push_back((self.next_seq, key));
+            return;
+        }
+        if let Some(who) = self.people.depart(&key)
+            && !self.crowded
+        {
+            let leave = self.presence_event("presence.leave", &who);
+            self.broadcast(&leave, None);
         }
     }
 
@@ -266,6 +293,14 @@ impl ChatServer {
             };
             for (q, id) in batch.iter().zip(ids) {
                 act.stored(q, id);
+                act.done_seq = q.seq + 1;
+            }
+            while let Some((seq, key)) = act.departures.pop_front() {
+                if seq > act.done_seq {
+                    act.departures.push_front((seq, key));
+                    break;
+                }
+                act.depart(key);
             }
             act.write_next(ctx);
         }));
@@ -296,7 +331,9 @@ impl ChatServer {
     /// Nobody here and nothing to store: ask the registry to forget this
     /// room, and stop if it agrees (no join is on its way).
     fn go_if_idle(&mut self, ctx: &mut Context<Self>) {
-        if self.asked_to_go || self.writing || !self.queue.is_empty() || !self.members.is_empty() {
+        let busy = self.writing || !self.queue.is_empty() || !self.departures.is_empty();
+        let occupied = !self.members.is_empty() || !self.leaving.is_empty();
+        if self.asked_to_go || busy || occupied {
             return;
         }
         self.asked_to_go = true;
@@ -420,11 +457,12 @@ impl Handler<Leave> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, ctx: &mut Self::Context) {
-        if let Some(member) = self.members.remove(leave.session) {
-            self.farewell(vec![Gone {
-                session: leave.session,
-                data: member,
-            }]);
+        let key = match self.members.remove(leave.session) {
+            Some(member) => Some(member.key),
+            None => self.leaving.remove(&leave.session),
+        };
+        if let Some(key) = key {
+            self.depart(key);
         }
         self.go_if_idle(ctx);
     }
@@ -434,12 +472,13 @@ impl Handler<Say> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, say: Say, ctx: &mut Self::Context) {
-        let Some(who) = self
-            .members
-            .get(say.session)
-            .and_then(|m| self.people.who(&m.key))
-            .cloned()
-        else {
+        // A member the fan-out already dropped still said this before it
+        // went; a session that never joined says nothing here.
+        let key = match self.members.get(say.session) {
+            Some(member) => Some(&member.key),
+            None => self.leaving.get(&say.session),
+        };
+        let Some(who) = key.and_then(|key| self.people.who(key)).cloned() else {
             return;
         };
         if self.queue.len() >= MAX_QUEUED {
@@ -452,12 +491,14 @@ impl Handler<Say> for ChatServer {
             );
         }
         self.queue.push_back(Queued {
+            seq: self.next_seq,
             session: say.session,
             reference: say.reference,
             who,
             body: say.text,
             sent_at: Utc::now().naive_utc(),
         });
+        self.next_seq += 1;
         self.write_next(ctx);
     }
 }
