@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Client, TestApp};
 use crate::on_both_backends;
 
 const INGEST_KEY: &str = "ingest-key-for-tests";
@@ -14,17 +14,45 @@ on_both_backends!(
     a_dashboard_gets_its_snapshot_then_coalesced_updates_of_its_own_metrics,
     staff_may_watch_global_totals_and_others_may_not,
     ingest_checks_who_sends_and_what,
+    a_staff_dashboard_that_loses_staff_keeps_its_own_metrics_and_loses_the_totals,
 );
 
 async fn spawn(backend: Backend) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        &[
-            ("HUB_INGEST_KEY", INGEST_KEY),
-            ("HUB_ANALYTICS_INTERVAL_MS", "300"),
-        ],
-    )
-    .await
+    spawn_with(backend, &[]).await
+}
+
+async fn spawn_with(backend: Backend, more: &[(&str, &str)]) -> TestApp {
+    let mut settings = vec![
+        ("HUB_INGEST_KEY", INGEST_KEY),
+        ("HUB_ANALYTICS_INTERVAL_MS", "300"),
+    ];
+    settings.extend_from_slice(more);
+    TestApp::spawn_with(backend, &settings).await
+}
+
+/// A staff dashboard subscribed to the totals, with both snapshots read;
+/// the totals' snapshot with it.
+async fn watching_totals(app: &TestApp, user_id: i32) -> (Client, Value) {
+    let mut dash = app
+        .connect(&format!("/ws/analytics/?token={}", app.token(user_id)))
+        .await;
+    let own = dash.recv().await;
+    assert_eq!(
+        (own["type"].as_str(), own["scope"].as_str()),
+        (Some("analytics.snapshot"), Some("own"))
+    );
+    dash.send(json!({"type": "analytics.subscribe", "ref": "g", "scope": "global"}))
+        .await;
+    assert_eq!(
+        dash.recv().await,
+        json!({"type": "analytics.subscribed", "ref": "g", "scope": "global"})
+    );
+    let totals = dash.recv().await;
+    assert_eq!(
+        (totals["type"].as_str(), totals["scope"].as_str()),
+        (Some("analytics.snapshot"), Some("global"))
+    );
+    (dash, totals)
 }
 
 async fn ingest(app: &TestApp, body: Value) -> (u16, Value) {
@@ -126,24 +154,8 @@ async fn staff_may_watch_global_totals_and_others_may_not(backend: Backend) {
         (Some("forbidden"), Some("g"))
     );
 
-    let mut staff = app
-        .connect(&format!("/ws/analytics/?token={}", app.token(sam)))
-        .await;
-    assert_eq!(staff.recv().await["metrics"], json!({"visits": 7.0}));
-    staff
-        .send(json!({"type": "analytics.subscribe", "ref": "g", "scope": "global"}))
-        .await;
-    assert_eq!(
-        staff.recv().await,
-        json!({"type": "analytics.subscribed", "ref": "g", "scope": "global"})
-    );
-    let totals = staff.recv().await;
-    assert_eq!(
-        (totals["type"].as_str(), totals["scope"].as_str()),
-        (Some("analytics.snapshot"), Some("global"))
-    );
+    let (mut staff, totals) = watching_totals(&app, sam).await;
     assert_eq!(totals["metrics"], json!({"visits": 12.0}));
-
     ingest(
         &app,
         json!({"user_id": alice, "metric": "visits", "value": 3, "op": "add"}),
@@ -222,4 +234,53 @@ async fn ingest_checks_who_sends_and_what(backend: Backend) {
             "{body:.80}"
         );
     }
+}
+
+async fn a_staff_dashboard_that_loses_staff_keeps_its_own_metrics_and_loses_the_totals(
+    backend: Backend,
+) {
+    let app = spawn_with(backend, &[("HUB_USER_RECHECK_SECS", "1")]).await;
+    let sam = app.create_user("sam", true);
+    let sue = app.create_user("sue", true);
+    let alice = app.create_user("alice", false);
+    let (mut sams, _) = watching_totals(&app, sam).await;
+    // A staff member who stays staff, to show that the totals did move.
+    let (mut sues, _) = watching_totals(&app, sue).await;
+
+    app.cli(&["user", "set-staff", "sam", "false"]);
+    let ended = sams.recv_within(Duration::from_secs(5)).await;
+    assert_eq!(
+        (ended["type"].as_str(), ended["scope"].as_str()),
+        (Some("analytics.unsubscribed"), Some("global")),
+        "{ended}"
+    );
+
+    // Still open, with sam's own metrics.
+    let (status, _) = ingest(
+        &app,
+        json!({"user_id": sam, "metric": "visits", "value": 4, "op": "set"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let update = sams.recv().await;
+    assert_eq!(
+        (update["type"].as_str(), update["scope"].as_str()),
+        (Some("analytics.update"), Some("own")),
+        "{update}"
+    );
+    assert_eq!(update["metrics"], json!({"visits": 4.0}));
+
+    // Another user's change moves the totals, for staff only.
+    let (status, _) = ingest(
+        &app,
+        json!({"user_id": alice, "metric": "visits", "value": 6, "op": "set"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut totals = sues.recv_type("analytics.update").await;
+    while totals["metrics"]["visits"] != 10.0 {
+        assert_eq!(totals["scope"], "global", "{totals}");
+        totals = sues.recv_type("analytics.update").await;
+    }
+    sams.silent_for(Duration::from_secs(1)).await;
 }

@@ -45,22 +45,6 @@ async fn leave(mut c: Client) {
     assert_eq!(c.ending(WAIT).await, Ending::Closed(1000));
 }
 
-/// Polls `/metrics` until it has this exact line, or fails after `wait`.
-async fn metrics_reach(app: &TestApp, line: &str, wait: Duration) {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let metrics = app.metrics().await;
-        if metrics.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/metrics never showed {line:?} within {wait:?}:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The next text frame exactly as sent, for checking its size.
 async fn recv_raw(c: &mut Client) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -150,7 +134,7 @@ async fn a_control_character_in_chat_is_refused_to_its_sender_alone_and_others_k
     // Everything said was stored: a fresh room reads it all back.
     leave(sender).await;
     leave(other).await;
-    metrics_reach(&app, "hub_rooms 0", WAIT).await;
+    app.until_metric("hub_rooms 0").await;
     let (_late, history, _) = join(&app, "/ws/chat/lobby/?since=0").await;
     let mut expected = said.clone();
     expected.push(typed.to_owned());
@@ -359,7 +343,8 @@ async fn presence_counts_people_not_tabs(backend: Backend) {
     for tab in tabs {
         leave(tab).await;
     }
-    metrics_reach(&app, "hub_connections{endpoint=\"chat\"} 2", WAIT).await;
+    app.until_metric("hub_connections{endpoint=\"chat\"} 2")
+        .await;
     guest.silent_for(Duration::from_millis(500)).await;
     leave(last).await;
     let left = guest.recv().await;
@@ -457,7 +442,7 @@ async fn a_room_that_keeps_no_history_still_reports_a_gap_after_it_restarts(back
         ids.push(m["id"].as_i64().unwrap());
     }
     leave(a).await;
-    metrics_reach(&app, "hub_rooms 0", WAIT).await;
+    app.until_metric("hub_rooms 0").await;
 
     let (_gap, history, _) = join(&app, &format!("/ws/chat/quiet/?since={}", ids[0])).await;
     assert_eq!(history["messages"], json!([]));
@@ -526,9 +511,9 @@ async fn a_room_is_forgotten_once_its_members_leave_even_after_it_was_crowded(ba
     for _ in 0..4 {
         guests.push(join(&app, "/ws/chat/crowd/").await.0);
     }
-    metrics_reach(&app, "hub_rooms 1", WAIT).await;
+    app.until_metric("hub_rooms 1").await;
     for guest in guests {
         leave(guest).await;
     }
-    metrics_reach(&app, "hub_rooms 0", WAIT).await;
+    app.until_metric("hub_rooms 0").await;
 }

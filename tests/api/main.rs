@@ -13,7 +13,6 @@
 mod helpers;
 
 mod analytics;
-mod analytics_scope;
 mod bench;
 mod chat;
 mod chat_rules;
