@@ -96,7 +96,8 @@ fn redact_url(raw: &str) -> String {
     url.into()
 }
 
-/// A secret (the signing key, the ingest key). Its `Debug` never shows the bytes.
+/// A secret (the signing key, the ingest key, the metrics token). Its `Debug`
+/// never shows the bytes.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
 
@@ -107,6 +108,13 @@ impl Secret {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// Whether a caller's credential is this secret, compared in constant
+    /// time so the comparison does not tell how much of a guess was right.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(given))
     }
 }
 
@@ -159,6 +167,9 @@ pub struct Settings {
     pub password_iterations: u32,
     /// What the backend sends as `X-Hub-Ingest-Key` to post metric events.
     pub ingest_key: Option<Secret>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this>`; unset,
+    /// it is open and belongs behind the operator's network.
+    pub metrics_token: Option<Secret>,
     /// Dashboards get at most one update per this interval.
     pub analytics_interval: Duration,
     pub limits: Limits,
@@ -277,6 +288,7 @@ impl Settings {
                 1000..=10_000_000,
             )?,
             ingest_key: var("HUB_INGEST_KEY").map(Secret::new),
+            metrics_token: var("HUB_METRICS_TOKEN").map(Secret::new),
             analytics_interval: Duration::from_millis(number(
                 &var,
                 "HUB_ANALYTICS_INTERVAL_MS",
@@ -351,6 +363,7 @@ mod tests {
             ("SECRET_KEY", "s3cret-django-key"),
             ("DATABASE_URL", "postgres://hub:pa55word@db/hub"),
             ("HUB_INGEST_KEY", "ingest-s3cret"),
+            ("HUB_METRICS_TOKEN", "metrics-s3cret"),
         ])
         .unwrap();
         let shown = format!("{s:?}");
@@ -413,6 +426,15 @@ mod tests {
             assert!(!debug.contains(secret), "{url} shown as {debug}");
             assert_eq!(debug, shown, "{url}");
         }
+    }
+
+    #[test]
+    fn a_secret_matches_only_itself() {
+        let token = Secret::new("metrics-token");
+        assert!(token.matches(b"metrics-token"));
+        assert!(!token.matches(b"metrics-toke"));
+        assert!(!token.matches(b"metrics-tokens"));
+        assert!(!token.matches(b""));
     }
 
     #[test]
