@@ -1,7 +1,11 @@
 //! Dashboard metrics (`hub_metric`): one current value per user and name.
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::LoadQuery;
+use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
 
 use super::DbConnection;
 use super::schema::hub_metric;
@@ -28,60 +32,79 @@ pub struct Current {
     pub user_id: i32,
     pub metric: String,
     pub value: f64,
+    /// The row's change counter after this event. Every change bumps it in
+    /// the statement that makes the change, under the row's lock, so it rises
+    /// strictly in the order changes commit: of two values of one metric, the
+    /// one with the higher version is the newer, whatever order they arrive in.
+    pub version: i64,
 }
 
 /// Applies events in order, in one transaction; returns each metric's value
-/// after its event. Each change is one atomic UPDATE, so concurrent ingests of
-/// the same metric add up instead of overwriting each other.
+/// and version after its event.
 pub fn apply(conn: &mut DbConnection, events: &[Event]) -> QueryResult<Vec<Current>> {
+    let now = Utc::now().naive_utc();
     conn.transaction(|conn| {
-        let now = Utc::now().naive_utc();
         events
             .iter()
-            .map(|e| {
-                let row = hub_metric::table
-                    .filter(hub_metric::user_id.eq(e.user_id))
-                    .filter(hub_metric::name.eq(&e.metric));
-                let updated = match e.op {
-                    Op::Add => diesel::update(row)
-                        .set((
-                            hub_metric::value.eq(hub_metric::value + e.value),
-                            hub_metric::updated_at.eq(now),
-                        ))
-                        .returning((hub_metric::value,))
-                        .get_result::<(f64,)>(conn)
-                        .optional()?,
-                    Op::Set => diesel::update(row)
-                        .set((
-                            hub_metric::value.eq(e.value),
-                            hub_metric::updated_at.eq(now),
-                        ))
-                        .returning((hub_metric::value,))
-                        .get_result::<(f64,)>(conn)
-                        .optional()?,
-                };
-                let value = match updated {
-                    Some((v,)) => v,
-                    None => {
-                        diesel::insert_into(hub_metric::table)
-                            .values((
-                                hub_metric::user_id.eq(e.user_id),
-                                hub_metric::name.eq(&e.metric),
-                                hub_metric::value.eq(e.value),
-                                hub_metric::updated_at.eq(now),
-                            ))
-                            .execute(conn)?;
-                        e.value
-                    }
-                };
-                Ok(Current {
-                    user_id: e.user_id,
-                    metric: e.metric.clone(),
-                    value,
-                })
-            })
+            .map(|event| upsert(conn, event, now))
             .collect()
     })
+}
+
+/// Creates or changes one metric in a single statement, so two first events
+/// for the same metric cannot both try to create it, and concurrent adds add
+/// up.
+fn upsert(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) -> QueryResult<Current> {
+    let insert = diesel::insert_into(hub_metric::table)
+        .values((
+            hub_metric::user_id.eq(event.user_id),
+            hub_metric::name.eq(&event.metric),
+            hub_metric::value.eq(event.value),
+            hub_metric::updated_at.eq(now),
+            hub_metric::version.eq(1),
+        ))
+        .on_conflict((hub_metric::user_id, hub_metric::name))
+        .do_update();
+    let touched = (
+        hub_metric::updated_at.eq(excluded(hub_metric::updated_at)),
+        hub_metric::version.eq(hub_metric::version + 1),
+    );
+    let (value, version) = match event.op {
+        Op::Add => one_row(
+            conn,
+            insert
+                .set((
+                    hub_metric::value.eq(hub_metric::value + excluded(hub_metric::value)),
+                    touched,
+                ))
+                .returning((hub_metric::value, hub_metric::version)),
+        )?,
+        Op::Set => one_row(
+            conn,
+            insert
+                .set((hub_metric::value.eq(excluded(hub_metric::value)), touched))
+                .returning((hub_metric::value, hub_metric::version)),
+        )?,
+    };
+    Ok(Current {
+        user_id: event.user_id,
+        metric: event.metric.clone(),
+        value,
+        version,
+    })
+}
+
+/// Runs a statement on the connection's own backend: diesel's
+/// `MultiConnection` backend has no `ON CONFLICT`, while each real backend
+/// does. One statement value, built once, serves both.
+fn one_row<'q, Q, U>(conn: &mut DbConnection, query: Q) -> QueryResult<U>
+where
+    Q: LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => RunQueryDsl::get_result(query, c),
+        DbConnection::Pg(c) => RunQueryDsl::get_result(query, c),
+    }
 }
 
 /// A user's metrics, by name; at most `limit` of them.

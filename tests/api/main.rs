@@ -8,6 +8,7 @@ mod bench;
 mod chat;
 mod django;
 mod guard;
+mod ingest;
 mod lifetime;
 mod limits;
 mod ops;

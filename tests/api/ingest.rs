@@ -1,0 +1,112 @@
+//! The ingest API under contention: concurrent first events for one metric,
+//! versions in commit order.
+
+use hub::db::metrics::{self, Event, Op};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+const INGEST_KEY: &str = "ingest-key-for-tests";
+
+on_both_backends!(
+    concurrent_first_events_for_one_metric_all_succeed_and_add_up,
+    every_change_bumps_the_metric_version_in_commit_order,
+);
+
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        &[("HUB_INGEST_KEY", INGEST_KEY), ("HUB_DB_POOL_SIZE", "8")],
+    )
+    .await
+}
+
+async fn ingest(app: &TestApp, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(app.http("/api/analytics/events"))
+        .header("x-hub-ingest-key", INGEST_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// The stored metrics of a user, by name.
+fn stored(app: &TestApp, user_id: i32) -> Vec<(String, f64)> {
+    app.db
+        .run_here(move |c| metrics::for_user(c, user_id, 100))
+        .unwrap()
+}
+
+async fn concurrent_first_events_for_one_metric_all_succeed_and_add_up(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    // Several fresh metrics, each hit by many first events at once: each one
+    // is a chance for two of them to find no row and both try to create it.
+    let names: Vec<String> = (0..5).map(|i| format!("signups.{i}")).collect();
+    let bodies: Vec<Value> = names
+        .iter()
+        .flat_map(|name| {
+            (1..=16)
+                .map(move |n| json!({"user_id": alice, "metric": name, "value": n, "op": "add"}))
+        })
+        .collect();
+    let posts = bodies.iter().map(|body| ingest(&app, body));
+    for (status, body) in futures_util::future::join_all(posts).await {
+        assert_eq!((status, body), (200, json!({"accepted": 1})));
+    }
+    let expected: Vec<(String, f64)> = names.into_iter().map(|n| (n, 136.0)).collect();
+    assert_eq!(stored(&app, alice), expected);
+}
+
+async fn every_change_bumps_the_metric_version_in_commit_order(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let url = hub::config::DatabaseUrl::parse(&app.database_url).unwrap();
+    let pool = hub::db::pool(&url, 8, hub::db::DEFAULT_POOL_TIMEOUT).unwrap();
+    let event = Event {
+        user_id: alice,
+        metric: "visits".into(),
+        value: 1.0,
+        op: Op::Add,
+    };
+    // Eight writers at once, one event a transaction, on one new metric.
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, event) = (pool.clone(), event.clone());
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                (0..25)
+                    .map(|_| {
+                        let [current] = <[_; 1]>::try_from(
+                            metrics::apply(&mut conn, std::slice::from_ref(&event)).unwrap(),
+                        )
+                        .unwrap();
+                        (current.version, current.value)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut seen: Vec<(i64, f64)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    seen.sort_by_key(|(version, _)| *version);
+    // One version per change, no gaps, and each version names the value that
+    // change committed: the n-th add to commit made the value n.
+    let expected: Vec<(i64, f64)> = (1..=200).map(|n| (n, n as f64)).collect();
+    assert_eq!(seen, expected);
+
+    let set = Event {
+        value: 7.0,
+        op: Op::Set,
+        ..event
+    };
+    let mut conn = pool.get().unwrap();
+    let after = metrics::apply(&mut conn, &[set.clone(), set]).unwrap();
+    let versions: Vec<i64> = after.iter().map(|c| c.version).collect();
+    assert_eq!(versions, [201, 202], "a set is a change too");
+}
