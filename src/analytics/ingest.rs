@@ -112,7 +112,8 @@ pub async fn ingest(
     let current = state
         .db
         .run(move |conn| metrics::apply(conn, &events))
-        .await?;
+        .await?
+        .map_err(|overflow| ApiError::validation(overflow.to_string()))?;
     // Waits for room in the broadcaster's bounded mailbox: a flood of ingests
     // is held back here instead of queueing without limit.
     if state.analytics.send(Changed(current)).await.is_err() {

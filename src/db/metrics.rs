@@ -3,7 +3,7 @@
 use chrono::{NaiveDateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_dsl::methods::LoadQuery;
+use diesel::query_dsl::methods::{self, LoadQuery};
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 
@@ -39,22 +39,60 @@ pub struct Current {
     pub version: i64,
 }
 
+/// An `add` that would take a metric past the largest finite number; the
+/// batch it came in was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event {index}: adding its value would overflow the metric")]
+pub struct Overflow {
+    /// The event's place in its batch, from 0.
+    pub index: usize,
+}
+
+/// Why a batch's transaction is rolled back.
+enum Abort {
+    Overflow(Overflow),
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Query(err)
+    }
+}
+
 /// Applies events in order, in one transaction; returns each metric's value
-/// and version after its event.
-pub fn apply(conn: &mut DbConnection, events: &[Event]) -> QueryResult<Vec<Current>> {
+/// and version after its event. An event that would overflow its metric
+/// rolls the whole batch back and is named in the `Overflow`.
+pub fn apply(
+    conn: &mut DbConnection,
+    events: &[Event],
+) -> QueryResult<Result<Vec<Current>, Overflow>> {
     let now = Utc::now().naive_utc();
-    conn.transaction(|conn| {
+    let stored = conn.transaction(|conn| {
         events
             .iter()
-            .map(|event| upsert(conn, event, now))
-            .collect()
-    })
+            .enumerate()
+            .map(|(index, event)| {
+                upsert(conn, event, now)?.ok_or(Abort::Overflow(Overflow { index }))
+            })
+            .collect::<Result<Vec<_>, Abort>>()
+    });
+    match stored {
+        Ok(current) => Ok(Ok(current)),
+        Err(Abort::Overflow(overflow)) => Ok(Err(overflow)),
+        Err(Abort::Query(err)) => Err(err),
+    }
 }
 
 /// Creates or changes one metric in a single statement, so two first events
 /// for the same metric cannot both try to create it, and concurrent adds add
-/// up.
-fn upsert(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) -> QueryResult<Current> {
+/// up. `None` when an `add` would overflow: the statement then leaves the row
+/// as it was, decided by the database on the locked row, not on a stale read.
+fn upsert(
+    conn: &mut DbConnection,
+    event: &Event,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Current>> {
     let insert = diesel::insert_into(hub_metric::table)
         .values((
             hub_metric::user_id.eq(event.user_id),
@@ -69,42 +107,79 @@ fn upsert(conn: &mut DbConnection, event: &Event, now: NaiveDateTime) -> QueryRe
         hub_metric::updated_at.eq(excluded(hub_metric::updated_at)),
         hub_metric::version.eq(hub_metric::version + 1),
     );
-    let (value, version) = match event.op {
-        Op::Add => one_row(
-            conn,
-            insert
-                .set((
-                    hub_metric::value.eq(hub_metric::value + excluded(hub_metric::value)),
-                    touched,
-                ))
-                .returning((hub_metric::value, hub_metric::version)),
-        )?,
-        Op::Set => one_row(
+    let row = match event.op {
+        Op::Add => {
+            let (low, high) = addable_range(event.value);
+            let add = insert.set((
+                hub_metric::value.eq(hub_metric::value + excluded(hub_metric::value)),
+                touched,
+            ));
+            // `DO UPDATE ... WHERE`: named in full, as `QueryDsl::filter` is in scope too.
+            let guarded = methods::FilterDsl::filter(add, hub_metric::value.between(low, high));
+            first_row(
+                conn,
+                guarded.returning((hub_metric::value, hub_metric::version)),
+            )?
+        }
+        Op::Set => first_row(
             conn,
             insert
                 .set((hub_metric::value.eq(excluded(hub_metric::value)), touched))
                 .returning((hub_metric::value, hub_metric::version)),
         )?,
     };
-    Ok(Current {
+    Ok(row.map(|(value, version)| Current {
         user_id: event.user_id,
         metric: event.metric.clone(),
         value,
         version,
-    })
+    }))
 }
 
 /// Runs a statement on the connection's own backend: diesel's
 /// `MultiConnection` backend has no `ON CONFLICT`, while each real backend
 /// does. One statement value, built once, serves both.
-fn one_row<'q, Q, U>(conn: &mut DbConnection, query: Q) -> QueryResult<U>
+fn first_row<'q, Q, U>(conn: &mut DbConnection, query: Q) -> QueryResult<Option<U>>
 where
     Q: LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
 {
     match conn {
-        DbConnection::Sqlite(c) => RunQueryDsl::get_result(query, c),
-        DbConnection::Pg(c) => RunQueryDsl::get_result(query, c),
+        DbConnection::Sqlite(c) => RunQueryDsl::get_result(query, c).optional(),
+        DbConnection::Pg(c) => RunQueryDsl::get_result(query, c).optional(),
     }
+}
+
+/// The stored values that `add` can be added to with a finite result. The
+/// bounds are computed here, exactly, so the database only compares: on
+/// PostgreSQL an overflowing sum is an error (even inside a guard), on
+/// SQLite an infinity that later turns into NULL.
+fn addable_range(add: f64) -> (f64, f64) {
+    if add >= 0.0 {
+        (f64::MIN, addable_ceiling(add))
+    } else {
+        (-addable_ceiling(-add), f64::MAX)
+    }
+}
+
+/// The largest value that a non-negative `add` keeps finite. `MAX - add` is
+/// rounded, so the edge is found by bisection instead: over non-negative
+/// doubles the bit patterns are ordered as the numbers are, and the sum stays
+/// finite up to some value and no further (at most 63 steps).
+fn addable_ceiling(add: f64) -> f64 {
+    let finite = |bits: u64| (f64::from_bits(bits) + add).is_finite();
+    let (mut fits, mut overflows) = (0u64, f64::MAX.to_bits());
+    if finite(overflows) {
+        return f64::MAX;
+    }
+    while overflows - fits > 1 {
+        let mid = fits + (overflows - fits) / 2;
+        if finite(mid) {
+            fits = mid;
+        } else {
+            overflows = mid;
+        }
+    }
+    f64::from_bits(fits)
 }
 
 /// A user's metrics, by name; at most `limit` of them.
@@ -141,4 +216,36 @@ pub fn totals(
         .into_iter()
         .map(|(n, v)| (n, v.unwrap_or(0.0)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addable_range;
+
+    #[test]
+    fn the_addable_range_ends_exactly_where_the_sum_would_overflow() {
+        for add in [
+            0.0,
+            1.0,
+            3.0 * 2f64.powi(970),
+            1e292,
+            1e308,
+            f64::MAX,
+            -1.0,
+            -1e308,
+            f64::MIN,
+        ] {
+            let (low, high) = addable_range(add);
+            assert!((low + add).is_finite() && (high + add).is_finite(), "{add}");
+            assert!(
+                high == f64::MAX || !(high.next_up() + add).is_finite(),
+                "{add}"
+            );
+            assert!(
+                low == f64::MIN || !(low.next_down() + add).is_finite(),
+                "{add}"
+            );
+        }
+        assert_eq!(addable_range(0.0), (f64::MIN, f64::MAX));
+    }
 }

@@ -1,5 +1,5 @@
-//! The ingest API under contention: concurrent first events for one metric,
-//! versions in commit order.
+//! The ingest API under contention and at its edges: concurrent first events
+//! for one metric, versions in commit order, overflow.
 
 use hub::db::metrics::{self, Event, Op};
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ const INGEST_KEY: &str = "ingest-key-for-tests";
 on_both_backends!(
     concurrent_first_events_for_one_metric_all_succeed_and_add_up,
     every_change_bumps_the_metric_version_in_commit_order,
+    an_add_that_would_overflow_is_refused_and_nothing_of_its_batch_is_stored,
 );
 
 async fn spawn(backend: Backend) -> TestApp {
@@ -81,7 +82,9 @@ async fn every_change_bumps_the_metric_version_in_commit_order(backend: Backend)
                 (0..25)
                     .map(|_| {
                         let [current] = <[_; 1]>::try_from(
-                            metrics::apply(&mut conn, std::slice::from_ref(&event)).unwrap(),
+                            metrics::apply(&mut conn, std::slice::from_ref(&event))
+                                .unwrap()
+                                .unwrap(),
                         )
                         .unwrap();
                         (current.version, current.value)
@@ -106,7 +109,47 @@ async fn every_change_bumps_the_metric_version_in_commit_order(backend: Backend)
         ..event
     };
     let mut conn = pool.get().unwrap();
-    let after = metrics::apply(&mut conn, &[set.clone(), set]).unwrap();
+    let after = metrics::apply(&mut conn, &[set.clone(), set])
+        .unwrap()
+        .unwrap();
     let versions: Vec<i64> = after.iter().map(|c| c.version).collect();
     assert_eq!(versions, [201, 202], "a set is a change too");
+}
+
+async fn an_add_that_would_overflow_is_refused_and_nothing_of_its_batch_is_stored(
+    backend: Backend,
+) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let set = json!([
+        {"user_id": alice, "metric": "big", "value": 1.7e308, "op": "set"},
+        {"user_id": alice, "metric": "small", "value": -1.7e308, "op": "set"},
+    ]);
+    assert_eq!(ingest(&app, &set).await.0, 200);
+
+    for (batch, index) in [
+        (
+            json!([
+                {"user_id": alice, "metric": "visits", "value": 1, "op": "add"},
+                {"user_id": alice, "metric": "big", "value": 1e308, "op": "add"},
+            ]),
+            1,
+        ),
+        (
+            json!({"user_id": alice, "metric": "small", "value": -1e308, "op": "add"}),
+            0,
+        ),
+    ] {
+        let (status, body) = ingest(&app, &batch).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("validation")));
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("event {index}:")), "{detail}");
+    }
+    let unchanged = vec![("big".to_owned(), 1.7e308), ("small".to_owned(), -1.7e308)];
+    assert_eq!(stored(&app, alice), unchanged, "nothing of a refused batch");
+
+    // The metric is still usable: an add that fits is taken.
+    let fits = json!({"user_id": alice, "metric": "big", "value": -1e308, "op": "add"});
+    assert_eq!(ingest(&app, &fits).await.0, 200);
+    assert_eq!(stored(&app, alice)[0], ("big".to_owned(), 1.7e308 - 1e308));
 }
