@@ -1,7 +1,10 @@
 //! The ingest API under contention and at its edges: concurrent first events
-//! for one metric, versions in commit order, overflow.
+//! for one metric, versions in commit order, overflow, and who may post
+//! before the body is read.
 
+use hub::analytics::ingest::MAX_BODY_BYTES;
 use hub::db::metrics::{self, Event, Op};
+use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp};
@@ -13,6 +16,7 @@ on_both_backends!(
     concurrent_first_events_for_one_metric_all_succeed_and_add_up,
     every_change_bumps_the_metric_version_in_commit_order,
     an_add_that_would_overflow_is_refused_and_nothing_of_its_batch_is_stored,
+    an_unauthorised_caller_is_refused_before_its_body_is_read,
 );
 
 async fn spawn(backend: Backend) -> TestApp {
@@ -152,4 +156,67 @@ async fn an_add_that_would_overflow_is_refused_and_nothing_of_its_batch_is_store
     let fits = json!({"user_id": alice, "metric": "big", "value": -1e308, "op": "add"});
     assert_eq!(ingest(&app, &fits).await.0, 200);
     assert_eq!(stored(&app, alice)[0], ("big".to_owned(), 1.7e308 - 1e308));
+}
+
+async fn an_unauthorised_caller_is_refused_before_its_body_is_read(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let post = |auth: Option<(&'static str, String)>, content_type: &'static str| {
+        let mut req = reqwest::Client::new()
+            .post(app.http("/api/analytics/events"))
+            .header(CONTENT_TYPE, content_type)
+            .body("{not json");
+        if let Some((name, value)) = auth {
+            req = req.header(name, value);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    // A body that is not even JSON, or not declared as JSON: who sends it is
+    // what is answered.
+    for content_type in ["application/json", "text/plain"] {
+        let (status, body) = post(None, content_type).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("token_missing"))
+        );
+        let wrong_key = Some(("x-hub-ingest-key", "wrong".to_owned()));
+        let (status, body) = post(wrong_key, content_type).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("ingest_key_invalid"))
+        );
+        let not_staff = Some(("authorization", format!("Bearer {}", app.token(alice))));
+        let (status, body) = post(not_staff, content_type).await;
+        assert_eq!(
+            (status, body),
+            (
+                403,
+                json!({
+                    "error": "staff_only",
+                    "detail": "posting metric events needs the ingest key or a staff token"
+                })
+            )
+        );
+    }
+    // The caller known, the body is read and judged as before.
+    let key = Some(("x-hub-ingest-key", INGEST_KEY.to_owned()));
+    let (status, body) = post(key.clone(), "application/json").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("validation")));
+    let (status, body) = post(key, "text/plain").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("validation")));
+    let oversized = format!("[{}]", " ".repeat(MAX_BODY_BYTES));
+    let resp = reqwest::Client::new()
+        .post(app.http("/api/analytics/events"))
+        .header("x-hub-ingest-key", INGEST_KEY)
+        .header(CONTENT_TYPE, "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "too_large");
 }
