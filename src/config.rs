@@ -56,30 +56,48 @@ impl DatabaseUrl {
     }
 }
 
-/// Shows a PostgreSQL URL with its password replaced, so settings can be logged.
+/// Shows a PostgreSQL URL with every secret in it replaced, so settings can be logged.
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            Self::Postgres(url) => f.write_str(&redact_url_password(url)),
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
         }
     }
 }
 
-fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+const REDACTED: &str = "***";
+
+/// The URL with its password and the values of secret query parameters
+/// (libpq's `password`, `sslpassword`, `oauth_client_secret`, in any case or
+/// percent-encoding) replaced. A URL the parser cannot read (libpq's
+/// multi-host form) could hide a secret anywhere, so only its scheme is shown.
+fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        let scheme = raw.split_once("://").map_or("", |(scheme, _)| scheme);
+        return format!("{scheme}://{REDACTED}");
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
+    if url.password().is_some() {
+        // Cannot fail: the URL has a password, so it has a host.
+        let _ = url.set_password(Some(REDACTED));
     }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let lower = key.to_ascii_lowercase();
+                let secret = lower.contains("password") || lower.contains("secret");
+                let value = if secret { REDACTED.into() } else { value };
+                (key.into_owned(), value.into_owned())
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.into()
 }
 
-/// A secret (the signing key, the ingest key). Its `Debug` never shows the bytes.
+/// A secret (the signing key, the ingest key, the metrics token). Its `Debug`
+/// never shows the bytes.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
 
@@ -90,6 +108,13 @@ impl Secret {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// Whether a caller's credential is this secret, compared in constant
+    /// time so the comparison does not tell how much of a guess was right.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(given))
     }
 }
 
@@ -142,10 +167,16 @@ pub struct Settings {
     pub password_iterations: u32,
     /// What the backend sends as `X-Hub-Ingest-Key` to post metric events.
     pub ingest_key: Option<Secret>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this>`; unset,
+    /// it is open and belongs behind the operator's network.
+    pub metrics_token: Option<Secret>,
     /// Dashboards get at most one update per this interval.
     pub analytics_interval: Duration,
     pub limits: Limits,
 }
+
+/// PBKDF2 rounds for new passwords: Django 6.1's default work factor.
+pub const DJANGO_ITERATIONS: u32 = 1_500_000;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hub.sqlite3";
 
@@ -256,10 +287,11 @@ impl Settings {
             password_iterations: number(
                 &var,
                 "HUB_PASSWORD_ITERATIONS",
-                crate::auth::password::DJANGO_ITERATIONS,
+                DJANGO_ITERATIONS,
                 1000..=10_000_000,
             )?,
             ingest_key: var("HUB_INGEST_KEY").map(Secret::new),
+            metrics_token: var("HUB_METRICS_TOKEN").map(Secret::new),
             analytics_interval: Duration::from_millis(number(
                 &var,
                 "HUB_ANALYTICS_INTERVAL_MS",
@@ -334,12 +366,78 @@ mod tests {
             ("SECRET_KEY", "s3cret-django-key"),
             ("DATABASE_URL", "postgres://hub:pa55word@db/hub"),
             ("HUB_INGEST_KEY", "ingest-s3cret"),
+            ("HUB_METRICS_TOKEN", "metrics-s3cret"),
         ])
         .unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(!shown.contains("pa55word"), "{shown}");
         assert!(shown.contains("postgres://hub:***@db/hub"), "{shown}");
+    }
+
+    #[test]
+    fn every_form_of_database_secret_is_redacted() {
+        for (url, secret, shown) in [
+            (
+                "postgres://hub:pa55word@db/hub",
+                "pa55word",
+                "postgres://hub:***@db/hub",
+            ),
+            (
+                "postgres://hub@db/hub?password=pa55word",
+                "pa55word",
+                "postgres://hub@db/hub?password=***",
+            ),
+            (
+                "postgresql://hub@db:5433/hub?sslmode=verify-full&sslpassword=pa55word",
+                "pa55word",
+                "postgresql://hub@db:5433/hub?sslmode=verify-full&sslpassword=***",
+            ),
+            (
+                "postgres://hub@db/hub?pass%77ord=pa55word",
+                "pa55word",
+                "postgres://hub@db/hub?password=***",
+            ),
+            (
+                "postgres://hub@db/hub?PASSWORD=pa55word",
+                "pa55word",
+                "postgres://hub@db/hub?PASSWORD=***",
+            ),
+            (
+                "postgres://hub@db/hub?oauth_client_secret=pa55word",
+                "pa55word",
+                "postgres://hub@db/hub?oauth_client_secret=***",
+            ),
+            (
+                "postgres://hub:pa%40%3A55word@db/hub",
+                "55word",
+                "postgres://hub:***@db/hub",
+            ),
+            (
+                "postgres://hub:pa@55word@db/hub",
+                "55word",
+                "postgres://hub:***@db/hub",
+            ),
+            (
+                "postgres://hub:pa55word@db1:5432,db2:5432/hub",
+                "pa55word",
+                "postgres://***",
+            ),
+        ] {
+            let parsed = DatabaseUrl::parse(url).unwrap();
+            let debug = format!("{parsed:?}");
+            assert!(!debug.contains(secret), "{url} shown as {debug}");
+            assert_eq!(debug, shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_secret_matches_only_itself() {
+        let token = Secret::new("metrics-token");
+        assert!(token.matches(b"metrics-token"));
+        assert!(!token.matches(b"metrics-toke"));
+        assert!(!token.matches(b"metrics-tokens"));
+        assert!(!token.matches(b""));
     }
 
     #[test]

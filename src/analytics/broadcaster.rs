@@ -3,6 +3,11 @@
 //! that user one `analytics.update` with only what changed. Staff subscribed
 //! to the global scope get totals over all users the same way.
 //!
+//! Changes can reach it in another order than they committed (two ingests
+//! racing); each carries its metric's version, and an older one than the
+//! dashboard already has is dropped, so a dashboard always ends on the
+//! stored value.
+//!
 //! Where it runs: on an arbiter of its own (see `startup`), so its ticks
 //! never queue behind rooms or sockets.
 
@@ -67,20 +72,27 @@ pub struct Changed {
     pub changes: Vec<Current>,
 }
 
+/// Metrics by name, each with its value and the version it had (totals,
+/// read fresh each time, carry 0).
+type Values = BTreeMap<String, (f64, i64)>;
+
 #[derive(Serialize)]
 struct MetricsFrame<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     scope: Scope,
-    metrics: &'a BTreeMap<String, f64>,
+    metrics: BTreeMap<&'a str, f64>,
     at: String,
 }
 
-fn frame(kind: &'static str, scope: Scope, metrics: &BTreeMap<String, f64>) -> ByteString {
+fn frame(kind: &'static str, scope: Scope, metrics: &Values) -> ByteString {
     let frame = MetricsFrame {
         kind,
         scope,
-        metrics,
+        metrics: metrics
+            .iter()
+            .map(|(name, (value, _))| (name.as_str(), *value))
+            .collect(),
         at: wire_time(chrono::Utc::now().naive_utc()),
     };
     serde_json::to_string(&frame)
@@ -95,7 +107,7 @@ fn frame(kind: &'static str, scope: Scope, metrics: &BTreeMap<String, f64>) -> B
 #[derive(Default)]
 struct Dashboard {
     ready: bool,
-    missed: BTreeMap<String, f64>,
+    missed: Values,
 }
 
 pub struct AnalyticsBroadcaster {
@@ -104,7 +116,10 @@ pub struct AnalyticsBroadcaster {
     interval: Duration,
     own: HashMap<i32, Fanout<Dashboard>>,
     global: Fanout<Dashboard>,
-    pending: HashMap<i32, BTreeMap<String, f64>>,
+    /// The newest version of each metric taken in, per user with a
+    /// dashboard open.
+    newest: HashMap<i32, HashMap<String, i64>>,
+    pending: HashMap<i32, Values>,
     pending_global: BTreeSet<String>,
     totals_loading: bool,
 }
@@ -117,6 +132,7 @@ impl AnalyticsBroadcaster {
             metrics,
             interval,
             own: HashMap::new(),
+            newest: HashMap::new(),
             pending: HashMap::new(),
             pending_global: BTreeSet::new(),
             totals_loading: false,
@@ -132,7 +148,7 @@ impl AnalyticsBroadcaster {
 
     /// Sends `changes` to every ready dashboard of an audience; dashboards
     /// still waiting for their snapshot keep them for after it.
-    fn deliver(&mut self, scope: Scope, user_id: i32, changes: &BTreeMap<String, f64>) {
+    fn deliver(&mut self, scope: Scope, user_id: i32, changes: &Values) {
         let update = frame("analytics.update", scope, changes);
         let Some(audience) = self.audience(scope, user_id) else {
             return;
@@ -142,12 +158,21 @@ impl AnalyticsBroadcaster {
                 dashboard
                     .missed
                     .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
+                // Newer than the snapshot being read, or not: decided when
+                // it arrives.
             }
             dashboard.ready
         });
         if scope == Scope::Own && audience.is_empty() {
-            self.own.remove(&user_id);
+            self.forget(user_id);
         }
+    }
+
+    /// A user with no dashboard left: nothing of theirs is kept.
+    fn forget(&mut self, user_id: i32) {
+        self.own.remove(&user_id);
+        self.newest.remove(&user_id);
+        self.pending.remove(&user_id);
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -173,7 +198,13 @@ impl AnalyticsBroadcaster {
         ctx.spawn(load.into_actor(self).map(|loaded, act, _| {
             act.totals_loading = false;
             match loaded {
-                Ok(rows) => act.deliver(Scope::Global, 0, &rows.into_iter().collect()),
+                Ok(rows) => {
+                    let totals = rows
+                        .into_iter()
+                        .map(|(name, sum)| (name, (sum, 0)))
+                        .collect();
+                    act.deliver(Scope::Global, 0, &totals);
+                }
                 Err(err) => tracing::error!(error = %err, "loading metric totals failed"),
             }
         }));
@@ -189,18 +220,33 @@ impl AnalyticsBroadcaster {
     ) {
         let db = self.db.clone();
         let load = async move {
-            db.run(move |conn| match scope {
-                Scope::Own => store::for_user(conn, user_id, SNAPSHOT_LIMIT),
-                Scope::Global => store::totals(conn, None, SNAPSHOT_LIMIT),
+            db.run(move |conn| -> diesel::QueryResult<Values> {
+                Ok(match scope {
+                    Scope::Own => store::for_user(conn, user_id, SNAPSHOT_LIMIT)?
+                        .into_iter()
+                        .map(|(name, value, version)| (name, (value, version)))
+                        .collect(),
+                    Scope::Global => store::totals(conn, None, SNAPSHOT_LIMIT)?
+                        .into_iter()
+                        .map(|(name, sum)| (name, (sum, 0)))
+                        .collect(),
+                })
             })
             .await
         };
         ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
+            if let (Scope::Own, Ok(snapshot)) = (scope, &loaded) {
+                let newest = act.newest.entry(user_id).or_default();
+                for (name, (_, version)) in snapshot {
+                    let seen = newest.entry(name.clone()).or_default();
+                    *seen = (*seen).max(*version);
+                }
+            }
             let Some(audience) = act.audience(scope, user_id) else {
                 return;
             };
-            let snapshot: BTreeMap<String, f64> = match loaded {
-                Ok(rows) => rows.into_iter().collect(),
+            let snapshot = match loaded {
+                Ok(snapshot) => snapshot,
                 Err(err) => {
                     tracing::error!(error = %err, user_id, "loading a metrics snapshot failed");
                     audience.close(
@@ -215,7 +261,13 @@ impl AnalyticsBroadcaster {
                 return;
             };
             dashboard.ready = true;
-            let missed = std::mem::take(&mut dashboard.missed);
+            let mut missed = std::mem::take(&mut dashboard.missed);
+            // What the snapshot already shows, or newer, is not news.
+            missed.retain(|name, (_, version)| {
+                snapshot
+                    .get(name)
+                    .is_none_or(|(_, shown)| *version > *shown)
+            });
             if audience
                 .send_to(session, &frame("analytics.snapshot", scope, &snapshot))
                 .is_none()
@@ -258,7 +310,7 @@ impl Handler<Unsubscribe> for AnalyticsBroadcaster {
         if let Some(audience) = self.own.get_mut(&unsub.user_id) {
             audience.remove(unsub.session);
             if audience.is_empty() {
-                self.own.remove(&unsub.user_id);
+                self.forget(unsub.user_id);
             }
         }
         self.global.remove(unsub.session);
@@ -284,12 +336,23 @@ impl Handler<Changed> for AnalyticsBroadcaster {
             }
             // Changes of users with no dashboard open are not kept: the next
             // dashboard reads them in its snapshot.
-            if self.own.contains_key(&change.user_id) {
-                self.pending
-                    .entry(change.user_id)
-                    .or_default()
-                    .insert(change.metric, change.value);
+            if !self.own.contains_key(&change.user_id) {
+                continue;
             }
+            let newest = self
+                .newest
+                .entry(change.user_id)
+                .or_default()
+                .entry(change.metric.clone())
+                .or_default();
+            if change.version <= *newest {
+                continue;
+            }
+            *newest = change.version;
+            self.pending
+                .entry(change.user_id)
+                .or_default()
+                .insert(change.metric, (change.value, change.version));
         }
     }
 }

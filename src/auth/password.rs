@@ -7,8 +7,6 @@ use rand::distr::Alphanumeric;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// Django 6.1's default work factor.
-pub const DJANGO_ITERATIONS: u32 = 1_500_000;
 /// A stored hash asking for more work than this is refused rather than
 /// letting one row of the database stall a blocking thread for minutes.
 const MAX_ITERATIONS: u32 = 50_000_000;

@@ -1,7 +1,11 @@
 //! Dashboard metrics (`hub_metric`): one current value per user and name.
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::{self, LoadQuery};
+use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
 
 use super::DbConnection;
 use super::schema::hub_metric;
@@ -28,73 +32,167 @@ pub struct Current {
     pub user_id: i32,
     pub metric: String,
     pub value: f64,
+    /// The row's change counter after this event. Every change bumps it in
+    /// the statement that makes the change, under the row's lock, so it rises
+    /// strictly in the order changes commit: of two values of one metric, the
+    /// one with the higher version is the newer, whatever order they arrive in.
+    pub version: i64,
+}
+
+/// An `add` that would take a metric past the largest finite number; the
+/// batch it came in was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event {index}: adding its value would overflow the metric")]
+pub struct Overflow {
+    /// The event's place in its batch, from 0.
+    pub index: usize,
+}
+
+/// Why a batch's transaction is rolled back.
+enum Abort {
+    Overflow(Overflow),
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Query(err)
+    }
 }
 
 /// Applies events in order, in one transaction; returns each metric's value
-/// after its event. Each change is one atomic UPDATE, so concurrent ingests of
-/// the same metric add up instead of overwriting each other.
-pub fn apply(conn: &mut DbConnection, events: &[Event]) -> QueryResult<Vec<Current>> {
-    conn.transaction(|conn| {
-        let now = Utc::now().naive_utc();
+/// and version after its event. An event that would overflow its metric
+/// rolls the whole batch back and is named in the `Overflow`.
+pub fn apply(
+    conn: &mut DbConnection,
+    events: &[Event],
+) -> QueryResult<Result<Vec<Current>, Overflow>> {
+    let now = Utc::now().naive_utc();
+    let stored = conn.transaction(|conn| {
         events
             .iter()
-            .map(|e| {
-                let row = hub_metric::table
-                    .filter(hub_metric::user_id.eq(e.user_id))
-                    .filter(hub_metric::name.eq(&e.metric));
-                let updated = match e.op {
-                    Op::Add => diesel::update(row)
-                        .set((
-                            hub_metric::value.eq(hub_metric::value + e.value),
-                            hub_metric::updated_at.eq(now),
-                        ))
-                        .returning((hub_metric::value,))
-                        .get_result::<(f64,)>(conn)
-                        .optional()?,
-                    Op::Set => diesel::update(row)
-                        .set((
-                            hub_metric::value.eq(e.value),
-                            hub_metric::updated_at.eq(now),
-                        ))
-                        .returning((hub_metric::value,))
-                        .get_result::<(f64,)>(conn)
-                        .optional()?,
-                };
-                let value = match updated {
-                    Some((v,)) => v,
-                    None => {
-                        diesel::insert_into(hub_metric::table)
-                            .values((
-                                hub_metric::user_id.eq(e.user_id),
-                                hub_metric::name.eq(&e.metric),
-                                hub_metric::value.eq(e.value),
-                                hub_metric::updated_at.eq(now),
-                            ))
-                            .execute(conn)?;
-                        e.value
-                    }
-                };
-                Ok(Current {
-                    user_id: e.user_id,
-                    metric: e.metric.clone(),
-                    value,
-                })
+            .enumerate()
+            .map(|(index, event)| {
+                upsert(conn, event, now)?.ok_or(Abort::Overflow(Overflow { index }))
             })
-            .collect()
-    })
+            .collect::<Result<Vec<_>, Abort>>()
+    });
+    match stored {
+        Ok(current) => Ok(Ok(current)),
+        Err(Abort::Overflow(overflow)) => Ok(Err(overflow)),
+        Err(Abort::Query(err)) => Err(err),
+    }
 }
 
-/// A user's metrics, by name; at most `limit` of them.
+/// Creates or changes one metric in a single statement, so two first events
+/// for the same metric cannot both try to create it, and concurrent adds add
+/// up. `None` when an `add` would overflow: the statement then leaves the row
+/// as it was, decided by the database on the locked row, not on a stale read.
+fn upsert(
+    conn: &mut DbConnection,
+    event: &Event,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Current>> {
+    let insert = diesel::insert_into(hub_metric::table)
+        .values((
+            hub_metric::user_id.eq(event.user_id),
+            hub_metric::name.eq(&event.metric),
+            hub_metric::value.eq(event.value),
+            hub_metric::updated_at.eq(now),
+            hub_metric::version.eq(1),
+        ))
+        .on_conflict((hub_metric::user_id, hub_metric::name))
+        .do_update();
+    let touched = (
+        hub_metric::updated_at.eq(excluded(hub_metric::updated_at)),
+        hub_metric::version.eq(hub_metric::version + 1),
+    );
+    let row = match event.op {
+        Op::Add => {
+            let (low, high) = addable_range(event.value);
+            let add = insert.set((
+                hub_metric::value.eq(hub_metric::value + excluded(hub_metric::value)),
+                touched,
+            ));
+            // `DO UPDATE ... WHERE`: named in full, as `QueryDsl::filter` is in scope too.
+            let guarded = methods::FilterDsl::filter(add, hub_metric::value.between(low, high));
+            first_row(
+                conn,
+                guarded.returning((hub_metric::value, hub_metric::version)),
+            )?
+        }
+        Op::Set => first_row(
+            conn,
+            insert
+                .set((hub_metric::value.eq(excluded(hub_metric::value)), touched))
+                .returning((hub_metric::value, hub_metric::version)),
+        )?,
+    };
+    Ok(row.map(|(value, version)| Current {
+        user_id: event.user_id,
+        metric: event.metric.clone(),
+        value,
+        version,
+    }))
+}
+
+/// Runs a statement on the connection's own backend: diesel's
+/// `MultiConnection` backend has no `ON CONFLICT`, while each real backend
+/// does. One statement value, built once, serves both.
+fn first_row<'q, Q, U>(conn: &mut DbConnection, query: Q) -> QueryResult<Option<U>>
+where
+    Q: LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => RunQueryDsl::get_result(query, c).optional(),
+        DbConnection::Pg(c) => RunQueryDsl::get_result(query, c).optional(),
+    }
+}
+
+/// The stored values that `add` can be added to with a finite result. The
+/// bounds are computed here, exactly, so the database only compares: on
+/// PostgreSQL an overflowing sum is an error (even inside a guard), on
+/// SQLite an infinity that later turns into NULL.
+fn addable_range(add: f64) -> (f64, f64) {
+    if add >= 0.0 {
+        (f64::MIN, addable_ceiling(add))
+    } else {
+        (-addable_ceiling(-add), f64::MAX)
+    }
+}
+
+/// The largest value that a non-negative `add` keeps finite. `MAX - add` is
+/// rounded, so the edge is found by bisection instead: over non-negative
+/// doubles the bit patterns are ordered as the numbers are, and the sum stays
+/// finite up to some value and no further (at most 63 steps).
+fn addable_ceiling(add: f64) -> f64 {
+    let finite = |bits: u64| (f64::from_bits(bits) + add).is_finite();
+    let (mut fits, mut overflows) = (0u64, f64::MAX.to_bits());
+    if finite(overflows) {
+        return f64::MAX;
+    }
+    while overflows - fits > 1 {
+        let mid = fits + (overflows - fits) / 2;
+        if finite(mid) {
+            fits = mid;
+        } else {
+            overflows = mid;
+        }
+    }
+    f64::from_bits(fits)
+}
+
+/// A user's metrics, by name, with their versions; at most `limit` of them.
 pub fn for_user(
     conn: &mut DbConnection,
     user_id: i32,
     limit: i64,
-) -> QueryResult<Vec<(String, f64)>> {
+) -> QueryResult<Vec<(String, f64, i64)>> {
     hub_metric::table
         .filter(hub_metric::user_id.eq(user_id))
         .order(hub_metric::name)
         .limit(limit)
-        .select((hub_metric::name, hub_metric::value))
+        .select((hub_metric::name, hub_metric::value, hub_metric::version))
         .load(conn)
 }
 
@@ -118,4 +216,36 @@ pub fn totals(
         .into_iter()
         .map(|(n, v)| (n, v.unwrap_or(0.0)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addable_range;
+
+    #[test]
+    fn the_addable_range_ends_exactly_where_the_sum_would_overflow() {
+        for add in [
+            0.0,
+            1.0,
+            3.0 * 2f64.powi(970),
+            1e292,
+            1e308,
+            f64::MAX,
+            -1.0,
+            -1e308,
+            f64::MIN,
+        ] {
+            let (low, high) = addable_range(add);
+            assert!((low + add).is_finite() && (high + add).is_finite(), "{add}");
+            assert!(
+                high == f64::MAX || !(high.next_up() + add).is_finite(),
+                "{add}"
+            );
+            assert!(
+                low == f64::MIN || !(low.next_down() + add).is_finite(),
+                "{add}"
+            );
+        }
+        assert_eq!(addable_range(0.0), (f64::MIN, f64::MAX));
+    }
 }

@@ -99,23 +99,27 @@ pub fn pool(url: &DatabaseUrl, size: u32, timeout: std::time::Duration) -> Resul
 /// Applies the embedded migrations of the connection's backend; returns the
 /// versions it applied.
 pub fn migrate(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
-    fn names(
-        applied: diesel::migration::Result<Vec<diesel::migration::MigrationVersion<'_>>>,
-    ) -> anyhow::Result<Vec<String>> {
-        applied
-            .map(|versions| versions.iter().map(ToString::to_string).collect())
-            .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+    fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+        versions.iter().map(ToString::to_string).collect()
     }
-    match conn {
-        DbConnection::Sqlite(c) => names(c.run_pending_migrations(SQLITE_MIGRATIONS)),
+    // Two hubs (or `hub migrate`s) starting together must not both create
+    // the tables: each backend's lock makes the second wait, then find the
+    // versions applied.
+    let applied = match conn {
+        // The exclusive write lock is taken before the harness reads which
+        // versions are applied; waiting for it is bounded by busy_timeout.
+        // Each migration's own transaction nests inside as a savepoint.
+        DbConnection::Sqlite(c) => {
+            c.exclusive_transaction(|c| c.run_pending_migrations(SQLITE_MIGRATIONS).map(names))
+        }
         DbConnection::Pg(c) => {
-            // Two nodes starting together must not both create the tables.
             c.batch_execute("SELECT pg_advisory_lock(7261626)")?;
-            let applied = names(c.run_pending_migrations(POSTGRES_MIGRATIONS));
+            let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names);
             c.batch_execute("SELECT pg_advisory_unlock(7261626)")?;
             applied
         }
-    }
+    };
+    applied.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
 /// The pool, shared by the HTTP handlers and actors.

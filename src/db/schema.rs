@@ -35,5 +35,6 @@ diesel::table! {
         name -> Varchar,
         value -> Double,
         updated_at -> Timestamp,
+        version -> BigInt,
     }
 }

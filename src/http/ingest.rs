@@ -3,10 +3,9 @@
 
 use actix::Addr;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::guard;
@@ -71,7 +70,7 @@ async fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
             .settings
             .ingest_key
             .as_ref()
-            .is_some_and(|key| bool::from(key.as_bytes().ct_eq(given.as_bytes())));
+            .is_some_and(|key| key.matches(given.as_bytes()));
         return if matches {
             Ok(())
         } else {
@@ -87,25 +86,32 @@ async fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
     if auth.user.is_staff {
         Ok(())
     } else {
-        Err(Refusal::StaffOnly.into())
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Refusal::StaffOnly.code(),
+            "posting metric events needs the ingest key or a staff token",
+        ))
     }
 }
 
+/// Takes the body as a raw payload so the caller is authorised before a byte
+/// of it is read: an unknown caller cannot make the hub buffer and parse up to
+/// `MAX_BODY_BYTES`. The body is then read by the `Json` extractor under the
+/// route's `JsonConfig`, which holds that limit and the JSON error shapes.
 pub async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,
     broadcaster: web::Data<Addr<AnalyticsBroadcaster>>,
-    body: web::Json<Batch>,
-) -> Result<HttpResponse, ApiError> {
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
     authorise(&req, &state).await?;
+    let body = web::Json::<Batch>::from_request(&req, &mut payload.into_inner()).await?;
     let values = match body.into_inner() {
         Batch::Many(values) => values,
         Batch::One(value) => vec![value],
     };
     if values.is_empty() || values.len() > MAX_EVENTS {
-        return Err(ApiError::validation(format!(
-            "send 1 to {MAX_EVENTS} events"
-        )));
+        return Err(ApiError::validation(format!("send 1 to {MAX_EVENTS} events")).into());
     }
     let events = values
         .into_iter()
@@ -116,7 +122,9 @@ pub async fn ingest(
     let current = state
         .db
         .run(move |conn| metrics::apply(conn, &events))
-        .await?;
+        .await
+        .map_err(ApiError::from)?
+        .map_err(|overflow| ApiError::validation(overflow.to_string()))?;
     // Waits for room in the broadcaster's bounded mailbox: a flood of ingests
     // is held back here instead of queueing without limit.
     if broadcaster

@@ -1,11 +1,12 @@
 //! Operators' endpoints: liveness, readiness and metrics.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::guard;
 use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
@@ -27,8 +28,30 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Prometheus text. With `HUB_METRICS_TOKEN` set, only a scraper that
+/// presents it as a bearer token may read it; the counters tell how busy and
+/// how exposed the hub is.
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(expected) = &state.settings.metrics_token {
+        let given = guard::bearer_token(&req).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_missing",
+                "/metrics needs Authorization: Bearer with the metrics token",
+            )
+        })?;
+        if !expected.matches(given.as_bytes()) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "metrics_token_invalid",
+                "the metrics token does not match",
+            ));
+        }
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

@@ -15,6 +15,7 @@ on_both_backends!(
     staff_may_watch_global_totals_and_others_may_not,
     ingest_checks_who_sends_and_what,
     a_staff_dashboard_that_loses_staff_keeps_its_own_metrics_and_loses_the_totals,
+    a_dashboard_ends_on_the_stored_value_whatever_order_racing_ingests_arrive_in,
 );
 
 async fn spawn(backend: Backend) -> TestApp {
@@ -283,4 +284,39 @@ async fn a_staff_dashboard_that_loses_staff_keeps_its_own_metrics_and_loses_the_
         totals = sues.recv_type("analytics.update").await;
     }
     sams.silent_for(Duration::from_secs(1)).await;
+}
+
+async fn a_dashboard_ends_on_the_stored_value_whatever_order_racing_ingests_arrive_in(
+    backend: Backend,
+) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut dash = app
+        .connect(&format!("/ws/analytics/?token={}", app.token(alice)))
+        .await;
+    assert_eq!(dash.recv().await["type"], "analytics.snapshot");
+    for round in 0..5 {
+        // Forty `set`s at once: they commit in one order and may reach the
+        // broadcaster in another.
+        let app = &app;
+        let posts = (0..40).map(|i| {
+            let body =
+                json!({"user_id": alice, "metric": "load", "value": round * 100 + i, "op": "set"});
+            async move { ingest(app, body).await }
+        });
+        for (status, body) in futures_util::future::join_all(posts).await {
+            assert_eq!(status, 200, "{body}");
+        }
+        let stored = app
+            .db
+            .run_here(move |c| hub::db::metrics::for_user(c, alice, 10))
+            .unwrap();
+        let stored = stored[0].1;
+        // The last update shown, once updates stop coming.
+        let mut shown = None;
+        while let Ok(update) = tokio::time::timeout(Duration::from_millis(900), dash.recv()).await {
+            shown = update["metrics"]["load"].as_f64().or(shown);
+        }
+        assert_eq!(shown, Some(stored), "round {round}");
+    }
 }

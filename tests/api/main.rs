@@ -18,6 +18,7 @@ mod chat;
 mod chat_rules;
 mod django;
 mod guard;
+mod ingest;
 mod lifetime;
 mod limits;
 mod ops;

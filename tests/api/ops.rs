@@ -77,3 +77,41 @@ async fn a_lost_database_makes_readiness_and_user_handshakes_answer_503() {
         .silent_for(std::time::Duration::from_millis(200))
         .await;
 }
+
+/// No database involved: the token is checked before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_bearer_token_when_one_is_set_and_are_open_otherwise() {
+    const TOKEN: &str = "scraper-token-for-tests";
+    let guarded = TestApp::spawn_with(Backend::Sqlite, &[("HUB_METRICS_TOKEN", TOKEN)]).await;
+    let client = reqwest::Client::new();
+    for (auth, code) in [
+        (None, "token_missing"),
+        (
+            Some("Bearer not-the-token".to_owned()),
+            "metrics_token_invalid",
+        ),
+        (Some(format!("Basic {TOKEN}")), "token_missing"),
+    ] {
+        let mut req = client.get(guarded.http("/metrics"));
+        if let Some(auth) = &auth {
+            req = req.header("authorization", auth);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], code, "{auth:?}");
+        assert!(body["detail"].is_string());
+    }
+    let resp = client
+        .get(guarded.http("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("hub_rooms "));
+
+    let open = TestApp::spawn(Backend::Sqlite).await;
+    let resp = reqwest::get(open.http("/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -1,6 +1,9 @@
-//! The real `hub` binary as operators run it: what it logs.
+//! The real `hub` binary as operators run it: what it logs, how it stops,
+//! how several of it start together.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -103,4 +106,81 @@ async fn sigterm_closes_every_socket_with_1012_then_exits(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
+}
+
+/// A `hub migrate` process, killed and reaped however the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for a `hub` process to exit, killing it if it takes longer than
+/// `within`, and returns what it printed.
+fn finish(mut child: Running, within: Duration) -> Output {
+    let deadline = Instant::now() + within;
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "hub did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut output = Output {
+        status: child.0.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    for (pipe, buf) in [
+        (
+            child.0.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
+            &mut output.stdout,
+        ),
+        (
+            child.0.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
+            &mut output.stderr,
+        ),
+    ] {
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_end(buf).unwrap();
+        }
+    }
+    output
+}
+
+/// Two hubs (or two `hub migrate`) started together on a fresh SQLite file
+/// must not both create the tables: each of several processes started at
+/// once succeeds, over several fresh files.
+#[test]
+fn concurrent_migrations_on_a_fresh_sqlite_file_all_succeed() {
+    for trial in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.sqlite3").display());
+        let started: Vec<Running> = (0..4)
+            .map(|_| {
+                Running(
+                    Command::new(env!("CARGO_BIN_EXE_hub"))
+                        .arg("migrate")
+                        .env_clear()
+                        .env("DATABASE_URL", &url)
+                        .env("RUST_LOG", "warn")
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .expect("hub starts"),
+                )
+            })
+            .collect();
+        for child in started {
+            let out = finish(child, Duration::from_secs(30));
+            assert!(
+                out.status.success(),
+                "trial {trial}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

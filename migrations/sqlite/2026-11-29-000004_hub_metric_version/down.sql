@@ -1,0 +1,1 @@
+ALTER TABLE "hub_metric" DROP COLUMN "version";
