@@ -18,7 +18,7 @@ pub fn check(text: &str) -> Result<(), ControlChar> {
     match text
         .chars()
         .enumerate()
-        .find(|(_, c)| (c.is_ascii_control() && !matches!(c, '\t' | '\n')))
+        .find(|(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n'))
     {
         Some((index, found)) => Err(ControlChar { found, index }),
         None => Ok(()),
