@@ -8,6 +8,7 @@ mod bench;
 mod chat;
 mod django;
 mod guard;
+mod http_edge;
 mod lifetime;
 mod limits;
 mod ops;
