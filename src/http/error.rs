@@ -33,7 +33,7 @@ enum Detail {
 }
 
 /// DRF's validation errors: each field (or `non_field_errors`) with its
-/// messages, in the order the fields are declared.
+/// messages.
 pub type FieldErrors = Vec<(&'static str, Vec<Cow<'static, str>>)>;
 
 #[derive(Serialize)]
