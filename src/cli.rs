@@ -144,6 +144,12 @@ fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
             staff,
             password_stdin,
         } => {
+            // The name first: a bad one must not cost a password hash.
+            anyhow::ensure!(
+                (1..=150).contains(&username.chars().count()),
+                "a username is 1 to 150 characters"
+            );
+            crate::text::check(&username).map_err(|e| anyhow::anyhow!("the username: {e}"))?;
             let hash = if password_stdin {
                 let mut pw = String::new();
                 std::io::stdin().take(4097).read_to_string(&mut pw)?;
@@ -156,10 +162,6 @@ fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
             } else {
                 password::unusable()
             };
-            anyhow::ensure!(
-                (1..=150).contains(&username.len()),
-                "a username is 1 to 150 characters"
-            );
             let id = db.run_here(|conn| users::create(conn, &username, &hash, staff))?;
             println!("created user '{username}' (id {id})");
             return Ok(());

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -57,10 +56,43 @@ struct OutClaims<'a> {
 #[derive(Deserialize)]
 struct InClaims {
     token_type: Option<String>,
-    exp: i64,
+    /// simplejwt requires `exp` ("Token has no 'exp' claim").
+    exp: NumericDate,
+    #[serde(default, deserialize_with = "present_date")]
+    iat: Option<NumericDate>,
+    #[serde(default, deserialize_with = "present_date")]
+    nbf: Option<NumericDate>,
     jti: Option<String>,
     #[serde(deserialize_with = "user_id_claim")]
     user_id: i32,
+}
+
+/// A time claim as PyJWT 2.x reads it: any JSON number, truncated to whole
+/// seconds (`int(payload["exp"])`), so a float `exp` another issuer writes is
+/// accepted. A string, boolean or other value is refused: simplejwt itself
+/// fails on a non-numeric `exp`, and no issuer writes `iat` or `nbf` as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NumericDate(i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let number = serde_json::Number::deserialize(d)?;
+        let secs = match (number.as_i64(), number.as_f64()) {
+            (Some(n), _) => n,
+            // `as` saturates (the lint's truncation is the point here): a date
+            // beyond i64 seconds is as good as never.
+            #[allow(clippy::cast_possible_truncation)]
+            (None, Some(f)) if f.is_finite() => f.trunc() as i64,
+            _ => return Err(serde::de::Error::custom("time claim out of range")),
+        };
+        Ok(Self(secs))
+    }
+}
+
+/// An optional time claim that, when present, must be a number: PyJWT
+/// refuses `"iat": null` as it refuses any other non-number.
+fn present_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NumericDate>, D::Error> {
+    NumericDate::deserialize(d).map(Some)
 }
 
 /// simplejwt before 5.5.1 wrote the id as a number, from 5.5.1 as a string.
@@ -100,10 +132,14 @@ pub fn now_secs() -> i64 {
 impl TokenCodec {
     pub fn new(settings: &JwtSettings) -> Self {
         let mut validation = Validation::new(settings.algorithm);
-        // simplejwt allows no leeway; jsonwebtoken's default is 60 s.
-        validation.leeway = 0;
-        validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // jsonwebtoken checks only the signature and algorithm here: its time
+        // checks round a float `exp` and ignore `iat`, where PyJWT truncates
+        // and refuses an `iat` in the future, so `verify` does them itself.
+        // PyJWT checks `aud` only when simplejwt has an audience; the hub has none.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims::<&str>(&[]);
         Self {
             encoding: EncodingKey::from_secret(settings.key.as_bytes()),
             decoding: DecodingKey::from_secret(settings.key.as_bytes()),
@@ -140,16 +176,22 @@ impl TokenCodec {
             .expect("HMAC signing of plain claims cannot fail")
     }
 
-    /// Checks signature, algorithm, expiry (no leeway), `jti` and type.
+    /// Checks signature, algorithm, the time claims as PyJWT does under
+    /// simplejwt (no leeway), `jti` and type.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Verified, TokenError> {
-        let data = jsonwebtoken::decode::<InClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })?;
-        let claims = data.claims;
-        // jsonwebtoken accepts exp == now; simplejwt treats it as expired.
-        if claims.exp <= now_secs() {
+        let claims = jsonwebtoken::decode::<InClaims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        // PyJWT compares whole seconds with a fractional `now`: `exp <= now`
+        // is expired and `iat > now` or `nbf > now` is not yet valid, which
+        // for whole seconds is the same as comparing with the floor of now.
+        let now = now_secs();
+        let immature = |claim: Option<NumericDate>| claim.is_some_and(|NumericDate(t)| t > now);
+        if immature(claims.iat) || immature(claims.nbf) {
+            return Err(TokenError::Invalid);
+        }
+        let NumericDate(exp) = claims.exp;
+        if exp <= now {
             return Err(TokenError::Expired);
         }
         if claims.jti.as_deref().is_none_or(str::is_empty) {
@@ -160,13 +202,14 @@ impl TokenCodec {
             Some(t) if t != kind.claim() => Err(TokenError::WrongKind),
             Some(_) => Ok(Verified {
                 user_id: claims.user_id,
-                exp: claims.exp,
+                exp,
             }),
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_precision_loss)]
 mod tests {
     use super::*;
     use crate::config::Secret;
@@ -217,6 +260,85 @@ mod tests {
             serde_json::json!({"token_type":"access","exp":exp,"jti":"ab","user_id":"x5"}),
         );
         assert_eq!(c.verify(&t, TokenKind::Access), Err(TokenError::Invalid));
+    }
+
+    fn claims_with(extra: serde_json::Value) -> serde_json::Value {
+        let mut claims = serde_json::json!({
+            "token_type": "access", "exp": now_secs() + 60, "jti": "ab", "user_id": "3"
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    }
+
+    #[test]
+    fn a_float_exp_is_accepted_and_truncated_as_pyjwt_does() {
+        let c = codec("k");
+        let exp = now_secs() + 60;
+        let t = sign(
+            "k",
+            claims_with(serde_json::json!({"exp": exp as f64 + 0.75})),
+        );
+        assert_eq!(c.verify(&t, TokenKind::Access).unwrap().exp, exp);
+        // int(now + 0.5) == now, which PyJWT counts as expired.
+        let t = sign(
+            "k",
+            claims_with(serde_json::json!({"exp": now_secs() as f64 + 0.5})),
+        );
+        assert_eq!(c.verify(&t, TokenKind::Access), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn iat_and_nbf_in_the_future_are_refused_and_in_the_past_accepted() {
+        let c = codec("k");
+        let now = now_secs();
+        for claim in ["iat", "nbf"] {
+            let past = sign("k", claims_with(serde_json::json!({claim: now - 5})));
+            assert!(
+                c.verify(&past, TokenKind::Access).is_ok(),
+                "{claim} in the past"
+            );
+            let now_float = sign(
+                "k",
+                claims_with(serde_json::json!({claim: now as f64 + 0.9})),
+            );
+            assert!(
+                c.verify(&now_float, TokenKind::Access).is_ok(),
+                "{claim} now"
+            );
+            let future = sign("k", claims_with(serde_json::json!({claim: now + 30})));
+            assert_eq!(
+                c.verify(&future, TokenKind::Access),
+                Err(TokenError::Invalid),
+                "{claim} in the future"
+            );
+        }
+    }
+
+    #[test]
+    fn non_numeric_time_claims_are_refused() {
+        let c = codec("k");
+        for claims in [
+            serde_json::json!({"iat": "yesterday"}),
+            serde_json::json!({"iat": true}),
+            serde_json::json!({"iat": null}),
+            serde_json::json!({"nbf": [1]}),
+            serde_json::json!({"exp": "2000000000"}),
+        ] {
+            let t = sign("k", claims_with(claims.clone()));
+            assert_eq!(
+                c.verify(&t, TokenKind::Access),
+                Err(TokenError::Invalid),
+                "{claims}"
+            );
+        }
+        let mut no_exp = claims_with(serde_json::json!({}));
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            c.verify(&sign("k", no_exp), TokenKind::Access),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Failed-login throttling, per username and per client address, so a
-//! password cannot be guessed at the speed of the hashing pool.
+//! password cannot be guessed at the speed of the hashing pool; and the
+//! bound on how many logins hash at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::password::Hashing;
 
 /// Failures allowed per key within one window before logins are refused.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +34,7 @@ pub struct LoginThrottle {
     per_address: ThrottleRule,
     capacity: usize,
     windows: Mutex<HashMap<Key, Window>>,
+    hashing: Hashing,
 }
 
 impl LoginThrottle {
@@ -40,6 +44,7 @@ impl LoginThrottle {
             per_address,
             capacity,
             windows: Mutex::new(HashMap::new()),
+            hashing: Hashing::per_core(),
         }
     }
 
@@ -73,26 +78,28 @@ impl LoginThrottle {
         }
     }
 
-    /// `Some(wait)` when this login must be refused without checking the password.
-    pub fn check(&self, username: &str, address: &str) -> Option<Duration> {
-        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+    /// Counts a login as failed before its password is checked, or refuses it
+    /// with how long to wait. Counting first is what makes the limit hold:
+    /// concurrent guesses that all checked before any was recorded would
+    /// otherwise all reach the hashing pool.
+    pub fn reserve(&self, username: &str, address: &str) -> Result<(), Duration> {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        Self::keys(username, address)
-            .into_iter()
+        let keys = Self::keys(username, address);
+        let wait = keys
+            .iter()
             .filter_map(|key| {
-                let rule = self.rule(&key);
-                let w = windows.get(&key)?;
+                let rule = self.rule(key);
+                let w = windows.get(key)?;
                 let elapsed = now.duration_since(w.started);
                 (elapsed < rule.window && w.failures >= rule.max_failures)
                     .then(|| rule.window - elapsed)
             })
-            .max()
-    }
-
-    pub fn record_failure(&self, username: &str, address: &str) {
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        for key in Self::keys(username, address) {
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        for key in keys {
             let rule = self.rule(&key);
             if !windows.contains_key(&key) && windows.len() >= self.capacity {
                 self.evict(&mut windows, now);
@@ -109,12 +116,35 @@ impl LoginThrottle {
             }
             w.failures += 1;
         }
+        Ok(())
     }
 
-    /// A successful login clears its username's failures (not its address's).
-    pub fn record_success(&self, username: &str) {
+    /// A successful login clears its username's failures and takes back its
+    /// reservation from the address (whose other failures stay).
+    pub fn succeeded(&self, username: &str, address: &str) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         windows.remove(&Key::Username(username.to_owned()));
+        Self::take_back(&mut windows, Key::Address(address.to_owned()));
+    }
+
+    /// Takes back a reservation for a login that was not a guess (its
+    /// password could not be checked).
+    pub fn release(&self, username: &str, address: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        for key in Self::keys(username, address) {
+            Self::take_back(&mut windows, key);
+        }
+    }
+
+    fn take_back(windows: &mut HashMap<Key, Window>, key: Key) {
+        if let Some(w) = windows.get_mut(&key) {
+            w.failures = w.failures.saturating_sub(1);
+        }
+    }
+
+    /// The bound on concurrent password hashing every login goes through.
+    pub fn hashing(&self) -> &Hashing {
+        &self.hashing
     }
 
     fn evict(&self, windows: &mut HashMap<Key, Window>, now: Instant) {
@@ -152,29 +182,45 @@ mod tests {
     #[test]
     fn a_username_is_throttled_after_its_failures_and_cleared_by_success() {
         let t = throttle(100);
-        t.record_failure("alice", "1.1.1.1");
-        assert!(t.check("alice", "2.2.2.2").is_none());
-        t.record_failure("alice", "1.1.1.1");
-        assert!(t.check("alice", "2.2.2.2").is_some());
-        t.record_success("alice");
-        assert!(t.check("alice", "2.2.2.2").is_none());
+        assert!(t.reserve("alice", "1.1.1.1").is_ok());
+        assert!(t.reserve("alice", "1.1.1.2").is_ok());
+        assert!(t.reserve("alice", "2.2.2.2").is_err());
+        t.succeeded("alice", "1.1.1.1");
+        assert!(t.reserve("alice", "2.2.2.2").is_ok());
+    }
+
+    #[test]
+    fn a_reservation_counts_at_once_and_a_release_takes_it_back() {
+        let t = throttle(100);
+        assert!(t.reserve("bob", "3.3.3.3").is_ok());
+        assert!(t.reserve("bob", "3.3.3.3").is_ok());
+        // Both are still being checked; a third guess must wait.
+        assert!(t.reserve("bob", "3.3.3.3").is_err());
+        t.release("bob", "3.3.3.3");
+        assert!(t.reserve("bob", "3.3.3.3").is_ok());
+        t.succeeded("bob", "3.3.3.3");
+        // The address keeps the first reservation, not the successful one:
+        // two more fill its three.
+        assert!(t.reserve("carol", "3.3.3.3").is_ok());
+        assert!(t.reserve("dave", "3.3.3.3").is_ok());
+        assert!(t.reserve("erin", "3.3.3.3").is_err());
     }
 
     #[test]
     fn an_address_is_throttled_across_usernames() {
         let t = throttle(100);
         for name in ["a", "b", "c"] {
-            t.record_failure(name, "9.9.9.9");
+            assert!(t.reserve(name, "9.9.9.9").is_ok());
         }
-        assert!(t.check("d", "9.9.9.9").is_some());
-        assert!(t.check("d", "8.8.8.8").is_none());
+        assert!(t.reserve("d", "9.9.9.9").is_err());
+        assert!(t.reserve("d", "8.8.8.8").is_ok());
     }
 
     #[test]
     fn the_map_never_grows_past_its_capacity() {
         let t = throttle(10);
         for i in 0..1000 {
-            t.record_failure(
+            let _ = t.reserve(
                 &format!("user{i}"),
                 &format!("10.0.{}.{}", i / 256, i % 256),
             );

@@ -2,7 +2,7 @@
 //! from any working directory.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 
@@ -24,7 +24,46 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn serve(name: &str) -> Result<HttpResponse, ApiError> {
+/// The files served at `/<name>`.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    FILES.iter().map(|(name, _, _)| *name)
+}
+
+/// The pages load only their own script and stylesheet and talk only to
+/// this hub (over HTTP and its sockets); nothing may frame them.
+fn content_security_policy(req: &HttpRequest) -> String {
+    let connect = match socket_origin(req) {
+        Some(socket) => format!("'self' {socket}"),
+        None => "'self'".to_owned(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'self'"
+    )
+}
+
+/// `ws://host` or `wss://host` for this page's own host: older browsers do
+/// not count a socket to the page's host as `'self'`. The host comes from the
+/// request, so anything but a plain host and port leaves it out rather than
+/// letting it write into the policy.
+fn socket_origin(req: &HttpRequest) -> Option<String> {
+    let info = req.connection_info();
+    let host = info.host();
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    let scheme = if info.scheme() == "https" {
+        "wss"
+    } else {
+        "ws"
+    };
+    plain.then(|| format!("{scheme}://{host}"))
+}
+
+pub fn serve(req: &HttpRequest, name: &str) -> Result<HttpResponse, ApiError> {
     let (_, content_type, body) = FILES
         .iter()
         .find(|(file, _, _)| *file == name)
@@ -32,13 +71,7 @@ fn serve(name: &str) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type(*content_type)
         .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", content_security_policy(req)))
+        .insert_header(("Referrer-Policy", "same-origin"))
         .body(*body))
-}
-
-pub async fn index() -> Result<HttpResponse, ApiError> {
-    serve("index.html")
-}
-
-pub async fn file(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    serve(&name)
 }

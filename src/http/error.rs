@@ -1,11 +1,14 @@
 //! The HTTP edge's one error type: a status, a stable snake_case code and a
-//! human detail, always as `{"error": ..., "detail": ...}`.
+//! human detail, as `{"error": ..., "detail": ...}`. Where the hub answers
+//! for Django REST framework (the token API) the body also carries what DRF
+//! writes: simplejwt's `code` beside `detail`, or DRF's field errors
+//! (`{"username": ["This field is required."]}`) in place of `detail`.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -15,14 +18,33 @@ use crate::db::DbError;
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
-    detail: Cow<'static, str>,
+    detail: Detail,
+    /// simplejwt's own code (`token_not_valid`), written beside `detail`.
+    drf_code: Option<&'static str>,
     retry_after: Option<u64>,
+    /// The methods a resource answers, for a 405.
+    allow: Option<&'static str>,
 }
+
+#[derive(Debug)]
+enum Detail {
+    Text(Cow<'static, str>),
+    Fields(FieldErrors),
+}
+
+/// DRF's validation errors: each field (or `non_field_errors`) with its
+/// messages.
+pub type FieldErrors = Vec<(&'static str, Vec<Cow<'static, str>>)>;
 
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
-    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(flatten)]
+    fields: std::collections::BTreeMap<&'a str, &'a [Cow<'static, str>]>,
 }
 
 impl ApiError {
@@ -34,8 +56,38 @@ impl ApiError {
         Self {
             status,
             code,
-            detail: detail.into(),
+            detail: Detail::Text(detail.into()),
+            drf_code: None,
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// A 400 as DRF writes a serializer's errors.
+    pub fn fields(errors: FieldErrors) -> Self {
+        Self {
+            detail: Detail::Fields(errors),
+            ..Self::new(StatusCode::BAD_REQUEST, "validation", "")
+        }
+    }
+
+    /// Adds simplejwt's `code` beside the detail.
+    pub fn with_drf_code(self, drf_code: &'static str) -> Self {
+        Self {
+            drf_code: Some(drf_code),
+            ..self
+        }
+    }
+
+    /// A 405 naming the methods the resource answers, in DRF's words.
+    pub fn method_not_allowed(method: &Method, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("Method \"{method}\" not allowed."),
+            )
         }
     }
 
@@ -61,7 +113,10 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.detail)
+        match &self.detail {
+            Detail::Text(detail) => write!(f, "{}: {detail}", self.code),
+            Detail::Fields(fields) => write!(f, "{}: {fields:?}", self.code),
+        }
     }
 }
 
@@ -85,12 +140,16 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status);
+        let detail = match &self.detail {
+            Detail::Text(detail) => Some(detail.as_ref()),
+            Detail::Fields(_) => None,
+        };
         if self.status == StatusCode::UNAUTHORIZED {
             // The detail is our own fixed text, never client input, so it
             // cannot break out of the quoted header parameter.
             let challenge = format!(
                 "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                self.detail.replace('"', "'")
+                detail.unwrap_or_default().replace('"', "'")
             );
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 resp.insert_header((header::WWW_AUTHENTICATE, value));
@@ -99,9 +158,18 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
+        if let Some(allow) = self.allow {
+            resp.insert_header((header::ALLOW, allow));
+        }
+        let fields = match &self.detail {
+            Detail::Text(_) => Default::default(),
+            Detail::Fields(fields) => fields.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
+        };
         resp.json(Body {
             error: self.code,
-            detail: &self.detail,
+            detail,
+            code: self.drf_code,
+            fields,
         })
     }
 }

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, KEY, TestApp, join};
 use crate::on_both_backends;
 
-on_both_backends!(django_and_the_hub_share_users_tokens_and_passwords);
+on_both_backends!(
+    django_and_the_hub_share_users_tokens_and_passwords,
+    the_token_api_answers_as_simplejwt_does,
+);
 
 /// The Python that has tests/django/requirements.txt installed, from
 /// `HUB_TEST_DJANGO_PYTHON`. Missing is a skip on a developer's machine and a
@@ -115,4 +118,168 @@ async fn django_and_the_hub_share_users_tokens_and_passwords(backend: Backend) {
         django(&python, &url, &["check", "hubuser"], "wrong"),
         "false"
     );
+}
+
+/// One request, as interop.py's `http` command takes it.
+fn request(method: &str, path: &str, content_type: Option<&str>, body: &str) -> Value {
+    let mut r = json!({"method": method, "path": path, "body": body});
+    if let Some(ct) = content_type {
+        r["content_type"] = json!(ct);
+    }
+    r
+}
+
+fn with_origin(mut r: Value, origin: &str, preflight: bool) -> Value {
+    r["headers"] = json!({"Origin": origin});
+    if preflight {
+        r["headers"]["Access-Control-Request-Method"] = json!("POST");
+    }
+    r
+}
+
+/// The hub's answer in the shape interop.py prints Django's.
+async fn hub_answer(app: &TestApp, client: &reqwest::Client, r: &Value) -> Value {
+    let method = reqwest::Method::from_bytes(r["method"].as_str().unwrap().as_bytes()).unwrap();
+    let mut req = client
+        .request(method, app.http(r["path"].as_str().unwrap()))
+        .body(r["body"].as_str().unwrap().to_owned());
+    if let Some(ct) = r["content_type"].as_str() {
+        req = req.header("content-type", ct);
+    }
+    if let Some(headers) = r["headers"].as_object() {
+        for (k, v) in headers {
+            req = req.header(k, v.as_str().unwrap());
+        }
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers: serde_json::Map<String, Value> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap())))
+        .collect();
+    let bytes = resp.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    json!({"status": status, "headers": headers, "body": body})
+}
+
+async fn the_token_api_answers_as_simplejwt_does(backend: Backend) {
+    let Some(python) = django_python() else {
+        return;
+    };
+    let app = TestApp::spawn_prepared(
+        backend,
+        &[("CORS_ALLOWED_ORIGINS", "https://app.example")],
+        |url| {
+            django(&python, url, &["setup"], "");
+        },
+    )
+    .await;
+    let url = app.database_url.clone();
+    let json_ct = Some("application/json");
+    let login = |body: Value| request("POST", "/api/token/", json_ct, &body.to_string());
+    let refresh = |token: &str| {
+        request(
+            "POST",
+            "/api/token/refresh/",
+            json_ct,
+            &json!({"refresh": token}).to_string(),
+        )
+    };
+    let sam = django(&python, &url, &["mint", "sam"], "");
+    let cases = vec![
+        login(json!({"username": "alice", "password": "django pass"})),
+        login(json!({"username": "  alice ", "password": "django pass"})),
+        request(
+            "POST",
+            "/api/token/",
+            Some("application/x-www-form-urlencoded"),
+            "username=alice&password=django+pass",
+        ),
+        request(
+            "POST",
+            "/api/token/",
+            Some("multipart/form-data; boundary=B0und"),
+            "--B0und\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n\
+             --B0und\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\ndjango pass\r\n\
+             --B0und--\r\n",
+        ),
+        login(json!({"username": "alice", "password": "wrong"})),
+        login(json!({"username": "nobody", "password": "wrong"})),
+        login(json!({})),
+        login(json!({"username": " ", "password": ""})),
+        login(json!({"username": null, "password": 5})),
+        login(json!({"username": "al\u{0}ice", "password": "x"})),
+        login(json!(["alice"])),
+        request("POST", "/api/token/", json_ct, "{oops"),
+        request("POST", "/api/token/", Some("text/plain"), "alice"),
+        request("POST", "/api/token/", None, ""),
+        request("GET", "/api/token/", None, ""),
+        request("PUT", "/api/token/refresh/", json_ct, "{}"),
+        request("HEAD", "/api/token/", None, ""),
+        request("POST", "/api/token", json_ct, "{}"),
+        request("POST", "/api/token/refresh", json_ct, "{}"),
+        refresh("not-a-token"),
+        refresh(&sam),
+        refresh(""),
+        with_origin(
+            request("OPTIONS", "/api/token/", None, ""),
+            "https://app.example",
+            true,
+        ),
+        with_origin(
+            request("OPTIONS", "/api/token/", None, ""),
+            "https://evil.example",
+            true,
+        ),
+        with_origin(login(json!({})), "https://app.example", false),
+        with_origin(login(json!({})), "https://evil.example", false),
+    ];
+    let django_answers: Vec<Value> = serde_json::from_str(&django(
+        &python,
+        &url,
+        &["http"],
+        &Value::from(cases.clone()).to_string(),
+    ))
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (case, theirs) in cases.iter().zip(&django_answers) {
+        let ours = hub_answer(&app, &client, case).await;
+        let what = format!("{case}\n django: {theirs}\n hub:    {ours}");
+        assert_eq!(ours["status"], theirs["status"], "{what}");
+        for header in ["location", "access-control-allow-origin"] {
+            assert_eq!(
+                ours["headers"][header], theirs["headers"][header],
+                "{header}: {what}"
+            );
+        }
+        if theirs["status"] == 405 {
+            assert_eq!(
+                ours["headers"]["allow"], theirs["headers"]["allow"],
+                "{what}"
+            );
+        }
+        let Some(fields) = theirs["body"].as_object() else {
+            continue;
+        };
+        for (key, value) in fields {
+            let detail = value.as_str().unwrap_or_default();
+            if theirs["status"] == 200 {
+                // Tokens differ; each side's must be there.
+                assert!(ours["body"][key].is_string(), "{key}: {what}");
+            } else if let Some((parser, _)) = detail.split_once(" parse error - ") {
+                // The parser's own words follow; Python's and serde's differ.
+                let prefix = format!("{parser} parse error - ");
+                assert!(
+                    ours["body"][key].as_str().unwrap().starts_with(&prefix),
+                    "{key}: {what}"
+                );
+            } else {
+                assert_eq!(&ours["body"][key], value, "{key}: {what}");
+            }
+        }
+    }
 }
