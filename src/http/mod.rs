@@ -30,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(&format!("/ws/chat/{ROOM}/"), web::get().to(sockets::chat))
     .route("/ws/analytics", web::get().to(sockets::analytics))
     .route("/ws/analytics/", web::get().to(sockets::analytics))
+    .route("/ws/dns", web::get().to(sockets::dns))
+    .route("/ws/dns/", web::get().to(sockets::dns))
     .service(
         web::resource("/api/analytics/events")
             .app_data(

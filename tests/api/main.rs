@@ -18,6 +18,7 @@ mod bench;
 mod chat;
 mod chat_rules;
 mod django;
+mod dns;
 mod guard;
 mod lifetime;
 mod limits;

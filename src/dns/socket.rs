@@ -1,0 +1,563 @@
+//! The DNS endpoint of a session: reads each request, runs its database
+//! work off the event loop, answers `dns.result` (or an error frame) with
+//! the request's `ref`, and hands every change to the broadcaster for the
+//! panels that may see the zone.
+
+use actix::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
+use super::validate::{Invalid, Origin};
+use super::zone::{self, Applied, Change, Denied, Outcome, Target, Who, ZoneView};
+use crate::db::DbConnection;
+use crate::db::users::User;
+use crate::ws::frames::{self, ErrorCode, Ref};
+use crate::ws::session::{Ctx, Endpoint, Request, Session};
+
+/// Changes in one `dns.batch`, at most.
+pub const MAX_BATCH: usize = 1000;
+
+pub struct Dns {
+    broadcaster: Addr<DnsBroadcaster>,
+}
+
+impl Dns {
+    pub fn new(broadcaster: Addr<DnsBroadcaster>) -> Self {
+        Self { broadcaster }
+    }
+}
+
+#[derive(Deserialize)]
+struct ZoneRequest {
+    zone: String,
+}
+
+#[derive(Deserialize)]
+struct ZoneCreate {
+    name: String,
+    owner: Option<i32>,
+}
+
+#[derive(Deserialize)]
+struct ZoneDelete {
+    zone: String,
+    serial: i64,
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    zone: String,
+    record: Value,
+}
+
+#[derive(Deserialize)]
+struct UpdateRequest {
+    id: i64,
+    record: Value,
+    version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct DeleteRequest {
+    id: i64,
+    version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum BatchChange {
+    Create {
+        record: Value,
+    },
+    Update {
+        id: i64,
+        record: Value,
+        version: Option<i64>,
+    },
+    Delete {
+        id: i64,
+        version: Option<i64>,
+    },
+}
+
+impl From<BatchChange> for Change {
+    fn from(change: BatchChange) -> Self {
+        match change {
+            BatchChange::Create { record } => Self::Create(record),
+            BatchChange::Update {
+                id,
+                record,
+                version,
+            } => Self::Update {
+                id,
+                record,
+                version,
+            },
+            BatchChange::Delete { id, version } => Self::Delete { id, version },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    zone: String,
+    serial: i64,
+    changes: Vec<BatchChange>,
+}
+
+/// A `dns.result` frame: `body`'s fields with the type and the `ref`.
+fn result(reference: Option<&Ref>, body: Value) -> String {
+    let mut frame = json!({"type": "dns.result"});
+    if let Some(reference) = reference {
+        frame["ref"] = json!(reference);
+    }
+    if let (Value::Object(frame), Value::Object(body)) = (&mut frame, body) {
+        frame.extend(body);
+    }
+    frame.to_string()
+}
+
+/// How a refusal is told: one failure with its `field`, or for a batch
+/// every failure by `index`.
+#[derive(Clone, Copy)]
+enum Blame {
+    Single,
+    ByIndex,
+}
+
+fn refused(reference: Option<&Ref>, denied: Denied, blame: Blame, what: &str) -> String {
+    match denied {
+        Denied::NotFound => {
+            frames::error(reference, ErrorCode::NotFound, &format!("no such {what}"))
+        }
+        Denied::Taken => frames::error(
+            reference,
+            ErrorCode::Conflict,
+            "a zone of this name, or one holding it or inside it, already exists",
+        ),
+        Denied::StaleRecord(record) => frames::error_with(
+            reference,
+            ErrorCode::Conflict,
+            "the record changed since that version; here is the current one",
+            &json!({"record": record}),
+        ),
+        Denied::StaleSerial(serial) => frames::error_with(
+            reference,
+            ErrorCode::Conflict,
+            "the zone changed since that serial; nothing was applied",
+            &json!({"serial": serial}),
+        ),
+        Denied::Invalid(errors) => invalid(reference, &errors, blame),
+    }
+}
+
+fn invalid(reference: Option<&Ref>, errors: &[(usize, Invalid)], blame: Blame) -> String {
+    let first = errors
+        .first()
+        .map_or_else(|| Invalid::new("record", "invalid"), |(_, e)| e.clone());
+    match blame {
+        Blame::Single => frames::error_with(
+            reference,
+            ErrorCode::Validation,
+            &first.detail,
+            &json!({"field": first.field}),
+        ),
+        Blame::ByIndex => {
+            let listed: Vec<Value> = errors
+                .iter()
+                .map(|(i, e)| json!({"index": i, "field": e.field, "detail": e.detail}))
+                .collect();
+            let detail = format!(
+                "{} of the changes broke a rule; nothing was applied",
+                listed.len()
+            );
+            frames::error_with(
+                reference,
+                ErrorCode::Validation,
+                &detail,
+                &json!({"field": first.field, "errors": listed}),
+            )
+        }
+    }
+}
+
+fn who(user: &User) -> Who {
+    Who {
+        id: user.id,
+        username: user.username.clone(),
+    }
+}
+
+/// The `dns.changed` push for what a request applied.
+fn changed(by: &User, applied: &Applied) -> Publish {
+    let frame = json!({
+        "type": "dns.changed",
+        "zone": applied.zone.name,
+        "serial": applied.zone.serial,
+        "by": who(by),
+        "changes": applied.done,
+    });
+    Publish {
+        owner_id: applied.zone.owner_id,
+        frame: frame.to_string().into(),
+    }
+}
+
+fn zone_event(kind: &str, zone: &ZoneView) -> Publish {
+    Publish {
+        owner_id: zone.owner_id,
+        frame: json!({"type": kind, "zone": zone}).to_string().into(),
+    }
+}
+
+type Reply<T> = Box<dyn FnOnce(&mut Session<Dns>, T) -> Result<Value, String>>;
+
+impl Dns {
+    /// Runs `work` on the blocking pool as the session's user, then answers
+    /// with what `done` makes of its outcome: the reply's body, or a whole
+    /// error frame.
+    fn run<T: Send + 'static>(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<T> + Send + 'static,
+        done: Reply<T>,
+    ) {
+        let Some(user) = session.user.clone() else {
+            return;
+        };
+        let db = session.state.db.clone();
+        let load = async move { db.run(move |conn| work(conn, &user)).await };
+        ctx.spawn(load.into_actor(session).map(move |outcome, act, ctx| {
+            let frame = match outcome {
+                Ok(value) => match done(act, value) {
+                    Ok(body) => result(reference.as_ref(), body),
+                    Err(frame) => frame,
+                },
+                Err(err) => {
+                    tracing::error!(error = %err, session = act.id.get(), "a DNS request failed");
+                    frames::error(
+                        reference.as_ref(),
+                        ErrorCode::Unavailable,
+                        "the zone could not be read or written now; retry",
+                    )
+                }
+            };
+            act.send(ctx, frame);
+        }));
+    }
+
+    /// Runs a change and, once applied, answers with `body` and pushes
+    /// `dns.changed`.
+    fn change(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<Outcome<Applied>>
+        + Send
+        + 'static,
+        blame: Blame,
+        body: fn(&Applied) -> Value,
+    ) {
+        let for_error = reference.clone();
+        Self::run(
+            session,
+            ctx,
+            reference,
+            work,
+            Box::new(move |act, outcome| match outcome {
+                Ok(applied) => {
+                    if let Some(user) = &act.user {
+                        act.endpoint.broadcaster.do_send(changed(user, &applied));
+                    }
+                    Ok(body(&applied))
+                }
+                Err(denied) => Err(refused(for_error.as_ref(), denied, blame, "zone or record")),
+            }),
+        );
+    }
+}
+
+/// The one change's record, for the replies to single changes.
+fn first_record(applied: &Applied) -> Value {
+    json!({
+        "record": applied.done.first().map(|d| &d.record),
+        "serial": applied.zone.serial,
+    })
+}
+
+/// Reads a request's body, or answers the client why it cannot.
+fn body<'a, T: Deserialize<'a>>(
+    session: &Session<Dns>,
+    ctx: &mut Ctx<Dns>,
+    request: &Request<'a>,
+) -> Option<T> {
+    frames::parse_body(request.text)
+        .map_err(|bad| session.reject(ctx, request.reference.as_ref(), &bad))
+        .ok()
+}
+
+/// A zone name as sent; a malformed one is a validation error.
+fn zone_name(
+    session: &Session<Dns>,
+    ctx: &mut Ctx<Dns>,
+    reference: Option<&Ref>,
+    raw: &str,
+) -> Option<String> {
+    match Origin::parse("zone", raw) {
+        Ok(origin) => Some(origin.as_str().to_owned()),
+        Err(invalid) => {
+            session.send(
+                ctx,
+                self::invalid(reference, &[(0, invalid)], Blame::Single),
+            );
+            None
+        }
+    }
+}
+
+impl Endpoint for Dns {
+    const NAME: &'static str = "dns";
+
+    fn opened(session: &mut Session<Self>, _: &mut Ctx<Self>) {
+        let Some(user) = &session.user else { return };
+        session.endpoint.broadcaster.do_send(Open {
+            session: session.id,
+            outlet: session.outlet(),
+            panel: Panel {
+                user_id: user.id,
+                is_staff: user.is_staff,
+            },
+        });
+    }
+
+    fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
+        let reference = request.reference.clone();
+        let r = reference.as_ref();
+        match request.kind {
+            Some("dns.zones") => Self::run(
+                session,
+                ctx,
+                reference,
+                zone::zones,
+                Box::new(|_, zones| Ok(json!({ "zones": zones }))),
+            ),
+            Some("dns.zone.create") => {
+                let Some(req) = body::<ZoneCreate>(session, ctx, &request) else {
+                    return;
+                };
+                let origin = match Origin::parse("name", &req.name) {
+                    Ok(origin) => origin,
+                    Err(invalid) => {
+                        return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
+                    }
+                };
+                let Some(user) = &session.user else { return };
+                let owner = req.owner.unwrap_or(user.id);
+                if owner != user.id && !user.is_staff {
+                    return session.send_error(
+                        ctx,
+                        r,
+                        ErrorCode::Forbidden,
+                        "only staff create zones for another user",
+                    );
+                }
+                let for_error = reference.clone();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, _| zone::create_zone(conn, &origin, owner),
+                    Box::new(move |act, outcome| match outcome {
+                        Ok(zone) => {
+                            act.endpoint
+                                .broadcaster
+                                .do_send(zone_event("dns.zone.created", &zone));
+                            Ok(json!({ "zone": zone }))
+                        }
+                        Err(denied) => {
+                            Err(refused(for_error.as_ref(), denied, Blame::Single, "user"))
+                        }
+                    }),
+                );
+            }
+            Some("dns.zone.delete") => {
+                let Some(req) = body::<ZoneDelete>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                    return;
+                };
+                let for_error = reference.clone();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| zone::delete_zone(conn, user, &name, req.serial),
+                    Box::new(move |act, outcome| match outcome {
+                        Ok(zone) => {
+                            act.endpoint
+                                .broadcaster
+                                .do_send(zone_event("dns.zone.deleted", &zone));
+                            Ok(json!({ "zone": zone }))
+                        }
+                        Err(denied) => {
+                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
+                        }
+                    }),
+                );
+            }
+            Some("dns.list") => {
+                let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                    return;
+                };
+                let for_error = reference.clone();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| zone::list(conn, user, &name),
+                    Box::new(move |_, outcome| match outcome {
+                        Ok((zone, records)) => Ok(json!({ "zone": zone, "records": records })),
+                        Err(denied) => {
+                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
+                        }
+                    }),
+                );
+            }
+            Some("dns.create") => {
+                let Some(req) = body::<CreateRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                    return;
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| {
+                        zone::apply(
+                            conn,
+                            user,
+                            &Target::Zone(&name),
+                            None,
+                            vec![Change::Create(req.record)],
+                        )
+                    },
+                    Blame::Single,
+                    first_record,
+                );
+            }
+            Some("dns.update") => {
+                let Some(req) = body::<UpdateRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let change = Change::Update {
+                    id: req.id,
+                    record: req.record,
+                    version: req.version,
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| {
+                        zone::apply(conn, user, &Target::RecordOf(req.id), None, vec![change])
+                    },
+                    Blame::Single,
+                    first_record,
+                );
+            }
+            Some("dns.delete") => {
+                let Some(req) = body::<DeleteRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let change = Change::Delete {
+                    id: req.id,
+                    version: req.version,
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| {
+                        zone::apply(conn, user, &Target::RecordOf(req.id), None, vec![change])
+                    },
+                    Blame::Single,
+                    |applied| json!({"id": applied.done.first().map(|d| d.record.id), "serial": applied.zone.serial}),
+                );
+            }
+            Some("dns.batch") => {
+                let Some(req) = body::<BatchRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                    return;
+                };
+                if req.changes.is_empty() || req.changes.len() > MAX_BATCH {
+                    let detail = format!("a batch holds 1 to {MAX_BATCH} changes");
+                    let invalid = Invalid::new("changes", detail);
+                    return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
+                }
+                let changes: Vec<Change> = req.changes.into_iter().map(Change::from).collect();
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| {
+                        zone::apply(conn, user, &Target::Zone(&name), Some(req.serial), changes)
+                    },
+                    Blame::ByIndex,
+                    |applied| {
+                        let records: Vec<_> = applied.done.iter().map(|d| &d.record).collect();
+                        json!({"records": records, "serial": applied.zone.serial})
+                    },
+                );
+            }
+            other => {
+                let detail = format!("unknown type '{}'", other.unwrap_or("(none)"));
+                session.send_error(ctx, r, ErrorCode::UnknownType, &detail);
+            }
+        }
+    }
+
+    /// Any active user has a panel; what it may see follows the user.
+    fn admits(&self, _: &User) -> bool {
+        true
+    }
+
+    /// Staff granted or taken away: the broadcaster learns the new flags,
+    /// and the panel is told to list again the zones it now sees.
+    fn user_changed(session: &mut Session<Self>, before: &User, ctx: &mut Ctx<Self>) {
+        let Some(user) = &session.user else { return };
+        if user.is_staff == before.is_staff {
+            return;
+        }
+        session.endpoint.broadcaster.do_send(Reflag {
+            session: session.id,
+            is_staff: user.is_staff,
+        });
+        let user = user.clone();
+        let db = session.state.db.clone();
+        let load = async move { db.run(move |conn| zone::zones(conn, &user)).await };
+        ctx.spawn(load.into_actor(session).map(|loaded, act, ctx| match loaded {
+            Ok(zones) => act.send(ctx, json!({"type": "dns.resync", "zones": zones}).to_string()),
+            // An empty resync still tells the panel its view is stale.
+            Err(err) => {
+                tracing::error!(error = %err, session = act.id.get(), "loading zones for a resync failed");
+                act.send(ctx, json!({"type": "dns.resync", "zones": []}).to_string());
+            }
+        }));
+    }
+
+    fn closed(session: &mut Session<Self>) {
+        session.endpoint.broadcaster.do_send(Close {
+            session: session.id,
+        });
+    }
+}
