@@ -34,6 +34,13 @@ struct ZoneRequest {
 }
 
 #[derive(Deserialize)]
+struct HistoryRequest {
+    zone: String,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
 struct ZoneCreate {
     name: String,
     owner: Option<i32>,
@@ -517,6 +524,33 @@ impl Endpoint for Dns {
                         let records: Vec<_> = applied.done.iter().map(|d| &d.record).collect();
                         json!({"records": records, "serial": applied.zone.serial})
                     },
+                );
+            }
+            Some("dns.history") => {
+                let Some(req) = body::<HistoryRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                    return;
+                };
+                let limit = req.limit.unwrap_or(zone::HISTORY_PAGE);
+                if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {
+                    let detail = format!("limit is 1 to {}", zone::MAX_HISTORY_PAGE);
+                    let invalid = Invalid::new("limit", detail);
+                    return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
+                }
+                let (for_error, shown) = (reference.clone(), name.clone());
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| zone::history(conn, user, &name, req.before, limit),
+                    Box::new(move |_, outcome| match outcome {
+                        Ok(changes) => Ok(json!({ "zone": shown, "changes": changes })),
+                        Err(denied) => {
+                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
+                        }
+                    }),
                 );
             }
             other => {

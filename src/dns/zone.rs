@@ -15,6 +15,7 @@ use super::validate::{self, Entry, Invalid, Origin};
 use crate::db::DbConnection;
 use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneRow};
 use crate::db::users::{self, User};
+use crate::ws::frames::wire_time;
 
 /// Records one zone may hold.
 pub const MAX_RECORDS: usize = 5000;
@@ -505,6 +506,57 @@ pub fn apply(
             .map(|(action, _, record)| Done { action, record })
             .collect();
         Ok(Applied { zone, done })
+    })
+}
+
+/// Entries in one page of history, by default and at most.
+pub const HISTORY_PAGE: i64 = 50;
+pub const MAX_HISTORY_PAGE: i64 = 500;
+
+/// One entry of a zone's history as replies show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryView {
+    pub id: i64,
+    pub at: String,
+    pub by: Who,
+    pub action: String,
+    pub record_id: Option<i64>,
+    pub serial: i64,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// A page of a zone's history, newest first, before the entry `before`.
+pub fn history(
+    conn: &mut DbConnection,
+    user: &User,
+    name: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> diesel::QueryResult<Outcome<Vec<HistoryView>>> {
+    transaction(conn, |conn| {
+        let (zone, _) = visible_zone(conn, user, name)?;
+        // Stored by the hub as JSON; anything else reads as absent.
+        let parse = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        Ok(store::history(conn, zone.id, before, limit)?
+            .into_iter()
+            .map(|entry| {
+                let c = entry.change;
+                HistoryView {
+                    id: entry.id,
+                    at: wire_time(c.at),
+                    by: Who {
+                        id: c.user_id,
+                        username: c.username,
+                    },
+                    action: c.action,
+                    record_id: c.record_id,
+                    serial: c.serial,
+                    old: parse(c.old),
+                    new: parse(c.new),
+                }
+            })
+            .collect())
     })
 }
 

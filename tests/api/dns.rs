@@ -25,6 +25,7 @@ on_both_backends!(
     a_batch_with_bad_changes_applies_nothing_and_lists_every_failure_by_index,
     a_batch_naming_an_old_serial_gets_a_conflict,
     an_unknown_request_type_answers_unknown_type,
+    the_history_pages_back_from_the_newest_change_with_who_and_what,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -848,4 +849,79 @@ async fn an_unknown_request_type_answers_unknown_type(backend: Backend) {
     refused(&mut alices, json!({"type": "dns.axfr"}), "unknown_type").await;
     let bad = refused(&mut alices, json!({"type": "dns.list"}), "validation").await;
     assert!(bad["detail"].as_str().unwrap().contains("zone"), "{bad}");
+}
+
+async fn the_history_pages_back_from_the_newest_change_with_who_and_what(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let bob = app.create_user("bob", false);
+    let sam = app.create_user("sam", true);
+    let mut alices = panel(&app, alice).await;
+    let mut sams = panel(&app, sam).await;
+    let mut bobs = panel(&app, bob).await;
+    create_zone(&mut alices, "example.com").await;
+    let id = create(
+        &mut alices,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1"}),
+    )
+    .await["record"]["id"]
+        .clone();
+    ok(
+        &mut sams,
+        json!({"type": "dns.update", "id": id, "record": {"ttl": 600}}),
+    )
+    .await;
+    let last = ok(&mut alices, json!({"type": "dns.delete", "id": id})).await;
+
+    let page = ok(
+        &mut alices,
+        json!({"type": "dns.history", "zone": "example.com", "limit": 2}),
+    )
+    .await;
+    let changes = page["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        (
+            &changes[0]["action"],
+            &changes[0]["by"]["username"],
+            &changes[0]["serial"]
+        ),
+        (&json!("deleted"), &json!("alice"), &last["serial"])
+    );
+    assert_eq!(changes[0]["old"]["ttl"], 600);
+    assert_eq!(changes[0]["new"], Value::Null);
+    assert_eq!(
+        (&changes[1]["action"], &changes[1]["by"]["username"]),
+        (&json!("updated"), &json!("sam"))
+    );
+    assert_eq!(
+        (&changes[1]["old"]["ttl"], &changes[1]["new"]["ttl"]),
+        (&json!(3600), &json!(600))
+    );
+    assert!(changes[0]["at"].as_str().unwrap().ends_with('Z'));
+
+    let older = ok(
+        &mut alices,
+        json!({"type": "dns.history", "zone": "example.com", "before": changes[1]["id"]}),
+    )
+    .await;
+    let older = older["changes"].as_array().unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0]["action"], "created");
+    assert_eq!(older[0]["new"]["content"], "192.0.2.1");
+
+    refused(
+        &mut bobs,
+        json!({"type": "dns.history", "zone": "example.com"}),
+        "not_found",
+    )
+    .await;
+    let bad = refused(
+        &mut alices,
+        json!({"type": "dns.history", "zone": "example.com", "limit": 0}),
+        "validation",
+    )
+    .await;
+    assert_eq!(bad["field"], "limit");
 }
