@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
+use super::master;
 use super::validate::{Invalid, Origin};
 use super::zone::{self, Applied, Change, Denied, Outcome, Target, Who, ZoneView};
 use crate::db::DbConnection;
@@ -38,6 +39,13 @@ struct HistoryRequest {
     zone: String,
     before: Option<i64>,
     limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ImportRequest {
+    zone: String,
+    text: String,
+    serial: i64,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +139,8 @@ fn result(reference: Option<&Ref>, body: Value) -> String {
 enum Blame {
     Single,
     ByIndex,
+    /// An import: failures by the line of the file (from 1).
+    ByLine,
 }
 
 fn refused(reference: Option<&Ref>, denied: Denied, blame: Blame, what: &str) -> String {
@@ -170,13 +180,17 @@ fn invalid(reference: Option<&Ref>, errors: &[(usize, Invalid)], blame: Blame) -
             &first.detail,
             &json!({"field": first.field}),
         ),
-        Blame::ByIndex => {
+        Blame::ByIndex | Blame::ByLine => {
+            let (key, what) = match blame {
+                Blame::ByLine => ("line", "lines"),
+                _ => ("index", "changes"),
+            };
             let listed: Vec<Value> = errors
                 .iter()
-                .map(|(i, e)| json!({"index": i, "field": e.field, "detail": e.detail}))
+                .map(|(i, e)| json!({key: i, "field": e.field, "detail": e.detail}))
                 .collect();
             let detail = format!(
-                "{} of the changes broke a rule; nothing was applied",
+                "{} of the {what} broke a rule; nothing was applied",
                 listed.len()
             );
             frames::error_with(
@@ -275,7 +289,8 @@ impl Dns {
             work,
             Box::new(move |act, outcome| match outcome {
                 Ok(applied) => {
-                    if let Some(user) = &act.user {
+                    // An import that matched the zone changed nothing.
+                    if let Some(user) = act.user.as_ref().filter(|_| !applied.done.is_empty()) {
                         act.endpoint.broadcaster.do_send(changed(user, &applied));
                     }
                     Ok(body(&applied))
@@ -292,6 +307,12 @@ fn first_record(applied: &Applied) -> Value {
         "record": applied.done.first().map(|d| &d.record),
         "serial": applied.zone.serial,
     })
+}
+
+/// What a batch or an import did, record by record, for its reply.
+fn changed_records(applied: &Applied) -> Value {
+    let records: Vec<_> = applied.done.iter().map(|d| &d.record).collect();
+    json!({"records": records, "serial": applied.zone.serial})
 }
 
 /// Reads a request's body, or answers the client why it cannot.
@@ -448,13 +469,9 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(
-                            conn,
-                            user,
-                            &Target::Zone(&name),
-                            None,
-                            vec![Change::Create(req.record)],
-                        )
+                        zone::apply(conn, user, &Target::Zone(&name), None, |_| {
+                            vec![Change::Create(req.record)]
+                        })
                     },
                     Blame::Single,
                     first_record,
@@ -474,7 +491,9 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::RecordOf(req.id), None, vec![change])
+                        zone::apply(conn, user, &Target::RecordOf(req.id), None, |_| {
+                            vec![change]
+                        })
                     },
                     Blame::Single,
                     first_record,
@@ -493,7 +512,9 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::RecordOf(req.id), None, vec![change])
+                        zone::apply(conn, user, &Target::RecordOf(req.id), None, |_| {
+                            vec![change]
+                        })
                     },
                     Blame::Single,
                     |applied| json!({"id": applied.done.first().map(|d| d.record.id), "serial": applied.zone.serial}),
@@ -517,13 +538,69 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::Zone(&name), Some(req.serial), changes)
+                        zone::apply(conn, user, &Target::Zone(&name), Some(req.serial), |_| {
+                            changes
+                        })
                     },
                     Blame::ByIndex,
-                    |applied| {
-                        let records: Vec<_> = applied.done.iter().map(|d| &d.record).collect();
-                        json!({"records": records, "serial": applied.zone.serial})
+                    changed_records,
+                );
+            }
+            Some("dns.export") => {
+                let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                    return;
+                };
+                let for_error = reference.clone();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| zone::export(conn, user, &name),
+                    Box::new(move |_, outcome| match outcome {
+                        Ok((zone, text)) => Ok(json!({ "zone": zone, "text": text })),
+                        Err(denied) => {
+                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
+                        }
+                    }),
+                );
+            }
+            Some("dns.import") => {
+                let Some(req) = body::<ImportRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let origin = match Origin::parse("zone", &req.zone) {
+                    Ok(origin) => origin,
+                    Err(invalid) => {
+                        return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
+                    }
+                };
+                // The text is bounded by the frame limit; reading it is
+                // pure, so a bad file costs no database work.
+                let wanted: Vec<_> = match master::read(&origin, &req.text) {
+                    Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
+                    Err(errors) => {
+                        return session.send(ctx, self::invalid(r, &errors, Blame::ByLine));
+                    }
+                };
+                let name = origin.as_str().to_owned();
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    move |conn, user| {
+                        zone::apply(
+                            conn,
+                            user,
+                            &Target::Zone(&name),
+                            Some(req.serial),
+                            |stored| zone::replace_with(stored, &wanted),
+                        )
                     },
+                    Blame::ByIndex,
+                    changed_records,
                 );
             }
             Some("dns.history") => {

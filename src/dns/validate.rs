@@ -537,6 +537,13 @@ pub fn record(origin: &Origin, sent: &Value) -> Result<RecordData, Invalid> {
                 ));
             }
             text::check(&c).map_err(|e| Invalid::new("comment", e.to_string()))?;
+            // One line: a master file carries it after a `;`.
+            if c.contains(['\n', '\t']) {
+                return Err(Invalid::new(
+                    "comment",
+                    "a comment is one line, without tabs",
+                ));
+            }
             Some(c)
         }
     };
@@ -876,6 +883,7 @@ mod tests {
         assert_eq!(field_of(with("ttl", json!(86_401))), "ttl");
         assert_eq!(field_of(with("ttl", json!("300"))), "ttl");
         assert_eq!(field_of(with("comment", json!("a\u{0}b"))), "comment");
+        assert_eq!(field_of(with("comment", json!("two\nlines"))), "comment");
         assert_eq!(field_of(with("comment", json!("x".repeat(256)))), "comment");
         assert_eq!(check(with("comment", json!(""))).unwrap().comment, None);
         assert_eq!(field_of(with("type", json!("SOA"))), "type");

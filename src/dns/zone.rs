@@ -11,6 +11,7 @@ use diesel::result::Error as DieselError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::master;
 use super::validate::{self, Entry, Invalid, Origin};
 use crate::db::DbConnection;
 use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneRow};
@@ -321,9 +322,8 @@ fn as_sent(data: &RecordData) -> Map<String, Value> {
             fields.insert(key.into(), value.into());
         }
     }
-    if let Some(comment) = &data.comment {
-        fields.insert("comment".into(), comment.clone().into());
-    }
+    // Null rather than left out: an import that drops a comment clears it.
+    fields.insert("comment".into(), data.comment.clone().into());
     fields
 }
 
@@ -417,14 +417,17 @@ fn plan(origin: &Origin, records: &[Record], changes: Vec<Change>) -> Result<Vec
     }
 }
 
-/// Applies `changes` to a zone all together or not at all, with one
-/// serial bump; `serial`, when given, must be the zone's current one.
+/// Applies changes to a zone all together or not at all, with one serial
+/// bump; `serial`, when given, must be the zone's current one. `changes`
+/// is given the zone's stored records, read inside the transaction (an
+/// import works out its changes from them); none at all leaves the zone
+/// and its serial as they were.
 pub fn apply(
     conn: &mut DbConnection,
     user: &User,
     target: &Target<'_>,
     serial: Option<i64>,
-    changes: Vec<Change>,
+    changes: impl FnOnce(&[Record]) -> Vec<Change>,
 ) -> diesel::QueryResult<Outcome<Applied>> {
     transaction(conn, |conn| {
         let zone_id = match *target {
@@ -447,6 +450,14 @@ pub fn apply(
         }
         let origin = origin_of(&zone);
         let records = store::records(conn, zone.id)?;
+        let changes = changes(&records);
+        if changes.is_empty() {
+            let done = Vec::new();
+            return Ok(Applied {
+                zone: ZoneView::new((zone, owner_name)),
+                done,
+            });
+        }
         let plans = plan(&origin, &records, changes)?;
         let serial = next_serial(zone.serial, now.date());
         let mut done = Vec::with_capacity(plans.len());
@@ -507,6 +518,60 @@ pub fn apply(
             .collect();
         Ok(Applied { zone, done })
     })
+}
+
+/// The zone as a master file, with its current serial.
+pub fn export(
+    conn: &mut DbConnection,
+    user: &User,
+    name: &str,
+) -> diesel::QueryResult<Outcome<(ZoneView, String)>> {
+    transaction(conn, |conn| {
+        let row = visible_zone(conn, user, name)?;
+        let origin = origin_of(&row.0);
+        let records = store::records(conn, row.0.id)?;
+        let text = master::write(&origin, row.0.serial, &records);
+        Ok((ZoneView::new(row), text))
+    })
+}
+
+/// The changes that make a zone hold exactly `wanted` (an imported file):
+/// records already there as they are stay untouched, those that differ
+/// only in TTL or comment are updated, the rest deleted or created.
+pub fn replace_with(records: &[Record], wanted: &[RecordData]) -> Vec<Change> {
+    let same = |a: &RecordData, b: &RecordData| {
+        (&a.name, &a.kind, &a.content, a.priority, a.weight, a.port)
+            == (&b.name, &b.kind, &b.content, b.priority, b.weight, b.port)
+    };
+    let mut kept: Vec<i64> = Vec::new();
+    let mut changes = Vec::new();
+    for data in wanted {
+        let stored = records
+            .iter()
+            .find(|r| !kept.contains(&r.id) && same(&r.data, data));
+        match stored {
+            Some(r) if r.data == *data => kept.push(r.id),
+            Some(r) => {
+                kept.push(r.id);
+                changes.push(Change::Update {
+                    id: r.id,
+                    record: Value::Object(as_sent(data)),
+                    version: None,
+                });
+            }
+            None => changes.push(Change::Create(Value::Object(as_sent(data)))),
+        }
+    }
+    changes.extend(
+        records
+            .iter()
+            .filter(|r| !kept.contains(&r.id))
+            .map(|r| Change::Delete {
+                id: r.id,
+                version: None,
+            }),
+    );
+    changes
 }
 
 /// Entries in one page of history, by default and at most.

@@ -26,6 +26,9 @@ on_both_backends!(
     a_batch_naming_an_old_serial_gets_a_conflict,
     an_unknown_request_type_answers_unknown_type,
     the_history_pages_back_from_the_newest_change_with_who_and_what,
+    an_export_is_a_master_file_with_the_current_serial_and_every_record,
+    an_import_makes_the_zone_hold_the_file_with_one_serial_bump,
+    an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_line,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -924,4 +927,195 @@ async fn the_history_pages_back_from_the_newest_change_with_who_and_what(backend
     )
     .await;
     assert_eq!(bad["field"], "limit");
+}
+
+async fn an_export_is_a_master_file_with_the_current_serial_and_every_record(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let bob = app.create_user("bob", false);
+    let mut alices = panel(&app, alice).await;
+    let mut bobs = panel(&app, bob).await;
+    create_zone(&mut alices, "example.com").await;
+    let txt = format!("{}\"quoted\" and \\ back", "x".repeat(250));
+    for record in [
+        json!({"name": "@", "type": "NS", "content": "ns1.provider.net."}),
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300, "comment": "web; front"}),
+        json!({"name": "@", "type": "MX", "content": "mail", "priority": 10}),
+        json!({"name": "t", "type": "TXT", "content": txt}),
+    ] {
+        create(&mut alices, "example.com", record).await;
+    }
+    let reply = ok(
+        &mut alices,
+        json!({"type": "dns.export", "zone": "example.com"}),
+    )
+    .await;
+    let serial = reply["zone"]["serial"].as_i64().unwrap();
+    let text = reply["text"].as_str().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "$ORIGIN example.com.");
+    assert_eq!(lines[1], "$TTL 3600");
+    assert_eq!(
+        lines[2],
+        format!(
+            "@\t3600\tIN\tSOA\tns1.provider.net. hostmaster.example.com. {serial} 3600 900 1209600 300"
+        )
+    );
+    for line in [
+        "@\t3600\tIN\tNS\tns1.provider.net.",
+        "@\t3600\tIN\tMX\t10 mail.example.com.",
+        "www\t300\tIN\tA\t192.0.2.1 ; web; front",
+        &format!(
+            // 255 bytes of text in the first string, escapes not counted.
+            "t\t3600\tIN\tTXT\t\"{}\\\"quot\" \"ed\\\" and \\\\ back\"",
+            "x".repeat(250)
+        ),
+    ] {
+        assert!(lines.contains(&line), "{line:?} not in:\n{text}");
+    }
+    assert_eq!(lines.len(), 7);
+    refused(
+        &mut bobs,
+        json!({"type": "dns.export", "zone": "example.com"}),
+        "not_found",
+    )
+    .await;
+}
+
+async fn an_import_makes_the_zone_hold_the_file_with_one_serial_bump(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut tab1 = panel(&app, alice).await;
+    let mut tab2 = panel(&app, alice).await;
+    create_zone(&mut tab1, "example.com").await;
+    let www = create(
+        &mut tab1,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1"}),
+    )
+    .await["record"]
+        .clone();
+    create(
+        &mut tab1,
+        "example.com",
+        json!({"name": "old", "type": "A", "content": "192.0.2.9"}),
+    )
+    .await;
+    let exported = ok(
+        &mut tab1,
+        json!({"type": "dns.export", "zone": "example.com"}),
+    )
+    .await;
+    let serial = exported["zone"]["serial"].as_i64().unwrap();
+    let text = exported["text"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("old"))
+        .chain(["mail 600 IN A 192.0.2.2 ; the mail host", "@ IN MX 10 mail"])
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    let reply = ok(
+        &mut tab1,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial, "text": text}),
+    )
+    .await;
+    assert_eq!(reply["serial"], serial + 1);
+    assert_eq!(reply["records"].as_array().unwrap().len(), 3);
+    let mut actions: Vec<String> = loop {
+        let pushed = tab2.recv_type("dns.changed").await;
+        if pushed["serial"] == serial + 1 {
+            break pushed["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["action"].as_str().unwrap().to_owned())
+                .collect();
+        }
+    };
+    actions.sort();
+    assert_eq!(actions, ["created", "created", "deleted"]);
+    let now = records(&mut tab1, "example.com").await;
+    let names: Vec<&str> = now.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["@", "mail", "www"]);
+    let kept = now.iter().find(|r| r["name"] == "www").unwrap();
+    assert_eq!(
+        kept, &www,
+        "a record the file holds as it is stays untouched"
+    );
+    assert_eq!(now[1]["comment"], "the mail host");
+
+    // The same file again changes nothing: no new serial, no push.
+    let again = ok(
+        &mut tab1,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial + 1, "text": text}),
+    )
+    .await;
+    assert_eq!(again["serial"], serial + 1);
+    assert_eq!(again["records"], json!([]));
+    tab2.silent_for(QUIET).await;
+    let stale = refused(
+        &mut tab1,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial, "text": text}),
+        "conflict",
+    )
+    .await;
+    assert_eq!(stale["serial"], serial + 1);
+}
+
+async fn an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_line(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let bob = app.create_user("bob", false);
+    let mut alices = panel(&app, alice).await;
+    let mut bobs = panel(&app, bob).await;
+    let zone = create_zone(&mut alices, "example.com").await;
+    let serial = zone["serial"].as_i64().unwrap();
+    let text = format!(
+        "$ORIGIN example.com.\n$TTL 600\nok A 192.0.2.1\n*foo A 192.0.2.1\n@ MX 10 1.2.3.4\n\
+         t TXT \"{}\"\n@ CAA 1 issue \"ca.example\"\nalias CNAME www\nalias A 192.0.2.1\n",
+        "x".repeat(300)
+    );
+    let reply = refused(
+        &mut alices,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial, "text": text}),
+        "validation",
+    )
+    .await;
+    let lines: Vec<(i64, &str)> = reply["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines,
+        [(4, "name"), (5, "content"), (6, "content"), (7, "content")]
+    );
+    // Each line alone is fine; together a CNAME would share its name.
+    let clash = "alias CNAME www\nalias A 192.0.2.1\n";
+    let reply = refused(
+        &mut alices,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial, "text": clash}),
+        "validation",
+    )
+    .await;
+    assert_eq!(reply["errors"].as_array().unwrap().len(), 2);
+    assert!(records(&mut alices, "example.com").await.is_empty());
+    let other = "$ORIGIN example.org.\nwww A 192.0.2.1\n";
+    refused(
+        &mut alices,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial, "text": other}),
+        "validation",
+    )
+    .await;
+    refused(
+        &mut bobs,
+        json!({"type": "dns.import", "zone": "example.com", "serial": serial, "text": "www A 192.0.2.1"}),
+        "not_found",
+    )
+    .await;
 }
