@@ -147,15 +147,42 @@ pub fn delete_zone(conn: &mut DbConnection, id: i64) -> QueryResult<()> {
     Ok(())
 }
 
-/// Writes the zone's row first thing in a transaction, so that concurrent
-/// changes of one zone queue behind each other (a row lock on PostgreSQL,
-/// the write lock on SQLite) instead of reading the same serial. False when
-/// the zone is gone.
-pub fn lock_zone(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
-    diesel::update(hub_dns_zone::table.find(id))
-        .set(hub_dns_zone::updated_at.eq(now))
-        .execute(conn)
-        .map(|n| n > 0)
+/// Which zone to lock: by name, or the zone holding a record.
+#[derive(Debug, Clone, Copy)]
+pub enum ZoneKey<'a> {
+    Name(&'a str),
+    RecordOf(i64),
+}
+
+/// Writes the zone's row as the first statement of a transaction, so that
+/// changes to one zone take turns from the start (a row lock on
+/// PostgreSQL; on SQLite the write lock, taken before any read so no
+/// transaction has to upgrade a read lock and fail as busy). Returns the
+/// zone's id, `None` when there is no such zone.
+pub fn lock_zone(
+    conn: &mut DbConnection,
+    key: ZoneKey<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Option<i64>> {
+    let touched = match key {
+        ZoneKey::Name(name) => diesel::update(hub_dns_zone::table)
+            .filter(hub_dns_zone::name.eq(name))
+            .set(hub_dns_zone::updated_at.eq(now))
+            .returning((hub_dns_zone::id,))
+            .get_result::<(i64,)>(conn),
+        ZoneKey::RecordOf(id) => diesel::update(hub_dns_zone::table)
+            .filter(
+                hub_dns_zone::id.eq_any(
+                    hub_dns_record::table
+                        .filter(hub_dns_record::id.eq(id))
+                        .select(hub_dns_record::zone_id),
+                ),
+            )
+            .set(hub_dns_zone::updated_at.eq(now))
+            .returning((hub_dns_zone::id,))
+            .get_result::<(i64,)>(conn),
+    };
+    touched.map(|(id,)| id).optional()
 }
 
 pub fn set_serial(conn: &mut DbConnection, id: i64, serial: i64) -> QueryResult<()> {

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
 use super::master;
 use super::validate::{Invalid, Origin};
-use super::zone::{self, Applied, Change, Denied, Outcome, Target, Who, ZoneView};
+use super::zone::{self, Applied, Change, Denied, Outcome, Who, ZoneView};
 use crate::db::DbConnection;
+use crate::db::dns::ZoneKey;
 use crate::db::users::User;
 use crate::ws::frames::{self, ErrorCode, Ref};
 use crate::ws::session::{Ctx, Endpoint, Request, Session};
@@ -469,7 +470,7 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::Zone(&name), None, |_| {
+                        zone::apply(conn, user, ZoneKey::Name(&name), None, |_| {
                             vec![Change::Create(req.record)]
                         })
                     },
@@ -491,7 +492,7 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::RecordOf(req.id), None, |_| {
+                        zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
                             vec![change]
                         })
                     },
@@ -512,7 +513,7 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::RecordOf(req.id), None, |_| {
+                        zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
                             vec![change]
                         })
                     },
@@ -538,7 +539,7 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     move |conn, user| {
-                        zone::apply(conn, user, &Target::Zone(&name), Some(req.serial), |_| {
+                        zone::apply(conn, user, ZoneKey::Name(&name), Some(req.serial), |_| {
                             changes
                         })
                     },
@@ -594,7 +595,7 @@ impl Endpoint for Dns {
                         zone::apply(
                             conn,
                             user,
-                            &Target::Zone(&name),
+                            ZoneKey::Name(&name),
                             Some(req.serial),
                             |stored| zone::replace_with(stored, &wanted),
                         )

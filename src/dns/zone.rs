@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::master;
 use super::validate::{self, Entry, Invalid, Origin};
 use crate::db::DbConnection;
-use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneRow};
+use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneKey, ZoneRow};
 use crate::db::users::{self, User};
 use crate::ws::frames::wire_time;
 
@@ -182,6 +182,16 @@ pub fn zones(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<Vec<Zo
         .collect())
 }
 
+/// Locks the zone first thing in the transaction (see
+/// [`store::lock_zone`]), then reads it as this transaction now holds it.
+fn locked_zone(conn: &mut DbConnection, user: &User, key: ZoneKey<'_>) -> Result<ZoneRow, Abort> {
+    let id = store::lock_zone(conn, key, Utc::now().naive_utc())?.ok_or(Denied::NotFound)?;
+    match store::zone_by_id(conn, id)? {
+        Some(row) if may_see(user, &row.0) => Ok(row),
+        _ => Err(Denied::NotFound.into()),
+    }
+}
+
 fn visible_zone(conn: &mut DbConnection, user: &User, name: &str) -> Result<ZoneRow, Abort> {
     match store::zone_by_name(conn, name)? {
         Some(row) if may_see(user, &row.0) => Ok(row),
@@ -220,15 +230,11 @@ pub fn delete_zone(
     serial: i64,
 ) -> diesel::QueryResult<Outcome<ZoneView>> {
     transaction(conn, |conn| {
-        let (zone, _) = visible_zone(conn, user, name)?;
-        if !store::lock_zone(conn, zone.id, Utc::now().naive_utc())? {
-            return Err(Denied::NotFound.into());
-        }
-        let row = store::zone_by_id(conn, zone.id)?.ok_or(Denied::NotFound)?;
+        let row = locked_zone(conn, user, ZoneKey::Name(name))?;
         if row.0.serial != serial {
             return Err(Denied::StaleSerial(row.0.serial).into());
         }
-        store::delete_zone(conn, zone.id)?;
+        store::delete_zone(conn, row.0.id)?;
         Ok(ZoneView::new(row))
     })
 }
@@ -248,12 +254,6 @@ pub fn list(
             .collect();
         Ok((ZoneView::new(row), records))
     })
-}
-
-/// Which zone a change is for: named, or the zone of a record.
-pub enum Target<'a> {
-    Zone(&'a str),
-    RecordOf(i64),
 }
 
 /// One change to a zone's records.
@@ -425,24 +425,13 @@ fn plan(origin: &Origin, records: &[Record], changes: Vec<Change>) -> Result<Vec
 pub fn apply(
     conn: &mut DbConnection,
     user: &User,
-    target: &Target<'_>,
+    key: ZoneKey<'_>,
     serial: Option<i64>,
     changes: impl FnOnce(&[Record]) -> Vec<Change>,
 ) -> diesel::QueryResult<Outcome<Applied>> {
     transaction(conn, |conn| {
-        let zone_id = match *target {
-            Target::Zone(name) => visible_zone(conn, user, name)?.0.id,
-            Target::RecordOf(id) => store::record(conn, id)?.ok_or(Denied::NotFound)?.zone_id,
-        };
+        let (zone, owner_name) = locked_zone(conn, user, key)?;
         let now = Utc::now().naive_utc();
-        // First, so that changes to one zone take turns from here on.
-        if !store::lock_zone(conn, zone_id, now)? {
-            return Err(Denied::NotFound.into());
-        }
-        let (zone, owner_name) = store::zone_by_id(conn, zone_id)?.ok_or(Denied::NotFound)?;
-        if !may_see(user, &zone) {
-            return Err(Denied::NotFound.into());
-        }
         if let Some(expected) = serial
             && expected != zone.serial
         {

@@ -29,6 +29,7 @@ on_both_backends!(
     an_export_is_a_master_file_with_the_current_serial_and_every_record,
     an_import_makes_the_zone_hold_the_file_with_one_serial_bump,
     an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_line,
+    changes_racing_on_one_zone_each_get_a_serial_of_their_own,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -1118,4 +1119,38 @@ async fn an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_lin
         "not_found",
     )
     .await;
+}
+
+async fn changes_racing_on_one_zone_each_get_a_serial_of_their_own(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut tabs = [panel(&app, alice).await, panel(&app, alice).await];
+    let zone = create_zone(&mut tabs[0], "example.com").await;
+    let first = zone["serial"].as_i64().unwrap();
+    const EACH: usize = 8;
+    // Every request is sent before any reply is read.
+    for (t, tab) in tabs.iter_mut().enumerate() {
+        for i in 0..EACH {
+            tab.send(json!({"type": "dns.create", "ref": format!("c{t}-{i}"), "zone": "example.com",
+                            "record": {"name": format!("h{t}-{i}"), "type": "A", "content": "192.0.2.1"}}))
+                .await;
+        }
+    }
+    let mut serials = Vec::new();
+    for tab in &mut tabs {
+        let mut replies = 0;
+        while replies < EACH {
+            let frame = tab.recv().await;
+            if frame["type"] == "dns.result" {
+                serials.push(frame["serial"].as_i64().unwrap());
+                replies += 1;
+            } else {
+                assert_ne!(frame["type"], "error", "{frame}");
+            }
+        }
+    }
+    serials.sort_unstable();
+    let expected: Vec<i64> = (1..=2 * EACH as i64).map(|n| first + n).collect();
+    assert_eq!(serials, expected);
+    assert_eq!(records(&mut tabs[0], "example.com").await.len(), 2 * EACH);
 }
