@@ -323,7 +323,22 @@ fn body<'a, T: Deserialize<'a>>(
     request: &Request<'a>,
 ) -> Option<T> {
     frames::parse_body(request.text)
-        .map_err(|bad| session.reject(ctx, request.reference.as_ref(), &bad))
+        .map_err(|bad| {
+            // serde names a field only when it is missing; a field of the
+            // wrong type is blamed on the request as a whole.
+            let field = bad
+                .detail
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("request");
+            let frame = frames::error_with(
+                request.reference.as_ref(),
+                bad.code,
+                &bad.detail,
+                &json!({ "field": field }),
+            );
+            session.send(ctx, frame);
+        })
         .ok()
 }
 

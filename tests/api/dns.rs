@@ -24,7 +24,7 @@ on_both_backends!(
     a_batch_applies_every_change_with_one_serial_bump,
     a_batch_with_bad_changes_applies_nothing_and_lists_every_failure_by_index,
     a_batch_naming_an_old_serial_gets_a_conflict,
-    an_unknown_request_type_answers_unknown_type,
+    unknown_types_and_malformed_requests_are_answered_with_error_frames,
     the_history_pages_back_from_the_newest_change_with_who_and_what,
     an_export_is_a_master_file_with_the_current_serial_and_every_record,
     an_import_makes_the_zone_hold_the_file_with_one_serial_bump,
@@ -846,13 +846,28 @@ async fn a_batch_naming_an_old_serial_gets_a_conflict(backend: Backend) {
     assert_eq!(records(&mut alices, "example.com").await.len(), 1);
 }
 
-async fn an_unknown_request_type_answers_unknown_type(backend: Backend) {
+async fn unknown_types_and_malformed_requests_are_answered_with_error_frames(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.create_user("alice", false);
     let mut alices = panel(&app, alice).await;
     refused(&mut alices, json!({"type": "dns.axfr"}), "unknown_type").await;
     let bad = refused(&mut alices, json!({"type": "dns.list"}), "validation").await;
-    assert!(bad["detail"].as_str().unwrap().contains("zone"), "{bad}");
+    assert_eq!(bad["field"], "zone", "{bad}");
+    let bad = refused(
+        &mut alices,
+        json!({"type": "dns.delete", "id": "seven"}),
+        "validation",
+    )
+    .await;
+    assert_eq!(bad["field"], "request", "{bad}");
+    let bad = refused(
+        &mut alices,
+        json!({"type": "dns.batch", "zone": "example.com", "serial": 1,
+               "changes": [{"op": "rename", "id": 1}]}),
+        "validation",
+    )
+    .await;
+    assert!(bad["detail"].as_str().unwrap().contains("rename"), "{bad}");
 }
 
 async fn the_history_pages_back_from_the_newest_change_with_who_and_what(backend: Backend) {
