@@ -233,18 +233,18 @@ fn zone_event(kind: &str, zone: &ZoneView) -> Publish {
     }
 }
 
-type Reply<T> = Box<dyn FnOnce(&mut Session<Dns>, T) -> Result<Value, String>>;
-
 impl Dns {
     /// Runs `work` on the blocking pool as the session's user, then answers
-    /// with what `done` makes of its outcome: the reply's body, or a whole
-    /// error frame.
+    /// the request: `done` makes the reply's body of what was done; a
+    /// refusal becomes its error frame (`blame` says how failures are
+    /// listed, `what` what was not found).
     fn run<T: Send + 'static>(
         session: &mut Session<Self>,
         ctx: &mut Ctx<Self>,
         reference: Option<Ref>,
-        work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<T> + Send + 'static,
-        done: Reply<T>,
+        (blame, what): (Blame, &'static str),
+        work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<Outcome<T>> + Send + 'static,
+        done: impl FnOnce(&mut Session<Self>, T) -> Value + 'static,
     ) {
         let Some(user) = session.user.clone() else {
             return;
@@ -252,15 +252,14 @@ impl Dns {
         let db = session.state.db.clone();
         let load = async move { db.run(move |conn| work(conn, &user)).await };
         ctx.spawn(load.into_actor(session).map(move |outcome, act, ctx| {
+            let reference = reference.as_ref();
             let frame = match outcome {
-                Ok(value) => match done(act, value) {
-                    Ok(body) => result(reference.as_ref(), body),
-                    Err(frame) => frame,
-                },
+                Ok(Ok(value)) => result(reference, done(act, value)),
+                Ok(Err(denied)) => refused(reference, denied, blame, what),
                 Err(err) => {
                     tracing::error!(error = %err, session = act.id.get(), "a DNS request failed");
                     frames::error(
-                        reference.as_ref(),
+                        reference,
                         ErrorCode::Unavailable,
                         "the zone could not be read or written now; retry",
                     )
@@ -270,34 +269,31 @@ impl Dns {
         }));
     }
 
-    /// Runs a change and, once applied, answers with `body` and pushes
-    /// `dns.changed`.
+    /// Runs a change; once applied, pushes `dns.changed` and answers with
+    /// `body`.
     fn change(
         session: &mut Session<Self>,
         ctx: &mut Ctx<Self>,
         reference: Option<Ref>,
+        blame: Blame,
         work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<Outcome<Applied>>
         + Send
         + 'static,
-        blame: Blame,
         body: fn(&Applied) -> Value,
     ) {
-        let for_error = reference.clone();
         Self::run(
             session,
             ctx,
             reference,
+            (blame, "zone or record"),
             work,
-            Box::new(move |act, outcome| match outcome {
-                Ok(applied) => {
-                    // An import that matched the zone changed nothing.
-                    if let Some(user) = act.user.as_ref().filter(|_| !applied.done.is_empty()) {
-                        act.endpoint.broadcaster.do_send(changed(user, &applied));
-                    }
-                    Ok(body(&applied))
+            move |act, applied| {
+                // An import that matched the zone changed nothing.
+                if let Some(user) = act.user.as_ref().filter(|_| !applied.done.is_empty()) {
+                    act.endpoint.broadcaster.do_send(changed(user, &applied));
                 }
-                Err(denied) => Err(refused(for_error.as_ref(), denied, blame, "zone or record")),
-            }),
+                body(&applied)
+            },
         );
     }
 }
@@ -342,23 +338,17 @@ fn body<'a, T: Deserialize<'a>>(
         .ok()
 }
 
-/// A zone name as sent; a malformed one is a validation error.
-fn zone_name(
+/// A zone name as sent in `field`; a malformed one is answered as a
+/// validation error.
+fn origin(
     session: &Session<Dns>,
     ctx: &mut Ctx<Dns>,
     reference: Option<&Ref>,
-    raw: &str,
-) -> Option<String> {
-    match Origin::parse("zone", raw) {
-        Ok(origin) => Some(origin.as_str().to_owned()),
-        Err(invalid) => {
-            session.send(
-                ctx,
-                self::invalid(reference, &[(0, invalid)], Blame::Single),
-            );
-            None
-        }
-    }
+    (field, raw): (&'static str, &str),
+) -> Option<Origin> {
+    Origin::parse(field, raw)
+        .map_err(|bad| session.send(ctx, invalid(reference, &[(0, bad)], Blame::Single)))
+        .ok()
 }
 
 impl Endpoint for Dns {
@@ -379,23 +369,22 @@ impl Endpoint for Dns {
     fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
         let reference = request.reference.clone();
         let r = reference.as_ref();
+        let single = (Blame::Single, "zone");
         match request.kind {
             Some("dns.zones") => Self::run(
                 session,
                 ctx,
                 reference,
-                zone::zones,
-                Box::new(|_, zones| Ok(json!({ "zones": zones }))),
+                single,
+                |conn, user| zone::zones(conn, user).map(Ok),
+                |_, zones| json!({ "zones": zones }),
             ),
             Some("dns.zone.create") => {
                 let Some(req) = body::<ZoneCreate>(session, ctx, &request) else {
                     return;
                 };
-                let origin = match Origin::parse("name", &req.name) {
-                    Ok(origin) => origin,
-                    Err(invalid) => {
-                        return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
-                    }
+                let Some(origin) = origin(session, ctx, r, ("name", &req.name)) else {
+                    return;
                 };
                 let Some(user) = &session.user else { return };
                 let owner = req.owner.unwrap_or(user.id);
@@ -407,89 +396,71 @@ impl Endpoint for Dns {
                         "only staff create zones for another user",
                     );
                 }
-                let for_error = reference.clone();
                 Self::run(
                     session,
                     ctx,
                     reference,
+                    single,
                     move |conn, _| zone::create_zone(conn, &origin, owner),
-                    Box::new(move |act, outcome| match outcome {
-                        Ok(zone) => {
-                            act.endpoint
-                                .broadcaster
-                                .do_send(zone_event("dns.zone.created", &zone));
-                            Ok(json!({ "zone": zone }))
-                        }
-                        Err(denied) => {
-                            Err(refused(for_error.as_ref(), denied, Blame::Single, "user"))
-                        }
-                    }),
+                    |act, zone| {
+                        let created = zone_event("dns.zone.created", &zone);
+                        act.endpoint.broadcaster.do_send(created);
+                        json!({ "zone": zone })
+                    },
                 );
             }
             Some("dns.zone.delete") => {
                 let Some(req) = body::<ZoneDelete>(session, ctx, &request) else {
                     return;
                 };
-                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
-                let for_error = reference.clone();
                 Self::run(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| zone::delete_zone(conn, user, &name, req.serial),
-                    Box::new(move |act, outcome| match outcome {
-                        Ok(zone) => {
-                            act.endpoint
-                                .broadcaster
-                                .do_send(zone_event("dns.zone.deleted", &zone));
-                            Ok(json!({ "zone": zone }))
-                        }
-                        Err(denied) => {
-                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
-                        }
-                    }),
+                    single,
+                    move |conn, user| zone::delete_zone(conn, user, zone.as_str(), req.serial),
+                    |act, zone| {
+                        let deleted = zone_event("dns.zone.deleted", &zone);
+                        act.endpoint.broadcaster.do_send(deleted);
+                        json!({ "zone": zone })
+                    },
                 );
             }
             Some("dns.list") => {
                 let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
                     return;
                 };
-                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
-                let for_error = reference.clone();
                 Self::run(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| zone::list(conn, user, &name),
-                    Box::new(move |_, outcome| match outcome {
-                        Ok((zone, records)) => Ok(json!({ "zone": zone, "records": records })),
-                        Err(denied) => {
-                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
-                        }
-                    }),
+                    single,
+                    move |conn, user| zone::list(conn, user, zone.as_str()),
+                    |_, (zone, records)| json!({ "zone": zone, "records": records }),
                 );
             }
             Some("dns.create") => {
                 let Some(req) = body::<CreateRequest>(session, ctx, &request) else {
                     return;
                 };
-                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
                 Self::change(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| {
-                        zone::apply(conn, user, ZoneKey::Name(&name), None, |_| {
-                            vec![Change::Create(req.record)]
-                        })
-                    },
                     Blame::Single,
+                    move |conn, user| {
+                        let key = ZoneKey::Name(zone.as_str());
+                        zone::apply(conn, user, key, None, |_| vec![Change::Create(req.record)])
+                    },
                     first_record,
                 );
             }
@@ -506,12 +477,12 @@ impl Endpoint for Dns {
                     session,
                     ctx,
                     reference,
+                    Blame::Single,
                     move |conn, user| {
                         zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
                             vec![change]
                         })
                     },
-                    Blame::Single,
                     first_record,
                 );
             }
@@ -527,12 +498,12 @@ impl Endpoint for Dns {
                     session,
                     ctx,
                     reference,
+                    Blame::Single,
                     move |conn, user| {
                         zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
                             vec![change]
                         })
                     },
-                    Blame::Single,
                     |applied| json!({"id": applied.done.first().map(|d| d.record.id), "serial": applied.zone.serial}),
                 );
             }
@@ -540,25 +511,24 @@ impl Endpoint for Dns {
                 let Some(req) = body::<BatchRequest>(session, ctx, &request) else {
                     return;
                 };
-                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
                 if req.changes.is_empty() || req.changes.len() > MAX_BATCH {
                     let detail = format!("a batch holds 1 to {MAX_BATCH} changes");
-                    let invalid = Invalid::new("changes", detail);
-                    return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
+                    let bad = Invalid::new("changes", detail);
+                    return session.send(ctx, invalid(r, &[(0, bad)], Blame::Single));
                 }
                 let changes: Vec<Change> = req.changes.into_iter().map(Change::from).collect();
                 Self::change(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| {
-                        zone::apply(conn, user, ZoneKey::Name(&name), Some(req.serial), |_| {
-                            changes
-                        })
-                    },
                     Blame::ByIndex,
+                    move |conn, user| {
+                        let key = ZoneKey::Name(zone.as_str());
+                        zone::apply(conn, user, key, Some(req.serial), |_| changes)
+                    },
                     changed_records,
                 );
             }
@@ -566,56 +536,42 @@ impl Endpoint for Dns {
                 let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
                     return;
                 };
-                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
-                let for_error = reference.clone();
                 Self::run(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| zone::export(conn, user, &name),
-                    Box::new(move |_, outcome| match outcome {
-                        Ok((zone, text)) => Ok(json!({ "zone": zone, "text": text })),
-                        Err(denied) => {
-                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
-                        }
-                    }),
+                    single,
+                    move |conn, user| zone::export(conn, user, zone.as_str()),
+                    |_, (zone, text)| json!({ "zone": zone, "text": text }),
                 );
             }
             Some("dns.import") => {
                 let Some(req) = body::<ImportRequest>(session, ctx, &request) else {
                     return;
                 };
-                let origin = match Origin::parse("zone", &req.zone) {
-                    Ok(origin) => origin,
-                    Err(invalid) => {
-                        return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
-                    }
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
                 };
                 // The text is bounded by the frame limit; reading it is
                 // pure, so a bad file costs no database work.
-                let wanted: Vec<_> = match master::read(&origin, &req.text) {
+                let wanted: Vec<_> = match master::read(&zone, &req.text) {
                     Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
-                    Err(errors) => {
-                        return session.send(ctx, self::invalid(r, &errors, Blame::ByLine));
-                    }
+                    Err(errors) => return session.send(ctx, invalid(r, &errors, Blame::ByLine)),
                 };
-                let name = origin.as_str().to_owned();
                 Self::change(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| {
-                        zone::apply(
-                            conn,
-                            user,
-                            ZoneKey::Name(&name),
-                            Some(req.serial),
-                            |stored| zone::replace_with(stored, &wanted),
-                        )
-                    },
                     Blame::ByIndex,
+                    move |conn, user| {
+                        let key = ZoneKey::Name(zone.as_str());
+                        zone::apply(conn, user, key, Some(req.serial), |stored| {
+                            zone::replace_with(stored, &wanted)
+                        })
+                    },
                     changed_records,
                 );
             }
@@ -623,27 +579,23 @@ impl Endpoint for Dns {
                 let Some(req) = body::<HistoryRequest>(session, ctx, &request) else {
                     return;
                 };
-                let Some(name) = zone_name(session, ctx, r, &req.zone) else {
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
                 let limit = req.limit.unwrap_or(zone::HISTORY_PAGE);
                 if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {
                     let detail = format!("limit is 1 to {}", zone::MAX_HISTORY_PAGE);
-                    let invalid = Invalid::new("limit", detail);
-                    return session.send(ctx, self::invalid(r, &[(0, invalid)], Blame::Single));
+                    let bad = Invalid::new("limit", detail);
+                    return session.send(ctx, invalid(r, &[(0, bad)], Blame::Single));
                 }
-                let (for_error, shown) = (reference.clone(), name.clone());
+                let shown = zone.as_str().to_owned();
                 Self::run(
                     session,
                     ctx,
                     reference,
-                    move |conn, user| zone::history(conn, user, &name, req.before, limit),
-                    Box::new(move |_, outcome| match outcome {
-                        Ok(changes) => Ok(json!({ "zone": shown, "changes": changes })),
-                        Err(denied) => {
-                            Err(refused(for_error.as_ref(), denied, Blame::Single, "zone"))
-                        }
-                    }),
+                    single,
+                    move |conn, user| zone::history(conn, user, zone.as_str(), req.before, limit),
+                    move |_, changes| json!({ "zone": shown, "changes": changes }),
                 );
             }
             other => {
