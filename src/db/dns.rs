@@ -119,6 +119,13 @@ pub fn overlapping_zone(conn: &mut DbConnection, name: &str) -> QueryResult<Opti
         .optional()
 }
 
+pub fn zones_owned(conn: &mut DbConnection, owner: i32) -> QueryResult<i64> {
+    hub_dns_zone::table
+        .filter(hub_dns_zone::owner_id.eq(owner))
+        .count()
+        .get_result(conn)
+}
+
 pub fn create_zone(
     conn: &mut DbConnection,
     name: &str,

@@ -22,6 +22,8 @@ use crate::ws::frames::wire_time;
 pub const MAX_RECORDS: usize = 5000;
 /// Zones one listing shows, at most.
 pub const MAX_ZONES_LISTED: i64 = 10_000;
+/// Zones one user may own; a listing of them always fits a reply.
+pub const MAX_ZONES_OWNED: i64 = 1000;
 
 /// Why a request changed nothing.
 #[derive(Debug)]
@@ -209,6 +211,13 @@ pub fn create_zone(
     transaction(conn, |conn| {
         if users::find(conn, owner)?.is_none() {
             return Err(Denied::one("owner", "no such user").into());
+        }
+        if store::zones_owned(conn, owner)? >= MAX_ZONES_OWNED {
+            return Err(Denied::one(
+                "owner",
+                format!("a user owns at most {MAX_ZONES_OWNED} zones"),
+            )
+            .into());
         }
         if store::overlapping_zone(conn, origin.as_str())?.is_some() {
             return Err(Denied::Taken.into());
@@ -620,6 +629,52 @@ mod tests {
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn data(name: &str, content: &str, ttl: i32) -> RecordData {
+        RecordData {
+            name: name.into(),
+            kind: "A".into(),
+            content: content.into(),
+            ttl,
+            priority: None,
+            weight: None,
+            port: None,
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn replacing_keeps_what_is_already_there_and_changes_only_the_rest() {
+        let stored: Vec<Record> = [
+            data("same", "192.0.2.1", 300),
+            data("ttl", "192.0.2.2", 300),
+            data("gone", "192.0.2.3", 300),
+        ]
+        .into_iter()
+        .zip(1..)
+        .map(|(data, id)| Record {
+            id,
+            zone_id: 1,
+            data,
+            version: 1,
+        })
+        .collect();
+        let wanted = [
+            data("same", "192.0.2.1", 300),
+            data("ttl", "192.0.2.2", 600),
+            data("new", "192.0.2.4", 300),
+        ];
+        let changes = replace_with(&stored, &wanted);
+        let summary: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Create(sent) => format!("create {}", sent["name"]),
+                Change::Update { id, record, .. } => format!("update {id} ttl {}", record["ttl"]),
+                Change::Delete { id, .. } => format!("delete {id}"),
+            })
+            .collect();
+        assert_eq!(summary, ["update 2 ttl 600", "create \"new\"", "delete 3"]);
     }
 
     #[test]
