@@ -20,7 +20,7 @@ on_both_backends!(
     records_that_break_a_rule_are_refused_with_the_field_and_nothing_is_stored,
     cnames_stand_alone_targets_are_not_aliases_and_duplicates_are_refused,
     names_are_kept_in_ascii_and_answered_relative_with_their_fqdn,
-    a_user_who_loses_staff_keeps_the_panel_and_is_told_to_list_its_own_zones_again,
+    a_panel_whose_user_loses_or_gains_staff_stays_open_and_is_told_to_list_its_zones_again,
     a_batch_applies_every_change_with_one_serial_bump,
     a_batch_with_bad_changes_applies_nothing_and_lists_every_failure_by_index,
     a_batch_naming_an_old_serial_gets_a_conflict,
@@ -667,7 +667,7 @@ async fn names_are_kept_in_ascii_and_answered_relative_with_their_fqdn(backend: 
     );
 }
 
-async fn a_user_who_loses_staff_keeps_the_panel_and_is_told_to_list_its_own_zones_again(
+async fn a_panel_whose_user_loses_or_gains_staff_stays_open_and_is_told_to_list_its_zones_again(
     backend: Backend,
 ) {
     let app = TestApp::spawn_with(backend, &[("HUB_USER_RECHECK_SECS", "1")]).await;
@@ -709,6 +709,19 @@ async fn a_user_who_loses_staff_keeps_the_panel_and_is_told_to_list_its_own_zone
         json!({"type": "dns.list", "zone": "sam.example"}),
     )
     .await;
+
+    // Made staff again: every zone, and every push, once more.
+    app.cli(&["user", "set-staff", "sam", "true"]);
+    let resync = sams.recv_type("dns.resync").await;
+    assert_eq!(resync["zones"].as_array().unwrap().len(), 2, "{resync}");
+    create(
+        &mut alices,
+        "alice.example",
+        json!({"name": "ftp", "type": "A", "content": "192.0.2.2"}),
+    )
+    .await;
+    let pushed = sams.recv_type("dns.changed").await;
+    assert_eq!(pushed["zone"], "alice.example");
 }
 
 async fn a_batch_applies_every_change_with_one_serial_bump(backend: Backend) {
