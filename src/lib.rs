@@ -17,13 +17,15 @@
 //!   reach sessions through.
 //! - [`chat`]: rooms as actors on sharded arbiters, and the chat endpoint.
 //! - [`analytics`]: dashboards and the coalescing broadcaster.
+//! - [`dns`]: DNS zones and records: the rules, the transactions, the
+//!   endpoint and the broadcaster of changes to the panels that see a zone.
 //! - [`http`]: routes, the guard that runs before any upgrade, the socket
 //!   handshakes, the token and ingest APIs, operators' endpoints, static
 //!   pages, and the HTTP error type.
 //!
 //! Dependencies run one way, each layer using only those before it:
 //! [`text`] and [`names`] (leaves), [`config`], [`db`], [`auth`],
-//! [`metrics`], [`state`], [`ws`], then [`chat`] and [`analytics`], then
+//! [`metrics`], [`state`], [`ws`], then [`chat`], [`analytics`] and [`dns`], then
 //! [`http`], [`startup`] and [`cli`]. `.ci/module-order` checks it.
 //! - [`state`]: what handlers and sessions share (settings, database,
 //!   tokens, users, counters), below the socket layer.
@@ -36,6 +38,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod dns;
 pub mod http;
 pub mod metrics;
 pub mod names;

@@ -7,7 +7,8 @@
 //!   many as there are workers, a room on the shard its name hashes to: fan-
 //!   out, the hub's heaviest work, then uses every core instead of one;
 //! - the analytics broadcaster, on an arbiter of its own, so its ticks never
-//!   wait behind a busy room.
+//!   wait behind a busy room; the DNS broadcaster shares that arbiter (it
+//!   only passes on frames, a few per change).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::chat::room::RoomConfig;
 use crate::chat::rooms::Rooms;
 use crate::config::Settings;
 use crate::db::{self, Db};
+use crate::dns::broadcaster::DnsBroadcaster;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::outlet::Drain;
@@ -36,6 +38,7 @@ pub struct Application {
     server: Server,
     rooms: Rooms,
     analytics: Addr<AnalyticsBroadcaster>,
+    dns: Addr<DnsBroadcaster>,
     /// The threads rooms and the broadcaster run on, stopped with the server.
     arbiters: Vec<Arbiter>,
 }
@@ -90,6 +93,10 @@ impl Application {
             AnalyticsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
                 AnalyticsBroadcaster::new(db_for_analytics, metrics_for_analytics, interval)
             });
+        let metrics_for_dns = metrics.clone();
+        let dns = DnsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
+            DnsBroadcaster::new(metrics_for_dns)
+        });
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
         let state = web::Data::new(AppState {
@@ -102,6 +109,7 @@ impl Application {
         });
         let rooms_data = web::Data::new(rooms.clone());
         let analytics_data = web::Data::new(analytics.clone());
+        let dns_data = web::Data::new(dns.clone());
         let guests = web::Data::new(Guests::default());
 
         let server = HttpServer::new(move || {
@@ -109,6 +117,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(rooms_data.clone())
                 .app_data(analytics_data.clone())
+                .app_data(dns_data.clone())
                 .app_data(guests.clone())
                 .wrap(
                     Logger::new("%a \"%{request}xi\" %s %b %Dms")
@@ -133,6 +142,7 @@ impl Application {
             server,
             rooms,
             analytics,
+            dns,
             arbiters,
         })
     }
@@ -169,6 +179,7 @@ impl Application {
         tracing::info!("draining: closing every socket with 1012, then stopping");
         self.rooms.drain();
         self.analytics.do_send(Drain);
+        self.dns.do_send(Drain);
         // The server future carries out the stop, so both are awaited together.
         let ((), served) = tokio::join!(handle.stop(true), server);
         stop(&self.arbiters);

@@ -3,6 +3,7 @@
 //! the hop off the event loop.
 
 pub mod chat;
+pub mod dns;
 pub mod metrics;
 pub mod schema;
 pub mod users;

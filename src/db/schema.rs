@@ -38,3 +38,56 @@ diesel::table! {
         version -> BigInt,
     }
 }
+
+diesel::table! {
+    hub_dns_zone (id) {
+        id -> BigInt,
+        name -> Varchar,
+        owner_id -> Integer,
+        serial -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hub_dns_record (id) {
+        id -> BigInt,
+        zone_id -> BigInt,
+        name -> Varchar,
+        #[sql_name = "type"]
+        kind -> Varchar,
+        content -> Text,
+        ttl -> Integer,
+        priority -> Nullable<Integer>,
+        weight -> Nullable<Integer>,
+        port -> Nullable<Integer>,
+        comment -> Nullable<Text>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    hub_dns_change (id) {
+        id -> BigInt,
+        zone_id -> BigInt,
+        record_id -> Nullable<BigInt>,
+        user_id -> Integer,
+        username -> Varchar,
+        at -> Timestamp,
+        serial -> BigInt,
+        action -> Varchar,
+        old -> Nullable<Text>,
+        new -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(hub_dns_zone -> auth_user (owner_id));
+diesel::joinable!(hub_dns_record -> hub_dns_zone (zone_id));
+diesel::joinable!(hub_dns_change -> hub_dns_zone (zone_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    auth_user,
+    hub_dns_zone,
+    hub_dns_record,
+    hub_dns_change
+);

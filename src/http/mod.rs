@@ -45,6 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in ["/ws/analytics", "/ws/analytics/"] {
         cfg.service(readable(path, sockets::analytics));
     }
+    for path in ["/ws/dns", "/ws/dns/"] {
+        cfg.service(readable(path, sockets::dns));
+    }
     cfg.service(cross_origin(
         web::resource("/api/analytics/events")
             .app_data(

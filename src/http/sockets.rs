@@ -14,6 +14,8 @@ use crate::analytics::socket::Analytics;
 use crate::chat::guests::Guests;
 use crate::chat::rooms::Rooms;
 use crate::chat::socket::Chat;
+use crate::dns::broadcaster::DnsBroadcaster;
+use crate::dns::socket::Dns;
 use crate::state::AppState;
 use crate::ws::session::Session;
 
@@ -65,6 +67,19 @@ pub async fn analytics(
 ) -> Result<HttpResponse, ApiError> {
     let analytics = Analytics::new(broadcaster.get_ref().clone(), auth.user.id);
     Session::new(state, Some(auth), analytics)
+        .start(&req, stream)
+        .map_err(not_websocket)
+}
+
+/// `GET /ws/dns/`: only for an authenticated, active user.
+pub async fn dns(
+    UserAccess(auth): UserAccess,
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    broadcaster: web::Data<Addr<DnsBroadcaster>>,
+) -> Result<HttpResponse, ApiError> {
+    Session::new(state, Some(auth), Dns::new(broadcaster.get_ref().clone()))
         .start(&req, stream)
         .map_err(not_websocket)
 }

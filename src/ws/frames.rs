@@ -33,26 +33,53 @@ pub enum ErrorCode {
     TooLarge,
     Forbidden,
     NotFound,
+    /// A change named a record `version` or zone `serial` that has moved
+    /// on since; the frame carries the current one.
+    Conflict,
     /// Extension: the server could not do it now (storage failed); retry.
     Unavailable,
 }
 
 #[derive(Serialize)]
-struct ErrorFrame<'a> {
+struct ErrorFrame<'a, X: Serialize> {
     #[serde(rename = "type")]
     kind: &'static str,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     reference: Option<&'a Ref>,
     code: ErrorCode,
     detail: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a X>,
 }
 
 pub fn error(reference: Option<&Ref>, code: ErrorCode, detail: &str) -> String {
+    error_frame::<()>(reference, code, detail, None)
+}
+
+/// An error frame with more fields of the endpoint's beside the code and
+/// detail (`extra` must serialise as a map: the field that failed, the
+/// current version of what conflicted).
+pub fn error_with(
+    reference: Option<&Ref>,
+    code: ErrorCode,
+    detail: &str,
+    extra: &impl Serialize,
+) -> String {
+    error_frame(reference, code, detail, Some(extra))
+}
+
+fn error_frame<X: Serialize>(
+    reference: Option<&Ref>,
+    code: ErrorCode,
+    detail: &str,
+    extra: Option<&X>,
+) -> String {
     serde_json::to_string(&ErrorFrame {
         kind: "error",
         reference,
         code,
         detail,
+        extra,
     })
     .expect("an error frame always serialises")
 }
@@ -193,5 +220,15 @@ mod tests {
             r#"{"type":"error","ref":"r1","code":"rate_limited","detail":"slow down"}"#
         );
         assert!(!error(None, ErrorCode::NotFound, "x").contains("ref"));
+        let conflict = error_with(
+            None,
+            ErrorCode::Conflict,
+            "moved on",
+            &serde_json::json!({"serial": 7}),
+        );
+        assert_eq!(
+            conflict,
+            r#"{"type":"error","code":"conflict","detail":"moved on","serial":7}"#
+        );
     }
 }

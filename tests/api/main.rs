@@ -17,6 +17,7 @@ mod bench;
 mod chat;
 mod chat_rules;
 mod django;
+mod dns;
 mod guard;
 mod http_edge;
 mod ingest;

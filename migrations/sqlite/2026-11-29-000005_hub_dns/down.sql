@@ -1,0 +1,3 @@
+DROP TABLE "hub_dns_change";
+DROP TABLE "hub_dns_record";
+DROP TABLE "hub_dns_zone";

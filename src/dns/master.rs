@@ -1,0 +1,480 @@
+//! Zones as RFC 1035 master files: written for `dns.export`, read for
+//! `dns.import`. The reader is a small line-based one for the presentation
+//! form the hub writes (and that most tools write): hickory-proto's
+//! zone-file parser refuses legal owners such as `foo_bar` and needs `$TTL`
+//! or an SOA. Each record it reads goes through the same rules as
+//! `dns.create` ([`validate::record`], which has hickory-proto parse the
+//! data), and the file as a whole through [`validate::check_set`].
+
+use serde_json::{Value, json};
+
+use super::validate::{self, Entry, Invalid, Origin};
+use crate::db::dns::{Record, RecordData};
+
+/// A rule broken on a line of the file (from 1).
+pub type ByLine = (usize, Invalid);
+
+/// The SOA's timers: refresh, retry, expire, and the negative-answer TTL.
+const SOA_TIMERS: &str = "3600 900 1209600 300";
+/// Lines in one imported file, at most (records, comments, directives).
+pub const MAX_LINES: usize = 10_000;
+
+/// The record's data as it stands after its type in a master file.
+fn rdata(data: &RecordData) -> String {
+    let number = |n: Option<i32>| n.map_or_else(String::new, |n| n.to_string());
+    match data.kind.as_str() {
+        "MX" => format!("{} {}", number(data.priority), data.content),
+        "SRV" => format!(
+            "{} {} {} {}",
+            number(data.priority),
+            number(data.weight),
+            number(data.port),
+            data.content
+        ),
+        "TXT" => validate::quoted_txt(&data.content),
+        _ => data.content.clone(),
+    }
+}
+
+/// The zone as a master file: `$ORIGIN`, `$TTL`, the SOA with `serial` and
+/// the zone's first name server, then every record (its comment after `;`).
+pub fn write(origin: &Origin, serial: i64, records: &[Record]) -> String {
+    let apex = origin.fqdn("@");
+    let primary = records
+        .iter()
+        .find(|r| r.data.name == "@" && r.data.kind == "NS")
+        .map_or_else(|| apex.clone(), |ns| ns.data.content.clone());
+    let mut text = format!(
+        "$ORIGIN {apex}\n$TTL {ttl}\n@\t{ttl}\tIN\tSOA\t{primary} hostmaster.{apex} {serial} {SOA_TIMERS}\n",
+        ttl = validate::DEFAULT_TTL,
+    );
+    for record in records {
+        let d = &record.data;
+        text.push_str(&format!(
+            "{}\t{}\tIN\t{}\t{}",
+            d.name,
+            d.ttl,
+            d.kind,
+            rdata(d)
+        ));
+        if let Some(comment) = &d.comment {
+            text.push_str(&format!(" ; {comment}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// A line's text and its comment (after a `;` outside quotes).
+fn split_comment(line: &str) -> (&str, Option<&str>) {
+    let (mut quoted, mut escaped) = (false, false);
+    for (at, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => return (&line[..at], Some(line[at + 1..].trim())),
+            _ => {}
+        }
+    }
+    (line, None)
+}
+
+/// Splits on blanks outside quotes; quoted tokens keep their quotes.
+fn tokens(text: &str) -> Result<Vec<String>, Invalid> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' => {
+                current.push(c);
+                escaped = true;
+            }
+            '"' => {
+                current.push(c);
+                quoted = !quoted;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(Invalid::new("content", "a quoted string is not closed"));
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+/// A character string's text: quotes removed, `\"`, `\\` and `\DDD`
+/// unescaped; at most 255 bytes, as on the wire.
+fn character_string(token: &str) -> Result<String, Invalid> {
+    let inner = token
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(token);
+    let mut bytes = Vec::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let next = chars
+            .next()
+            .ok_or_else(|| Invalid::new("content", "a string ends with a lone backslash"))?;
+        if next.is_ascii_digit() {
+            let digits: String = [Some(next), chars.next(), chars.next()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let byte = digits
+                .parse::<u8>()
+                .ok()
+                .filter(|_| digits.len() == 3)
+                .ok_or_else(|| {
+                    Invalid::new("content", format!("'\\{digits}' is not a \\DDD escape"))
+                })?;
+            bytes.push(byte);
+        } else {
+            let mut buf = [0; 4];
+            bytes.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    if bytes.len() > 255 {
+        return Err(Invalid::new(
+            "content",
+            format!("a string is at most 255 bytes; this one is {}", bytes.len()),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Invalid::new("content", "the text is not UTF-8"))
+}
+
+/// One record line, after its owner: `[ttl] [IN] TYPE data...`, as the
+/// JSON a client would send, or `None` for the SOA (the hub writes its own).
+fn record_line(
+    owner: &str,
+    fields: &[String],
+    default_ttl: i64,
+    comment: Option<&str>,
+) -> Result<Option<Value>, Invalid> {
+    let mut rest = fields;
+    let mut ttl = default_ttl;
+    while let Some((first, tail)) = rest.split_first() {
+        if first.eq_ignore_ascii_case("IN") {
+            rest = tail;
+        } else if let Ok(n) = first.parse::<i64>() {
+            ttl = n;
+            rest = tail;
+        } else {
+            break;
+        }
+    }
+    let (kind, data) = rest
+        .split_first()
+        .ok_or_else(|| Invalid::new("type", "a record needs a type and its data"))?;
+    let kind = kind.to_ascii_uppercase();
+    let count = |n: usize| {
+        if data.len() == n {
+            Ok(())
+        } else {
+            Err(Invalid::new(
+                "content",
+                format!("{kind} data is {n} field(s); this line has {}", data.len()),
+            ))
+        }
+    };
+    let number = |token: &str, field: &'static str| {
+        token
+            .parse::<i64>()
+            .map_err(|_| Invalid::new(field, format!("'{token}' is not a number")))
+    };
+    let mut record = json!({"name": owner, "type": kind, "ttl": ttl});
+    match kind.as_str() {
+        "SOA" => return Ok(None),
+        "MX" => {
+            count(2)?;
+            record["priority"] = json!(number(&data[0], "priority")?);
+            record["content"] = json!(data[1]);
+        }
+        "SRV" => {
+            count(4)?;
+            record["priority"] = json!(number(&data[0], "priority")?);
+            record["weight"] = json!(number(&data[1], "weight")?);
+            record["port"] = json!(number(&data[2], "port")?);
+            record["content"] = json!(data[3]);
+        }
+        "TXT" => {
+            let strings: Result<Vec<String>, Invalid> =
+                data.iter().map(|t| character_string(t)).collect();
+            record["content"] = json!(strings?.concat());
+        }
+        "CAA" => {
+            count(3)?;
+            let value = character_string(&data[2])?;
+            record["content"] = json!(format!("{} {} \"{value}\"", data[0], data[1]));
+        }
+        _ => {
+            count(1)?;
+            record["content"] = json!(data[0]);
+        }
+    }
+    if let Some(comment) = comment.filter(|c| !c.is_empty()) {
+        record["comment"] = json!(comment);
+    }
+    Ok(Some(record))
+}
+
+/// Reads a master file for `origin`: every record, with its line (from 1),
+/// checked as `dns.create` checks one and then as a whole zone; or every
+/// failure, by line.
+pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Vec<ByLine>> {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > MAX_LINES {
+        return Err(vec![(
+            MAX_LINES + 1,
+            Invalid::new("text", format!("a zone file is at most {MAX_LINES} lines")),
+        )]);
+    }
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let mut default_ttl = i64::from(validate::DEFAULT_TTL);
+    let mut owner: Option<String> = None;
+    let mut at = 0;
+    while at < lines.len() {
+        let number = at + 1;
+        let (mut body, comment) = split_comment(lines[at]);
+        let mut joined;
+        // Parentheses carry a record over lines (as an SOA often is).
+        if body.contains('(') {
+            joined = body.replace('(', " ");
+            while !joined.contains(')') && at + 1 < lines.len() {
+                at += 1;
+                joined.push(' ');
+                joined.push_str(split_comment(lines[at]).0);
+            }
+            joined = joined.replace(')', " ");
+            body = &joined;
+        }
+        at += 1;
+        let outcome = line(origin, body, comment, &mut owner, &mut default_ttl);
+        match outcome {
+            Ok(Some(record)) => match validate::record(origin, &record) {
+                Ok(data) => records.push((number, data)),
+                Err(invalid) => errors.push((number, invalid)),
+            },
+            Ok(None) => {}
+            Err(invalid) => errors.push((number, invalid)),
+        }
+    }
+    if errors.is_empty() {
+        let entries: Vec<Entry<'_>> = records
+            .iter()
+            .map(|(number, data)| Entry {
+                data,
+                changed: Some(*number),
+            })
+            .collect();
+        errors = validate::check_set(origin, &entries);
+    }
+    if errors.is_empty() {
+        Ok(records)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One logical line: a directive, a record, or nothing.
+fn line(
+    origin: &Origin,
+    body: &str,
+    comment: Option<&str>,
+    owner: &mut Option<String>,
+    default_ttl: &mut i64,
+) -> Result<Option<Value>, Invalid> {
+    if body.trim().is_empty() {
+        return Ok(None);
+    }
+    let fields = tokens(body)?;
+    if let Some(directive) = fields[0].strip_prefix('$') {
+        return match (directive.to_ascii_uppercase().as_str(), &fields[1..]) {
+            ("ORIGIN", [name]) => {
+                let named = Origin::parse("text", name)?;
+                if named.as_str() == origin.as_str() {
+                    Ok(None)
+                } else {
+                    Err(Invalid::new(
+                        "text",
+                        format!(
+                            "the file is for {}, not {}",
+                            named.as_str(),
+                            origin.as_str()
+                        ),
+                    ))
+                }
+            }
+            ("TTL", [ttl]) => {
+                *default_ttl = ttl
+                    .parse()
+                    .map_err(|_| Invalid::new("ttl", format!("'{ttl}' is not a number")))?;
+                Ok(None)
+            }
+            _ => Err(Invalid::new(
+                "text",
+                format!("only $ORIGIN and $TTL are read, each with one value; not ${directive}"),
+            )),
+        };
+    }
+    // A line that starts with a blank belongs to the previous owner.
+    let (name, rest) = if body.starts_with(char::is_whitespace) {
+        let name = owner
+            .clone()
+            .ok_or_else(|| Invalid::new("name", "the first record names its owner"))?;
+        (name, &fields[..])
+    } else {
+        (fields[0].clone(), &fields[1..])
+    };
+    owner.replace(name.clone());
+    record_line(&name, rest, *default_ttl, comment)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::Name;
+    use hickory_proto::serialize::txt::Parser;
+
+    use super::*;
+
+    fn zone() -> Origin {
+        Origin::parse("zone", "example.com").unwrap()
+    }
+
+    fn stored(records: Vec<(usize, RecordData)>) -> Vec<Record> {
+        records
+            .into_iter()
+            .map(|(i, data)| Record {
+                id: i64::try_from(i).unwrap(),
+                zone_id: 1,
+                data,
+                version: 1,
+            })
+            .collect()
+    }
+
+    const FILE: &str = r#"$ORIGIN example.com.
+$TTL 600
+@	IN	NS	ns1.provider.net.
+@	3600	IN	MX	10 mail ; the mail host
+mail	IN	A	192.0.2.1
+	IN	AAAA	2001:db8::1
+_sip._tcp	SRV	10 5 5060 sip.example.com.
+@	CAA	0 issue "ca.example"
+txt	TXT	"a \"quoted\" \\ word" "and more"
+"#;
+
+    #[test]
+    fn a_file_is_read_record_by_record_with_owners_ttls_and_comments() {
+        let records = read(&zone(), FILE).unwrap();
+        let lines: Vec<usize> = records.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9]);
+        let mx = &records[1].1;
+        assert_eq!(
+            (
+                mx.content.as_str(),
+                mx.priority,
+                mx.ttl,
+                mx.comment.as_deref()
+            ),
+            ("mail.example.com.", Some(10), 3600, Some("the mail host"))
+        );
+        let aaaa = &records[3].1;
+        assert_eq!((aaaa.name.as_str(), aaaa.ttl), ("mail", 600));
+        assert_eq!(records[6].1.content, r#"a "quoted" \ wordand more"#);
+    }
+
+    #[test]
+    fn what_is_written_reads_back_the_same_and_parses_as_a_zone_file() {
+        let mut records = read(&zone(), FILE).unwrap();
+        records.push((
+            10,
+            validate::record(
+                &zone(),
+                &json!({"name": "long", "type": "TXT", "content": "é".repeat(300)}),
+            )
+            .unwrap(),
+        ));
+        let written = write(&zone(), 2_026_112_901, &stored(records.clone()));
+        assert!(
+            written.starts_with("$ORIGIN example.com.\n$TTL 3600\n"),
+            "{written}"
+        );
+        assert!(
+            written.contains("SOA\tns1.provider.net. hostmaster.example.com. 2026112901 "),
+            "{written}"
+        );
+        let again: Vec<RecordData> = read(&zone(), &written)
+            .unwrap()
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        let before: Vec<RecordData> = records.into_iter().map(|(_, d)| d).collect();
+        assert_eq!(again, before);
+        // Another reader takes it too: every record, TXT strings of at most 255 bytes.
+        let (origin, sets) =
+            Parser::new(written, None, Some(Name::from_str("example.com.").unwrap()))
+                .parse()
+                .unwrap();
+        assert_eq!(origin.to_ascii(), "example.com.");
+        assert_eq!(
+            sets.values()
+                .map(|s| s.records_without_rrsigs().count())
+                .sum::<usize>(),
+            9
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_by_number() {
+        let file = format!(
+            "$ORIGIN example.com.\nok A 192.0.2.1\nbad- A 192.0.2.1\nx MX 1.2.3.4\nt TXT \"{}\"\n$INCLUDE other\nw 30 A 192.0.2.1\n",
+            "x".repeat(256)
+        );
+        let errors = read(&zone(), &file).unwrap_err();
+        let found: Vec<(usize, &str)> = errors.iter().map(|(l, e)| (*l, e.field)).collect();
+        assert_eq!(
+            found,
+            [
+                (3, "name"),
+                (4, "content"),
+                (5, "content"),
+                (6, "text"),
+                (7, "ttl")
+            ]
+        );
+        let other = read(&zone(), "$ORIGIN example.org.\n").unwrap_err();
+        assert_eq!(other[0].1.field, "text");
+        let dup = read(&zone(), "a A 192.0.2.1\nA A 192.0.2.1\n").unwrap_err();
+        assert_eq!(dup.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn an_soa_over_several_lines_is_skipped() {
+        let file = "@ IN SOA ns1 host (\n 1 ; serial\n 2 3 4 5 )\nwww A 192.0.2.1\n";
+        let records = read(&zone(), file).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].0, 4);
+    }
+}

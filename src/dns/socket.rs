@@ -1,0 +1,642 @@
+//! The DNS endpoint of a session: reads each request, runs its database
+//! work off the event loop, answers `dns.result` (or an error frame) with
+//! the request's `ref`, and hands every change to the broadcaster for the
+//! panels that may see the zone.
+
+use actix::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
+use super::master;
+use super::validate::{Invalid, Origin};
+use super::zone::{self, Applied, Change, Denied, Outcome, Who, ZoneView};
+use crate::db::DbConnection;
+use crate::db::dns::ZoneKey;
+use crate::db::users::User;
+use crate::ws::frames::{self, ErrorCode, Ref};
+use crate::ws::session::{Ctx, Endpoint, Request, Session};
+
+/// Changes in one `dns.batch`, at most.
+pub const MAX_BATCH: usize = 1000;
+
+pub struct Dns {
+    broadcaster: Addr<DnsBroadcaster>,
+}
+
+impl Dns {
+    pub fn new(broadcaster: Addr<DnsBroadcaster>) -> Self {
+        Self { broadcaster }
+    }
+}
+
+#[derive(Deserialize)]
+struct ZoneRequest {
+    zone: String,
+}
+
+#[derive(Deserialize)]
+struct HistoryRequest {
+    zone: String,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ImportRequest {
+    zone: String,
+    text: String,
+    serial: i64,
+}
+
+#[derive(Deserialize)]
+struct ZoneCreate {
+    name: String,
+    owner: Option<i32>,
+}
+
+#[derive(Deserialize)]
+struct ZoneDelete {
+    zone: String,
+    serial: i64,
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    zone: String,
+    record: Value,
+}
+
+#[derive(Deserialize)]
+struct UpdateRequest {
+    id: i64,
+    record: Value,
+    version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct DeleteRequest {
+    id: i64,
+    version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum BatchChange {
+    Create {
+        record: Value,
+    },
+    Update {
+        id: i64,
+        record: Value,
+        version: Option<i64>,
+    },
+    Delete {
+        id: i64,
+        version: Option<i64>,
+    },
+}
+
+impl From<BatchChange> for Change {
+    fn from(change: BatchChange) -> Self {
+        match change {
+            BatchChange::Create { record } => Self::Create(record),
+            BatchChange::Update {
+                id,
+                record,
+                version,
+            } => Self::Update {
+                id,
+                record,
+                version,
+            },
+            BatchChange::Delete { id, version } => Self::Delete { id, version },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    zone: String,
+    serial: i64,
+    changes: Vec<BatchChange>,
+}
+
+/// A `dns.result` frame: `body`'s fields with the type and the `ref`.
+fn result(reference: Option<&Ref>, body: Value) -> String {
+    let mut frame = json!({"type": "dns.result"});
+    if let Some(reference) = reference {
+        frame["ref"] = json!(reference);
+    }
+    if let (Value::Object(frame), Value::Object(body)) = (&mut frame, body) {
+        frame.extend(body);
+    }
+    frame.to_string()
+}
+
+/// How a refusal is told: one failure with its `field`, or for a batch
+/// every failure by `index`.
+#[derive(Clone, Copy)]
+enum Blame {
+    Single,
+    ByIndex,
+    /// An import: failures by the line of the file (from 1).
+    ByLine,
+}
+
+fn refused(reference: Option<&Ref>, denied: Denied, blame: Blame, what: &str) -> String {
+    match denied {
+        Denied::NotFound => {
+            frames::error(reference, ErrorCode::NotFound, &format!("no such {what}"))
+        }
+        Denied::Taken => frames::error(
+            reference,
+            ErrorCode::Conflict,
+            "a zone of this name, or one holding it or inside it, already exists",
+        ),
+        Denied::StaleRecord(record) => frames::error_with(
+            reference,
+            ErrorCode::Conflict,
+            "the record changed since that version; here is the current one",
+            &json!({"record": record}),
+        ),
+        Denied::StaleSerial(serial) => frames::error_with(
+            reference,
+            ErrorCode::Conflict,
+            "the zone changed since that serial; nothing was applied",
+            &json!({"serial": serial}),
+        ),
+        Denied::Invalid(errors) => invalid(reference, &errors, blame),
+    }
+}
+
+fn invalid(reference: Option<&Ref>, errors: &[(usize, Invalid)], blame: Blame) -> String {
+    let first = errors
+        .first()
+        .map_or_else(|| Invalid::new("record", "invalid"), |(_, e)| e.clone());
+    match blame {
+        Blame::Single => frames::error_with(
+            reference,
+            ErrorCode::Validation,
+            &first.detail,
+            &json!({"field": first.field}),
+        ),
+        Blame::ByIndex | Blame::ByLine => {
+            let (key, what) = match blame {
+                Blame::ByLine => ("line", "lines"),
+                _ => ("index", "changes"),
+            };
+            let listed: Vec<Value> = errors
+                .iter()
+                .map(|(i, e)| json!({key: i, "field": e.field, "detail": e.detail}))
+                .collect();
+            let detail = format!(
+                "{} of the {what} broke a rule; nothing was applied",
+                listed.len()
+            );
+            frames::error_with(
+                reference,
+                ErrorCode::Validation,
+                &detail,
+                &json!({"field": first.field, "errors": listed}),
+            )
+        }
+    }
+}
+
+fn who(user: &User) -> Who {
+    Who {
+        id: user.id,
+        username: user.username.clone(),
+    }
+}
+
+/// The `dns.changed` push for what a request applied.
+fn changed(by: &User, applied: &Applied) -> Publish {
+    let frame = json!({
+        "type": "dns.changed",
+        "zone": applied.zone.name,
+        "serial": applied.zone.serial,
+        "by": who(by),
+        "changes": applied.done,
+    });
+    Publish {
+        owner_id: applied.zone.owner_id,
+        frame: frame.to_string().into(),
+    }
+}
+
+fn zone_event(kind: &str, zone: &ZoneView) -> Publish {
+    Publish {
+        owner_id: zone.owner_id,
+        frame: json!({"type": kind, "zone": zone}).to_string().into(),
+    }
+}
+
+impl Dns {
+    /// Runs `work` on the blocking pool as the session's user, then answers
+    /// the request: `done` makes the reply's body of what was done; a
+    /// refusal becomes its error frame (`blame` says how failures are
+    /// listed, `what` what was not found).
+    fn run<T: Send + 'static>(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        (blame, what): (Blame, &'static str),
+        work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<Outcome<T>> + Send + 'static,
+        done: impl FnOnce(&mut Session<Self>, T) -> Value + 'static,
+    ) {
+        let Some(user) = session.user.clone() else {
+            return;
+        };
+        let db = session.state.db.clone();
+        let load = async move { db.run(move |conn| work(conn, &user)).await };
+        ctx.spawn(load.into_actor(session).map(move |outcome, act, ctx| {
+            let reference = reference.as_ref();
+            let frame = match outcome {
+                Ok(Ok(value)) => result(reference, done(act, value)),
+                Ok(Err(denied)) => refused(reference, denied, blame, what),
+                Err(err) => {
+                    tracing::error!(error = %err, session = act.id.get(), "a DNS request failed");
+                    frames::error(
+                        reference,
+                        ErrorCode::Unavailable,
+                        "the zone could not be read or written now; retry",
+                    )
+                }
+            };
+            act.send(ctx, frame);
+        }));
+    }
+
+    /// Runs a change; once applied, pushes `dns.changed` and answers with
+    /// `body`.
+    fn change(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        blame: Blame,
+        work: impl FnOnce(&mut DbConnection, &User) -> diesel::QueryResult<Outcome<Applied>>
+        + Send
+        + 'static,
+        body: fn(&Applied) -> Value,
+    ) {
+        Self::run(
+            session,
+            ctx,
+            reference,
+            (blame, "zone or record"),
+            work,
+            move |act, applied| {
+                // An import that matched the zone changed nothing.
+                if let Some(user) = act.user.as_ref().filter(|_| !applied.done.is_empty()) {
+                    act.endpoint.broadcaster.do_send(changed(user, &applied));
+                }
+                body(&applied)
+            },
+        );
+    }
+}
+
+/// The one change's record, for the replies to single changes.
+fn first_record(applied: &Applied) -> Value {
+    json!({
+        "record": applied.done.first().map(|d| &d.record),
+        "serial": applied.zone.serial,
+    })
+}
+
+/// What a batch or an import did, record by record, for its reply.
+fn changed_records(applied: &Applied) -> Value {
+    let records: Vec<_> = applied.done.iter().map(|d| &d.record).collect();
+    json!({"records": records, "serial": applied.zone.serial})
+}
+
+/// Reads a request's body, or answers the client why it cannot.
+fn body<'a, T: Deserialize<'a>>(
+    session: &Session<Dns>,
+    ctx: &mut Ctx<Dns>,
+    request: &Request<'a>,
+) -> Option<T> {
+    frames::parse_body(request.text)
+        .map_err(|bad| {
+            // serde names a field only when it is missing; a field of the
+            // wrong type is blamed on the request as a whole.
+            let field = bad
+                .detail
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("request");
+            let frame = frames::error_with(
+                request.reference.as_ref(),
+                bad.code,
+                &bad.detail,
+                &json!({ "field": field }),
+            );
+            session.send(ctx, frame);
+        })
+        .ok()
+}
+
+/// A zone name as sent in `field`; a malformed one is answered as a
+/// validation error.
+fn origin(
+    session: &Session<Dns>,
+    ctx: &mut Ctx<Dns>,
+    reference: Option<&Ref>,
+    (field, raw): (&'static str, &str),
+) -> Option<Origin> {
+    Origin::parse(field, raw)
+        .map_err(|bad| session.send(ctx, invalid(reference, &[(0, bad)], Blame::Single)))
+        .ok()
+}
+
+impl Endpoint for Dns {
+    const NAME: &'static str = "dns";
+
+    fn opened(session: &mut Session<Self>, _: &mut Ctx<Self>) {
+        let Some(user) = &session.user else { return };
+        session.endpoint.broadcaster.do_send(Open {
+            session: session.id,
+            outlet: session.outlet(),
+            panel: Panel {
+                user_id: user.id,
+                is_staff: user.is_staff,
+            },
+        });
+    }
+
+    fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
+        let reference = request.reference.clone();
+        let r = reference.as_ref();
+        let single = (Blame::Single, "zone");
+        match request.kind {
+            Some("dns.zones") => Self::run(
+                session,
+                ctx,
+                reference,
+                single,
+                |conn, user| zone::zones(conn, user).map(Ok),
+                |_, zones| json!({ "zones": zones }),
+            ),
+            Some("dns.zone.create") => {
+                let Some(req) = body::<ZoneCreate>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(origin) = origin(session, ctx, r, ("name", &req.name)) else {
+                    return;
+                };
+                let Some(user) = &session.user else { return };
+                let owner = req.owner.unwrap_or(user.id);
+                if owner != user.id && !user.is_staff {
+                    return session.send_error(
+                        ctx,
+                        r,
+                        ErrorCode::Forbidden,
+                        "only staff create zones for another user",
+                    );
+                }
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, _| zone::create_zone(conn, &origin, owner),
+                    |act, zone| {
+                        let created = zone_event("dns.zone.created", &zone);
+                        act.endpoint.broadcaster.do_send(created);
+                        json!({ "zone": zone })
+                    },
+                );
+            }
+            Some("dns.zone.delete") => {
+                let Some(req) = body::<ZoneDelete>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, user| zone::delete_zone(conn, user, zone.as_str(), req.serial),
+                    |act, zone| {
+                        let deleted = zone_event("dns.zone.deleted", &zone);
+                        act.endpoint.broadcaster.do_send(deleted);
+                        json!({ "zone": zone })
+                    },
+                );
+            }
+            Some("dns.list") => {
+                let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, user| zone::list(conn, user, zone.as_str()),
+                    |_, (zone, records)| json!({ "zone": zone, "records": records }),
+                );
+            }
+            Some("dns.create") => {
+                let Some(req) = body::<CreateRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    Blame::Single,
+                    move |conn, user| {
+                        let key = ZoneKey::Name(zone.as_str());
+                        zone::apply(conn, user, key, None, |_| vec![Change::Create(req.record)])
+                    },
+                    first_record,
+                );
+            }
+            Some("dns.update") => {
+                let Some(req) = body::<UpdateRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let change = Change::Update {
+                    id: req.id,
+                    record: req.record,
+                    version: req.version,
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    Blame::Single,
+                    move |conn, user| {
+                        zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
+                            vec![change]
+                        })
+                    },
+                    first_record,
+                );
+            }
+            Some("dns.delete") => {
+                let Some(req) = body::<DeleteRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let change = Change::Delete {
+                    id: req.id,
+                    version: req.version,
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    Blame::Single,
+                    move |conn, user| {
+                        zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
+                            vec![change]
+                        })
+                    },
+                    |applied| json!({"id": applied.done.first().map(|d| d.record.id), "serial": applied.zone.serial}),
+                );
+            }
+            Some("dns.batch") => {
+                let Some(req) = body::<BatchRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                if req.changes.is_empty() || req.changes.len() > MAX_BATCH {
+                    let detail = format!("a batch holds 1 to {MAX_BATCH} changes");
+                    let bad = Invalid::new("changes", detail);
+                    return session.send(ctx, invalid(r, &[(0, bad)], Blame::Single));
+                }
+                let changes: Vec<Change> = req.changes.into_iter().map(Change::from).collect();
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    Blame::ByIndex,
+                    move |conn, user| {
+                        let key = ZoneKey::Name(zone.as_str());
+                        zone::apply(conn, user, key, Some(req.serial), |_| changes)
+                    },
+                    changed_records,
+                );
+            }
+            Some("dns.export") => {
+                let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, user| zone::export(conn, user, zone.as_str()),
+                    |_, (zone, text)| json!({ "zone": zone, "text": text }),
+                );
+            }
+            Some("dns.import") => {
+                let Some(req) = body::<ImportRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                // The text is bounded by the frame limit; reading it is
+                // pure, so a bad file costs no database work.
+                let wanted: Vec<_> = match master::read(&zone, &req.text) {
+                    Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
+                    Err(errors) => return session.send(ctx, invalid(r, &errors, Blame::ByLine)),
+                };
+                Self::change(
+                    session,
+                    ctx,
+                    reference,
+                    Blame::ByIndex,
+                    move |conn, user| {
+                        let key = ZoneKey::Name(zone.as_str());
+                        zone::apply(conn, user, key, Some(req.serial), |stored| {
+                            zone::replace_with(stored, &wanted)
+                        })
+                    },
+                    changed_records,
+                );
+            }
+            Some("dns.history") => {
+                let Some(req) = body::<HistoryRequest>(session, ctx, &request) else {
+                    return;
+                };
+                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+                    return;
+                };
+                let limit = req.limit.unwrap_or(zone::HISTORY_PAGE);
+                if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {
+                    let detail = format!("limit is 1 to {}", zone::MAX_HISTORY_PAGE);
+                    let bad = Invalid::new("limit", detail);
+                    return session.send(ctx, invalid(r, &[(0, bad)], Blame::Single));
+                }
+                let shown = zone.as_str().to_owned();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, user| zone::history(conn, user, zone.as_str(), req.before, limit),
+                    move |_, changes| json!({ "zone": shown, "changes": changes }),
+                );
+            }
+            other => {
+                let detail = format!("unknown type '{}'", other.unwrap_or("(none)"));
+                session.send_error(ctx, r, ErrorCode::UnknownType, &detail);
+            }
+        }
+    }
+
+    /// Any active user has a panel; what it may see follows the user.
+    fn admits(&self, _: &User) -> bool {
+        true
+    }
+
+    /// Staff granted or taken away: the broadcaster learns the new flags,
+    /// and the panel is told to list again the zones it now sees.
+    fn user_changed(session: &mut Session<Self>, before: &User, ctx: &mut Ctx<Self>) {
+        let Some(user) = &session.user else { return };
+        if user.is_staff == before.is_staff {
+            return;
+        }
+        session.endpoint.broadcaster.do_send(Reflag {
+            session: session.id,
+            is_staff: user.is_staff,
+        });
+        let user = user.clone();
+        let db = session.state.db.clone();
+        let load = async move { db.run(move |conn| zone::zones(conn, &user)).await };
+        ctx.spawn(load.into_actor(session).map(|loaded, act, ctx| match loaded {
+            Ok(zones) => act.send(ctx, json!({"type": "dns.resync", "zones": zones}).to_string()),
+            // An empty resync still tells the panel its view is stale.
+            Err(err) => {
+                tracing::error!(error = %err, session = act.id.get(), "loading zones for a resync failed");
+                act.send(ctx, json!({"type": "dns.resync", "zones": []}).to_string());
+            }
+        }));
+    }
+
+    fn closed(session: &mut Session<Self>) {
+        session.endpoint.broadcaster.do_send(Close {
+            session: session.id,
+        });
+    }
+}

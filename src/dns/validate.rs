@@ -1,0 +1,940 @@
+//! The rules a record must follow before it is stored: pure functions, no
+//! database. hickory-proto turns names into ASCII (punycode for
+//! internationalised ones) and parses each type's data; the rules it does
+//! not hold (it takes `*foo`, `foo-`, `MX 10 1.2.3.4`, any CAA tag, CAA
+//! flags 1, a 300-byte TXT string) are checked here first.
+//!
+//! Records are checked one by one ([`record`]), then as the set the zone
+//! would hold after a change ([`check_set`]): CNAMEs alone at their name,
+//! no duplicates, no MX/NS/SRV target that holds a CNAME.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::db::dns::RecordData;
+use crate::text;
+
+pub const MIN_TTL: i64 = 60;
+pub const MAX_TTL: i64 = 86_400;
+pub const DEFAULT_TTL: i32 = 3600;
+/// TXT data in one record, in bytes: it is split into 255-byte strings on
+/// export, and a whole record must fit a DNS message with room to spare.
+pub const MAX_TXT_BYTES: usize = 4000;
+pub const MAX_COMMENT_CHARS: usize = 255;
+/// Longer input cannot be a name (255 bytes on the wire, a little more
+/// with escapes or Unicode); refused before any parsing.
+const MAX_NAME_INPUT: usize = 1024;
+/// The wire limit of a whole name, root label included.
+const MAX_NAME_WIRE: usize = 255;
+const MAX_LABEL: usize = 63;
+
+/// One rule a request broke: the field and what the rule is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The record types the hub manages; the SOA is the hub's own.
+const TYPES: [&str; 8] = ["A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA"];
+
+/// A zone's origin, checked once: a host name of two labels or more.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    name: Name,
+    /// Lower-case ASCII without the trailing dot, as stored.
+    text: String,
+}
+
+impl Origin {
+    /// Parses a zone name as a client gives it (`Example.COM`,
+    /// `example.com.`, `bücher.example`), reporting failures as `field`.
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Invalid> {
+        let name = parse_name(field, raw)?;
+        let name = if name.is_fqdn() {
+            name
+        } else {
+            name.append_domain(&Name::root())
+                .map_err(|e| Invalid::new(field, format!("not a domain name: {e}")))?
+        };
+        check_wire_len(field, &name)?;
+        if name.num_labels() < 2 {
+            return Err(Invalid::new(field, "a zone has at least two labels"));
+        }
+        for label in name.iter() {
+            host_label(field, label)?;
+        }
+        let text = name.to_ascii().trim_end_matches('.').to_owned();
+        Ok(Self { name, text })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The absolute name of a stored relative one (`@`, `www`).
+    pub fn fqdn(&self, relative: &str) -> String {
+        if relative == "@" {
+            format!("{}.", self.text)
+        } else {
+            format!("{relative}.{}.", self.text)
+        }
+    }
+
+    /// The relative form of an absolute name in this zone, `None` outside it.
+    pub fn relative(&self, absolute: &str) -> Option<String> {
+        let absolute = absolute.trim_end_matches('.');
+        if absolute == self.text {
+            return Some("@".into());
+        }
+        absolute
+            .strip_suffix(&self.text)
+            .and_then(|head| head.strip_suffix('.'))
+            .map(str::to_owned)
+    }
+}
+
+/// Reads a name: ASCII as written (escapes and all, so the label rules
+/// below see every byte), anything else through IDNA to punycode. Lower
+/// case either way.
+fn parse_name(field: &'static str, raw: &str) -> Result<Name, Invalid> {
+    if raw.is_empty() {
+        return Err(Invalid::new(field, "a name is required"));
+    }
+    if raw.chars().count() > MAX_NAME_INPUT {
+        return Err(Invalid::new(field, "a name is at most 255 bytes"));
+    }
+    text::check(raw).map_err(|e| Invalid::new(field, e.to_string()))?;
+    if raw.chars().any(char::is_whitespace) {
+        return Err(Invalid::new(field, "a name holds no spaces"));
+    }
+    let parsed = if raw.is_ascii() {
+        Name::from_ascii(raw)
+    } else {
+        Name::from_utf8(raw)
+    };
+    parsed
+        .map(|n| n.to_lowercase())
+        .map_err(|e| Invalid::new(field, format!("not a domain name: {e}")))
+}
+
+fn check_wire_len(field: &'static str, name: &Name) -> Result<(), Invalid> {
+    let wire: usize = name.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+    if wire > MAX_NAME_WIRE {
+        return Err(Invalid::new(
+            field,
+            format!("a name is at most {MAX_NAME_WIRE} bytes on the wire; this one is {wire}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Letters, digits and hyphens, 1–63 bytes, no hyphen at either end.
+fn host_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
+    let shown = String::from_utf8_lossy(label);
+    if label.is_empty() || label.len() > MAX_LABEL {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "a label is 1 to {MAX_LABEL} bytes; '{shown}' is {}",
+                label.len()
+            ),
+        ));
+    }
+    if !label
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+    {
+        return Err(Invalid::new(
+            field,
+            format!("'{shown}': a host name holds only letters, digits and hyphens"),
+        ));
+    }
+    if label.starts_with(b"-") || label.ends_with(b"-") {
+        return Err(Invalid::new(
+            field,
+            format!("'{shown}': a label neither starts nor ends with a hyphen"),
+        ));
+    }
+    Ok(())
+}
+
+/// `_` followed by a host label, as in SRV's `_sip._tcp`.
+fn underscore_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
+    match label.strip_prefix(b"_") {
+        Some(rest) if label.len() <= MAX_LABEL => host_label(field, rest),
+        _ => Err(Invalid::new(
+            field,
+            format!(
+                "'{}' is not an underscore label like _sip or _tcp",
+                String::from_utf8_lossy(label)
+            ),
+        )),
+    }
+}
+
+/// A record's owner name, relative to `origin` as stored (`@`, `www`,
+/// `*.dev`, `_sip._tcp`).
+fn owner(origin: &Origin, kind: &str, raw: &str) -> Result<String, Invalid> {
+    const FIELD: &str = "name";
+    if raw == "@" {
+        return Ok("@".into());
+    }
+    let name = parse_name(FIELD, raw)?;
+    let name = if name.is_fqdn() {
+        name
+    } else {
+        name.append_domain(&origin.name)
+            .map_err(|e| Invalid::new(FIELD, format!("not a domain name: {e}")))?
+    };
+    check_wire_len(FIELD, &name)?;
+    // By labels: badexample.com is not inside example.com.
+    if !origin.name.zone_of(&name) {
+        return Err(Invalid::new(
+            FIELD,
+            format!("{} is not inside the zone {}", name.to_ascii(), origin.text),
+        ));
+    }
+    let own = usize::from(name.num_labels()) - usize::from(origin.name.num_labels())
+        + usize::from(name.is_wildcard());
+    let labels: Vec<&[u8]> = name.iter().take(own).collect();
+    // Underscore labels lead the name: SRV's `_service._proto` (exactly
+    // two), TXT's `_dmarc` or `_acme-challenge` (any number).
+    let leading = labels.iter().take_while(|l| l.starts_with(b"_")).count();
+    match kind {
+        "SRV" if leading != 2 => {
+            return Err(Invalid::new(
+                FIELD,
+                "an SRV name starts with _service._proto, e.g. _sip._tcp",
+            ));
+        }
+        "SRV" | "TXT" => {}
+        _ if leading > 0 => {
+            return Err(Invalid::new(
+                FIELD,
+                format!("underscore labels are for SRV and TXT records, not {kind}"),
+            ));
+        }
+        _ => {}
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if i < leading {
+            underscore_label(FIELD, label)?;
+        } else if *label == b"*" {
+            if i != 0 {
+                return Err(Invalid::new(FIELD, "'*' is only the whole leftmost label"));
+            }
+        } else if label.contains(&b'*') {
+            return Err(Invalid::new(FIELD, "'*' is only the whole leftmost label"));
+        } else {
+            host_label(FIELD, label)?;
+        }
+    }
+    Ok(origin
+        .relative(&name.to_ascii())
+        .expect("the name is inside the zone"))
+}
+
+/// A host name that a record points at, absolute (`mail.example.com.`):
+/// never an address literal, relative names completed with the origin.
+fn target(origin: &Origin, raw: &str) -> Result<String, Invalid> {
+    const FIELD: &str = "content";
+    if raw.trim_end_matches('.').parse::<IpAddr>().is_ok() {
+        return Err(Invalid::new(
+            FIELD,
+            format!("'{raw}' is an address; the target must be a host name"),
+        ));
+    }
+    let name = parse_name(FIELD, raw)?;
+    let name = if name.is_fqdn() {
+        name
+    } else {
+        name.append_domain(&origin.name)
+            .map_err(|e| Invalid::new(FIELD, format!("not a domain name: {e}")))?
+    };
+    check_wire_len(FIELD, &name)?;
+    if name.is_root() {
+        return Err(Invalid::new(FIELD, "the target must be a host name"));
+    }
+    for label in name.iter() {
+        host_label(FIELD, label)?;
+    }
+    let top = name.iter().next_back().unwrap_or_default();
+    if top.iter().all(u8::is_ascii_digit) {
+        return Err(Invalid::new(
+            FIELD,
+            "the target must be a host name (its last label is not all digits)",
+        ));
+    }
+    Ok(name.to_ascii())
+}
+
+/// A 16-bit number a type needs (MX priority, SRV priority, weight, port).
+fn u16_field(field: &'static str, value: Option<i64>, kind: &str) -> Result<i32, Invalid> {
+    let value = value.ok_or_else(|| Invalid::new(field, format!("{kind} needs a {field}")))?;
+    u16::try_from(value)
+        .map(i32::from)
+        .map_err(|_| Invalid::new(field, format!("{field} is 0 to 65535")))
+}
+
+/// The text of a TXT record as quoted strings of at most 255 bytes, with
+/// `"` and `\` escaped: the master-file form, and what hickory checks.
+pub fn quoted_txt(text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = String::from("\"");
+    let mut bytes = 0;
+    for c in text.chars() {
+        if bytes + c.len_utf8() > 255 {
+            current.push('"');
+            parts.push(std::mem::replace(&mut current, String::from("\"")));
+            bytes = 0;
+        }
+        if matches!(c, '"' | '\\') {
+            current.push('\\');
+        }
+        current.push(c);
+        bytes += c.len_utf8();
+    }
+    current.push('"');
+    parts.push(current);
+    parts.join(" ")
+}
+
+/// `flags tag "value"`, checked and written canonically.
+fn caa(raw: &str) -> Result<String, Invalid> {
+    const FIELD: &str = "content";
+    let shape = || Invalid::new(FIELD, "CAA content is: flags tag \"value\"");
+    let mut parts = raw.trim().splitn(3, char::is_whitespace);
+    let (flags, tag, value) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(f), Some(t), Some(v)) => (f, t.to_ascii_lowercase(), v.trim()),
+        _ => return Err(shape()),
+    };
+    if !matches!(flags, "0" | "128") {
+        return Err(Invalid::new(FIELD, "CAA flags are 0 or 128"));
+    }
+    if !matches!(tag.as_str(), "issue" | "issuewild" | "iodef") {
+        return Err(Invalid::new(
+            FIELD,
+            "the CAA tag is issue, issuewild or iodef",
+        ));
+    }
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if value.contains(['"', '\\']) || value.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            FIELD,
+            "the CAA value holds no quotes, backslashes or control characters",
+        ));
+    }
+    if value.len() > 255 {
+        return Err(Invalid::new(FIELD, "the CAA value is at most 255 bytes"));
+    }
+    // hickory keeps a value it cannot read as unknown data, so the value's
+    // shape is checked here.
+    if tag == "iodef" {
+        let url = ["mailto:", "http://", "https://"]
+            .iter()
+            .any(|scheme| value.len() > scheme.len() && value.starts_with(scheme));
+        if !url || value.contains(char::is_whitespace) {
+            return Err(Invalid::new(
+                FIELD,
+                "iodef is a mailto:, http: or https: URL",
+            ));
+        }
+    } else {
+        let issuer = value.split(';').next().unwrap_or_default().trim();
+        if !issuer.is_empty() {
+            issuer
+                .split('.')
+                .try_for_each(|label| host_label(FIELD, label.as_bytes()))?;
+        }
+    }
+    Ok(format!("{flags} {tag} \"{value}\""))
+}
+
+/// The record's data in canonical presentation form, checked by type.
+fn content(
+    origin: &Origin,
+    kind: &str,
+    raw: &str,
+    numbers: &mut Numbers,
+) -> Result<String, Invalid> {
+    const FIELD: &str = "content";
+    if kind != "TXT" && raw.is_empty() {
+        return Err(Invalid::new(FIELD, "content is required"));
+    }
+    let (canonical, for_hickory) = match kind {
+        "A" => {
+            let ip: Ipv4Addr = raw.parse().map_err(|_| {
+                Invalid::new(FIELD, format!("'{raw}' is not a dotted IPv4 address"))
+            })?;
+            (ip.to_string(), ip.to_string())
+        }
+        "AAAA" => {
+            let ip: Ipv6Addr = raw
+                .parse()
+                .map_err(|_| Invalid::new(FIELD, format!("'{raw}' is not an IPv6 address")))?;
+            (ip.to_string(), ip.to_string())
+        }
+        "CNAME" | "NS" => {
+            let host = target(origin, raw)?;
+            (host.clone(), host)
+        }
+        "MX" => {
+            let priority = u16_field("priority", numbers.priority, kind)?;
+            numbers.priority = Some(priority.into());
+            if raw == "." {
+                // The null MX (RFC 7505): this domain takes no mail.
+                if priority != 0 {
+                    return Err(Invalid::new(FIELD, "a null MX (\".\") has priority 0"));
+                }
+                (".".into(), "0 .".into())
+            } else {
+                let host = target(origin, raw)?;
+                (host.clone(), format!("{priority} {host}"))
+            }
+        }
+        "SRV" => {
+            let priority = u16_field("priority", numbers.priority, kind)?;
+            let weight = u16_field("weight", numbers.weight, kind)?;
+            let port = u16_field("port", numbers.port, kind)?;
+            let host = target(origin, raw)?;
+            (host.clone(), format!("{priority} {weight} {port} {host}"))
+        }
+        "TXT" => {
+            if raw.len() > MAX_TXT_BYTES {
+                return Err(Invalid::new(
+                    FIELD,
+                    format!("TXT content is at most {MAX_TXT_BYTES} bytes"),
+                ));
+            }
+            if let Some(c) = raw.chars().find(|c| c.is_control()) {
+                return Err(Invalid::new(
+                    FIELD,
+                    format!(
+                        "TXT content holds no control characters (found U+{:04X})",
+                        u32::from(c)
+                    ),
+                ));
+            }
+            (raw.to_owned(), quoted_txt(raw))
+        }
+        "CAA" => {
+            let canonical = caa(raw)?;
+            (canonical.clone(), canonical)
+        }
+        other => unreachable!("type {other} was checked"),
+    };
+    let record_type: RecordType = kind.parse().expect("a known type");
+    RData::try_from_str(record_type, &for_hickory)
+        .map_err(|e| Invalid::new(FIELD, format!("not valid {kind} data: {e}")))?;
+    Ok(canonical)
+}
+
+/// The numbers beside a record's content, as sent.
+#[derive(Debug, Default)]
+struct Numbers {
+    priority: Option<i64>,
+    weight: Option<i64>,
+    port: Option<i64>,
+}
+
+fn text_field(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, Invalid> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Invalid::new(field, format!("{field} must be a string"))),
+    }
+}
+
+fn int_field(obj: &Map<String, Value>, field: &'static str) -> Result<Option<i64>, Invalid> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Invalid::new(field, format!("{field} must be an integer"))),
+    }
+}
+
+/// Checks one record as a client sent it (a JSON object) and gives what
+/// would be stored, or the first rule it broke.
+pub fn record(origin: &Origin, sent: &Value) -> Result<RecordData, Invalid> {
+    let obj = sent
+        .as_object()
+        .ok_or_else(|| Invalid::new("record", "a record is a JSON object"))?;
+    let kind = text_field(obj, "type")?
+        .ok_or_else(|| Invalid::new("type", "type is required"))?
+        .to_ascii_uppercase();
+    if !TYPES.contains(&kind.as_str()) {
+        return Err(Invalid::new(
+            "type",
+            format!("type is one of {}", TYPES.join(", ")),
+        ));
+    }
+    let name = owner(
+        origin,
+        &kind,
+        &text_field(obj, "name")?.ok_or_else(|| Invalid::new("name", "name is required"))?,
+    )?;
+    if kind == "CNAME" && name == "@" {
+        return Err(Invalid::new("name", "a CNAME cannot be at the zone's apex"));
+    }
+    let mut numbers = Numbers {
+        priority: int_field(obj, "priority")?,
+        weight: int_field(obj, "weight")?,
+        port: int_field(obj, "port")?,
+    };
+    for (field, value, owners) in [
+        ("priority", numbers.priority, ["MX", "SRV"].as_slice()),
+        ("weight", numbers.weight, ["SRV"].as_slice()),
+        ("port", numbers.port, ["SRV"].as_slice()),
+    ] {
+        if value.is_some() && !owners.contains(&kind.as_str()) {
+            return Err(Invalid::new(
+                field,
+                format!("only {} records have a {field}", owners.join(" and ")),
+            ));
+        }
+    }
+    let raw = text_field(obj, "content")?.unwrap_or_default();
+    let content = content(origin, &kind, &raw, &mut numbers)?;
+    let ttl = match int_field(obj, "ttl")? {
+        None => DEFAULT_TTL,
+        Some(ttl) if (MIN_TTL..=MAX_TTL).contains(&ttl) => {
+            i32::try_from(ttl).expect("within the TTL range")
+        }
+        Some(_) => {
+            return Err(Invalid::new(
+                "ttl",
+                format!("ttl is {MIN_TTL} to {MAX_TTL} seconds"),
+            ));
+        }
+    };
+    let comment = match text_field(obj, "comment")? {
+        None => None,
+        Some(c) if c.is_empty() => None,
+        Some(c) => {
+            if c.chars().count() > MAX_COMMENT_CHARS {
+                return Err(Invalid::new(
+                    "comment",
+                    format!("a comment is at most {MAX_COMMENT_CHARS} characters"),
+                ));
+            }
+            text::check(&c).map_err(|e| Invalid::new("comment", e.to_string()))?;
+            // One line: a master file carries it after a `;`.
+            if c.contains(['\n', '\t']) {
+                return Err(Invalid::new(
+                    "comment",
+                    "a comment is one line, without tabs",
+                ));
+            }
+            Some(c)
+        }
+    };
+    let to_i32 = |n: Option<i64>| n.map(|n| i32::try_from(n).expect("checked as 16-bit"));
+    Ok(RecordData {
+        name,
+        kind,
+        content,
+        ttl,
+        priority: to_i32(numbers.priority),
+        weight: to_i32(numbers.weight),
+        port: to_i32(numbers.port),
+        comment,
+    })
+}
+
+/// A record of the set a zone would hold; `changed` is the index of the
+/// change that brought it, `None` for one already stored and untouched.
+pub struct Entry<'a> {
+    pub data: &'a RecordData,
+    pub changed: Option<usize>,
+}
+
+/// The rules between records, over the set a zone would hold after a
+/// change. Only changed records are blamed: a zone stored before a rule
+/// existed is not made unchangeable by it.
+pub fn check_set<'a>(origin: &Origin, entries: &[Entry<'a>]) -> Vec<(usize, Invalid)> {
+    let mut errors = Vec::new();
+    let mut by_name: HashMap<&str, Vec<&Entry<'_>>> = HashMap::new();
+    for entry in entries {
+        by_name.entry(&entry.data.name).or_default().push(entry);
+    }
+    let cnames: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.data.kind == "CNAME")
+        .map(|e| e.data.name.as_str())
+        .collect();
+    for (name, here) in &by_name {
+        if here.len() > 1 && cnames.contains(name) {
+            let detail =
+                format!("a CNAME is alone at its name; {name} would hold other records too");
+            errors.extend(
+                here.iter()
+                    .filter_map(|e| e.changed.map(|i| (i, Invalid::new("name", detail.clone())))),
+            );
+        }
+    }
+    let identity = |d: &'a RecordData| {
+        (
+            d.name.as_str(),
+            d.kind.as_str(),
+            d.content.as_str(),
+            d.priority,
+            d.weight,
+            d.port,
+        )
+    };
+    let mut copies: HashMap<_, usize> = HashMap::new();
+    for entry in entries {
+        *copies.entry(identity(entry.data)).or_default() += 1;
+    }
+    for entry in entries {
+        if copies[&identity(entry.data)] > 1
+            && let Some(i) = entry.changed
+        {
+            errors.push((
+                i,
+                Invalid::new("content", "the same record is already in the zone"),
+            ));
+        }
+    }
+    for entry in entries {
+        let d = entry.data;
+        if !matches!(d.kind.as_str(), "MX" | "NS" | "SRV") {
+            continue;
+        }
+        let Some(points_at) = origin.relative(&d.content) else {
+            continue;
+        };
+        if !cnames.contains(points_at.as_str()) {
+            continue;
+        }
+        let detail = format!(
+            "{} holds a CNAME; an {} target cannot be an alias",
+            d.content, d.kind
+        );
+        if let Some(i) = entry.changed {
+            errors.push((i, Invalid::new("content", detail)));
+        } else {
+            // The stored record is fine; the CNAME that lands on its target is not.
+            let blame = by_name[points_at.as_str()]
+                .iter()
+                .filter(|e| e.data.kind == "CNAME")
+                .filter_map(|e| e.changed);
+            errors.extend(blame.map(|i| {
+                (
+                    i,
+                    Invalid::new(
+                        "name",
+                        format!(
+                            "{} records point at {points_at}; it cannot be a CNAME",
+                            d.kind
+                        ),
+                    ),
+                )
+            }));
+        }
+    }
+    errors.sort_by_key(|(i, _)| *i);
+    errors.dedup();
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn zone() -> Origin {
+        Origin::parse("zone", "example.com").unwrap()
+    }
+
+    fn check(sent: Value) -> Result<RecordData, Invalid> {
+        record(&zone(), &sent)
+    }
+
+    fn field_of(sent: Value) -> &'static str {
+        check(sent.clone())
+            .map(|d| panic!("{sent} was taken as {d:?}"))
+            .unwrap_err()
+            .field
+    }
+
+    fn a(name: &str) -> Value {
+        json!({"name": name, "type": "A", "content": "192.0.2.1"})
+    }
+
+    #[test]
+    fn zone_names_are_host_names_of_two_labels_or_more_in_ascii() {
+        assert_eq!(
+            Origin::parse("zone", "Example.COM.").unwrap().as_str(),
+            "example.com"
+        );
+        assert_eq!(
+            Origin::parse("zone", "bücher.example").unwrap().as_str(),
+            "xn--bcher-kva.example"
+        );
+        for bad in [
+            "com",
+            "",
+            ".",
+            "foo_bar.com",
+            "-a.com",
+            "a-.com",
+            "*.example.com",
+            "a b.com",
+        ] {
+            assert!(Origin::parse("zone", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn labels_are_letters_digits_and_inner_hyphens_of_1_to_63_bytes() {
+        assert_eq!(check(a("a-b.c9")).unwrap().name, "a-b.c9");
+        assert_eq!(check(a(&"x".repeat(63))).unwrap().name, "x".repeat(63));
+        for bad in [
+            "foo-",
+            "-foo",
+            "foo_bar",
+            "a..b",
+            &"x".repeat(64),
+            "a\\.b",
+            "a/b",
+        ] {
+            assert_eq!(field_of(a(bad)), "name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_is_at_most_255_bytes_on_the_wire() {
+        // 4 labels of 60 plus "example.com": 4*61 + 8 + 4 + 1 = 257 bytes.
+        let long = vec!["a".repeat(60); 4].join(".");
+        assert_eq!(field_of(a(&long)), "name");
+        let fits = vec!["a".repeat(60); 3].join(".");
+        assert!(check(a(&fits)).is_ok());
+    }
+
+    #[test]
+    fn a_star_is_only_the_whole_leftmost_label() {
+        assert_eq!(check(a("*")).unwrap().name, "*");
+        assert_eq!(check(a("*.dev")).unwrap().name, "*.dev");
+        for bad in ["*foo", "f*o", "a.*", "a.*.b", "**"] {
+            assert_eq!(field_of(a(bad)), "name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_inside_the_zone_by_labels() {
+        assert_eq!(check(a("www.example.com.")).unwrap().name, "www");
+        assert_eq!(check(a("EXAMPLE.com.")).unwrap().name, "@");
+        for bad in ["www.badexample.com.", "example.org.", "com."] {
+            assert_eq!(field_of(a(bad)), "name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn underscore_labels_lead_srv_and_txt_names_only() {
+        let srv = |name: &str| json!({"name": name, "type": "SRV", "content": "sip", "priority": 1, "weight": 2, "port": 5060});
+        let stored = check(srv("_sip._tcp")).unwrap();
+        assert_eq!(
+            (stored.name.as_str(), stored.content.as_str()),
+            ("_sip._tcp", "sip.example.com.")
+        );
+        for bad in ["sip", "_sip", "_sip._tcp._x", "_sip.tcp", "_-x._tcp"] {
+            assert_eq!(field_of(srv(bad)), "name", "{bad:?}");
+        }
+        let txt = json!({"name": "_acme-challenge.www", "type": "TXT", "content": "token"});
+        assert!(check(txt).is_ok());
+        assert_eq!(field_of(a("_sip._tcp")), "name");
+        assert_eq!(field_of(a("www._x")), "name");
+    }
+
+    #[test]
+    fn addresses_are_dotted_ipv4_and_ipv6() {
+        let aaaa = json!({"name": "@", "type": "AAAA", "content": "2001:DB8:0::1"});
+        assert_eq!(check(aaaa).unwrap().content, "2001:db8::1");
+        for bad in [
+            "192.0.2",
+            "192.0.2.256",
+            "1.2.3.4.5",
+            "0x1.2.3.4",
+            "::1",
+            "01.2.3.4",
+            "",
+        ] {
+            let sent = json!({"name": "@", "type": "A", "content": bad});
+            assert_eq!(field_of(sent), "content", "{bad:?}");
+        }
+        let v4_as_v6 = json!({"name": "@", "type": "AAAA", "content": "192.0.2.1"});
+        assert_eq!(field_of(v4_as_v6), "content");
+    }
+
+    #[test]
+    fn targets_are_host_names_never_addresses() {
+        let mx = |content: &str, priority: i64| json!({"name": "@", "type": "MX", "content": content, "priority": priority});
+        assert_eq!(check(mx("mail", 10)).unwrap().content, "mail.example.com.");
+        assert_eq!(
+            check(mx("MX.Other.NET.", 10)).unwrap().content,
+            "mx.other.net."
+        );
+        assert_eq!(check(mx(".", 0)).unwrap().content, ".");
+        for (bad, priority) in [
+            ("1.2.3.4", 10),
+            ("1.2.3.4.", 10),
+            ("::1", 10),
+            (".", 10),
+            ("mail_x", 10),
+            ("*.mail", 10),
+            ("10.0.0.300.", 10),
+        ] {
+            assert_eq!(field_of(mx(bad, priority)), "content", "{bad:?}");
+        }
+        assert_eq!(field_of(mx("mail", 65_536)), "priority");
+        assert_eq!(field_of(mx("mail", -1)), "priority");
+        let ns = json!({"name": "@", "type": "NS", "content": "1.2.3.4"});
+        assert_eq!(field_of(ns), "content");
+        let cname = json!({"name": "@", "type": "CNAME", "content": "www"});
+        assert_eq!(field_of(cname), "name");
+    }
+
+    #[test]
+    fn srv_numbers_are_16_bit_and_only_where_the_type_has_them() {
+        let srv = |p: i64, w: i64, port: i64| json!({"name": "_x._tcp", "type": "SRV", "content": "h", "priority": p, "weight": w, "port": port});
+        assert!(check(srv(0, 0, 65_535)).is_ok());
+        assert_eq!(field_of(srv(65_536, 0, 1)), "priority");
+        assert_eq!(field_of(srv(0, 65_536, 1)), "weight");
+        assert_eq!(field_of(srv(0, 0, 65_536)), "port");
+        let a_with_port = json!({"name": "@", "type": "A", "content": "192.0.2.1", "port": 80});
+        assert_eq!(field_of(a_with_port), "port");
+        let mx_with_weight =
+            json!({"name": "@", "type": "MX", "content": "m", "priority": 1, "weight": 1});
+        assert_eq!(field_of(mx_with_weight), "weight");
+    }
+
+    #[test]
+    fn caa_takes_flags_0_or_128_and_the_three_tags() {
+        let caa = |content: &str| json!({"name": "@", "type": "CAA", "content": content});
+        assert_eq!(
+            check(caa("0 ISSUE \"ca.example\"")).unwrap().content,
+            "0 issue \"ca.example\""
+        );
+        assert!(check(caa("128 issuewild \";\"")).is_ok());
+        assert!(check(caa("0 iodef \"mailto:security@example.com\"")).is_ok());
+        for bad in [
+            "1 issue \"ca.example\"",
+            "0 tbs \"x\"",
+            "0 issue",
+            "0 issue \"a\"b\"",
+            "0 iodef \"not a url\"",
+            "0 iodef \"ftp://x\"",
+            "0 issue \"not a host!\"",
+            "256 issue \"ca.example\"",
+        ] {
+            assert_eq!(field_of(caa(bad)), "content", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn txt_is_any_text_up_to_the_bound_and_is_split_into_255_byte_strings() {
+        let txt = |content: &str| json!({"name": "@", "type": "TXT", "content": content});
+        assert!(check(txt(&"x".repeat(300))).is_ok());
+        assert!(check(txt(&"x".repeat(MAX_TXT_BYTES))).is_ok());
+        assert_eq!(field_of(txt(&"x".repeat(MAX_TXT_BYTES + 1))), "content");
+        assert_eq!(field_of(txt("a\nb")), "content");
+        let quoted = quoted_txt(&format!("{}\"\\", "x".repeat(254)));
+        assert_eq!(quoted, format!("\"{}\\\"\" \"\\\\\"", "x".repeat(254)));
+        // Multi-byte characters are never cut in half.
+        let parts = quoted_txt(&"é".repeat(200));
+        assert_eq!(
+            parts,
+            format!("\"{}\" \"{}\"", "é".repeat(127), "é".repeat(73))
+        );
+    }
+
+    #[test]
+    fn ttl_comment_and_type_are_bounded() {
+        let with = |key: &str, value: Value| {
+            let mut sent = a("www");
+            sent[key] = value;
+            sent
+        };
+        assert_eq!(check(a("www")).unwrap().ttl, DEFAULT_TTL);
+        assert!(check(with("ttl", json!(60))).is_ok());
+        assert!(check(with("ttl", json!(86_400))).is_ok());
+        assert_eq!(field_of(with("ttl", json!(59))), "ttl");
+        assert_eq!(field_of(with("ttl", json!(86_401))), "ttl");
+        assert_eq!(field_of(with("ttl", json!("300"))), "ttl");
+        assert_eq!(field_of(with("comment", json!("a\u{0}b"))), "comment");
+        assert_eq!(field_of(with("comment", json!("two\nlines"))), "comment");
+        assert_eq!(field_of(with("comment", json!("x".repeat(256)))), "comment");
+        assert_eq!(check(with("comment", json!(""))).unwrap().comment, None);
+        assert_eq!(field_of(with("type", json!("SOA"))), "type");
+        assert_eq!(check(with("type", json!("a"))).unwrap().kind, "A");
+    }
+
+    #[test]
+    fn the_set_keeps_cnames_alone_targets_unaliased_and_records_unique() {
+        let origin = zone();
+        let data = |sent: Value| record(&origin, &sent).unwrap();
+        let www_a = data(a("www"));
+        let www_cname = data(json!({"name": "www", "type": "CNAME", "content": "web"}));
+        let mx = data(json!({"name": "@", "type": "MX", "content": "www", "priority": 1}));
+        let stored = |data| Entry {
+            data,
+            changed: None,
+        };
+        let new = |data, i| Entry {
+            data,
+            changed: Some(i),
+        };
+        assert!(check_set(&origin, &[stored(&www_a), new(&mx, 0)]).is_empty());
+        let blamed = check_set(&origin, &[stored(&www_a), new(&www_cname, 0)]);
+        assert_eq!(
+            blamed
+                .iter()
+                .map(|(i, e)| (*i, e.field))
+                .collect::<Vec<_>>(),
+            [(0, "name")]
+        );
+        // A stored MX pointing at www: the new CNAME is blamed.
+        let blamed = check_set(&origin, &[stored(&mx), new(&www_cname, 3)]);
+        assert_eq!(
+            blamed
+                .iter()
+                .map(|(i, e)| (*i, e.field))
+                .collect::<Vec<_>>(),
+            [(3, "name")]
+        );
+        // A new MX pointing at a stored CNAME: the MX is blamed.
+        let blamed = check_set(&origin, &[stored(&www_cname), new(&mx, 1)]);
+        assert_eq!(
+            blamed
+                .iter()
+                .map(|(i, e)| (*i, e.field))
+                .collect::<Vec<_>>(),
+            [(1, "content")]
+        );
+        let blamed = check_set(&origin, &[stored(&www_a), new(&www_a, 0), new(&www_a, 1)]);
+        assert_eq!(blamed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1]);
+        // What was stored before is not blamed on a change elsewhere.
+        assert!(check_set(&origin, &[stored(&www_a), stored(&www_a), new(&mx, 0)]).is_empty());
+    }
+}
