@@ -80,6 +80,41 @@ fn split_comment(line: &str) -> (&str, Option<&str>) {
     (line, None)
 }
 
+/// A line with its grouping parentheses blanked out, and whether a group
+/// is still open at its end (`open`: one was open before it). Only those
+/// outside quotes group: inside a quoted string, as in the TXT `"(x"`, a
+/// parenthesis is text and must read back as itself.
+fn ungroup(line: &str, open: bool) -> (String, bool) {
+    let (mut quoted, mut escaped, mut open) = (false, false, open);
+    let text = line
+        .chars()
+        .map(|c| match c {
+            _ if escaped => {
+                escaped = false;
+                c
+            }
+            '\\' => {
+                escaped = true;
+                c
+            }
+            '"' => {
+                quoted = !quoted;
+                c
+            }
+            '(' if !quoted => {
+                open = true;
+                ' '
+            }
+            ')' if !quoted => {
+                open = false;
+                ' '
+            }
+            c => c,
+        })
+        .collect();
+    (text, open)
+}
+
 /// Splits on blanks outside quotes; quoted tokens keep their quotes.
 fn tokens(text: &str) -> Result<Vec<String>, Invalid> {
     let mut out = Vec::new();
@@ -254,21 +289,18 @@ pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Vec
     let mut at = 0;
     while at < lines.len() {
         let number = at + 1;
-        let (mut body, comment) = split_comment(lines[at]);
-        let mut joined;
+        let (body, comment) = split_comment(lines[at]);
         // Parentheses carry a record over lines (as an SOA often is).
-        if body.contains('(') {
-            joined = body.replace('(', " ");
-            while !joined.contains(')') && at + 1 < lines.len() {
-                at += 1;
-                joined.push(' ');
-                joined.push_str(split_comment(lines[at]).0);
-            }
-            joined = joined.replace(')', " ");
-            body = &joined;
+        let (mut body, mut open) = ungroup(body, false);
+        while open && at + 1 < lines.len() {
+            at += 1;
+            let (more, still) = ungroup(split_comment(lines[at]).0, true);
+            body.push(' ');
+            body.push_str(&more);
+            open = still;
         }
         at += 1;
-        let outcome = line(origin, body, comment, &mut owner, &mut default_ttl);
+        let outcome = line(origin, &body, comment, &mut owner, &mut default_ttl);
         match outcome {
             Ok(Some(record)) => match validate::record(origin, &record) {
                 Ok(data) => records.push((number, data)),
@@ -468,6 +500,28 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
         assert_eq!(other[0].1.field, "text");
         let dup = read(&zone(), "a A 192.0.2.1\nA A 192.0.2.1\n").unwrap_err();
         assert_eq!(dup.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn parentheses_inside_quotes_are_text_and_group_nothing() {
+        // Found by the property test of export and import: the TXT `(` was written as
+        // `"("` and read back as a blank, and an unclosed one swallowed
+        // the lines after it.
+        let file = "t TXT \"(\"\nu TXT \"a) (b\" ; (c\nv CAA 0 iodef \"https://x.example/(a)\"\n";
+        let records = read(&zone(), file).unwrap();
+        let contents: Vec<(usize, &str)> = records
+            .iter()
+            .map(|(l, d)| (*l, d.content.as_str()))
+            .collect();
+        assert_eq!(
+            contents,
+            [
+                (1, "("),
+                (2, "a) (b"),
+                (3, "0 iodef \"https://x.example/(a)\"")
+            ]
+        );
+        assert_eq!(records[1].1.comment.as_deref(), Some("(c"));
     }
 
     #[test]
