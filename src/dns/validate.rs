@@ -526,7 +526,10 @@ pub fn record(origin: &Origin, sent: &Value) -> Result<RecordData, Invalid> {
             ));
         }
     };
-    let comment = match text_field(obj, "comment")? {
+    // Kept without blanks at its ends: a master file carries it after
+    // `; `, and a reader cannot tell those blanks from the separator's, so
+    // an exported zone would import as a change to every such record.
+    let comment = match text_field(obj, "comment")?.map(|c| c.trim().to_owned()) {
         None => None,
         Some(c) if c.is_empty() => None,
         Some(c) => {
@@ -886,6 +889,13 @@ mod tests {
         assert_eq!(field_of(with("comment", json!("two\nlines"))), "comment");
         assert_eq!(field_of(with("comment", json!("x".repeat(256)))), "comment");
         assert_eq!(check(with("comment", json!(""))).unwrap().comment, None);
+        assert_eq!(check(with("comment", json!("  "))).unwrap().comment, None);
+        assert_eq!(
+            check(with("comment", json!(" web; front ")))
+                .unwrap()
+                .comment,
+            Some("web; front".into())
+        );
         assert_eq!(field_of(with("type", json!("SOA"))), "type");
         assert_eq!(check(with("type", json!("a"))).unwrap().kind, "A");
     }
