@@ -31,9 +31,29 @@ fn rdata(data: &RecordData) -> String {
             number(data.port),
             data.content
         ),
-        "TXT" => validate::quoted_txt(&data.content),
+        "TXT" => ascii_escaped(&validate::quoted_txt(&data.content)),
+        "CAA" => ascii_escaped(&data.content),
         _ => data.content.clone(),
     }
+}
+
+/// Quoted text with every byte past ASCII written `\DDD` (RFC 1035,
+/// section 5.1), the form every reader takes: raw UTF-8 in a quoted
+/// string is refused by some (NLnet Labs' `domain` among them). The bytes,
+/// and so the 255-byte strings, are the same.
+fn ascii_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\{byte:03}"));
+            }
+        }
+    }
+    out
 }
 
 /// The zone as a master file: `$ORIGIN`, `$TTL`, the SOA with `serial` and
@@ -522,6 +542,24 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             ]
         );
         assert_eq!(records[1].1.comment.as_deref(), Some("(c"));
+    }
+
+    #[test]
+    fn text_past_ascii_is_written_as_decimal_escapes_and_reads_back() {
+        // Found by re-reading an export with NLnet Labs' reader, which
+        // refuses raw UTF-8 in a quoted string.
+        let data = validate::record(
+            &zone(),
+            &json!({"name": "t", "type": "TXT", "content": "café \"€\""}),
+        )
+        .unwrap();
+        let written = write(&zone(), 1, &stored(vec![(1, data.clone())]));
+        assert!(
+            written.contains("\t\"caf\\195\\169 \\\"\\226\\130\\172\\\"\"\n"),
+            "{written}"
+        );
+        assert!(written.is_ascii());
+        assert_eq!(read(&zone(), &written).unwrap()[0].1, data);
     }
 
     #[test]
