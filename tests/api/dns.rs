@@ -5,6 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use domain::base::name::ToLabelIter;
+use domain::rdata::ZoneRecordData;
+use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Client, TestApp};
@@ -30,6 +33,7 @@ on_both_backends!(
     an_import_makes_the_zone_hold_the_file_with_one_serial_bump,
     an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_line,
     changes_racing_on_one_zone_each_get_a_serial_of_their_own,
+    an_export_read_by_an_independent_parser_holds_exactly_the_listed_records,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -39,19 +43,40 @@ async fn panel(app: &TestApp, user_id: i32) -> Client {
         .await
 }
 
-/// Sends a request with a fresh `ref` and returns the frame answering it,
-/// skipping pushes that arrive first.
-async fn ask(client: &mut Client, mut request: Value) -> Value {
+/// A hub whose per-connection rate limit lets a test send a long run of
+/// writes without being told to slow down.
+async fn spawn_unthrottled(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        &[("HUB_RATE_PER_SEC", "1000"), ("HUB_RATE_BURST", "1000")],
+    )
+    .await
+}
+
+/// Sends a request with a fresh `ref`, which it returns.
+async fn send_request(client: &mut Client, mut request: Value) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let reference = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
     request["ref"] = json!(reference);
     client.send(request).await;
+    reference
+}
+
+/// The frame answering `reference`, skipping pushes that arrive first.
+async fn reply_to(client: &mut Client, reference: &str) -> Value {
     loop {
         let frame = client.recv().await;
-        if frame["ref"] == reference.as_str() {
+        if frame["ref"] == reference {
             return frame;
         }
     }
+}
+
+/// Sends a request with a fresh `ref` and returns the frame answering it,
+/// skipping pushes that arrive first.
+async fn ask(client: &mut Client, request: Value) -> Value {
+    let reference = send_request(client, request).await;
+    reply_to(client, &reference).await
 }
 
 /// A request that must succeed; its `dns.result`.
@@ -370,11 +395,7 @@ async fn every_change_bumps_the_serial_and_a_stale_serial_cannot_delete_the_zone
 async fn records_that_break_a_rule_are_refused_with_the_field_and_nothing_is_stored(
     backend: Backend,
 ) {
-    let app = TestApp::spawn_with(
-        backend,
-        &[("HUB_RATE_PER_SEC", "1000"), ("HUB_RATE_BURST", "1000")],
-    )
-    .await;
+    let app = spawn_unthrottled(backend).await;
     let alice = app.create_user("alice", false);
     let mut alices = panel(&app, alice).await;
     create_zone(&mut alices, "example.com").await;
@@ -1181,4 +1202,163 @@ async fn changes_racing_on_one_zone_each_get_a_serial_of_their_own(backend: Back
     let expected: Vec<i64> = (1..=2 * EACH as i64).map(|n| first + n).collect();
     assert_eq!(serials, expected);
     assert_eq!(records(&mut tabs[0], "example.com").await.len(), 2 * EACH);
+}
+
+/// A name as the independent reader shows it, lower case and absolute.
+fn absolute(name: &impl std::fmt::Display) -> String {
+    let name = name.to_string().to_ascii_lowercase();
+    if name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// A record as `dns.list` shows it, in the form [`as_read`] gives: owner,
+/// type, TTL, and the data with its numbers in presentation order.
+fn as_listed(record: &Value) -> (String, String, u64, String) {
+    let content = record["content"].as_str().unwrap();
+    let kind = record["type"].as_str().unwrap();
+    let data = match kind {
+        // One address has many spellings; the parsed one is compared.
+        "A" | "AAAA" => content.parse::<std::net::IpAddr>().unwrap().to_string(),
+        "MX" => format!("{} {content}", record["priority"]),
+        "SRV" => format!(
+            "{} {} {} {content}",
+            record["priority"], record["weight"], record["port"]
+        ),
+        _ => content.to_owned(),
+    };
+    (
+        absolute(&record["fqdn"].as_str().unwrap()),
+        kind.to_owned(),
+        record["ttl"].as_u64().unwrap(),
+        data,
+    )
+}
+
+/// A record as the `domain` crate's zone-file reader yields it.
+fn as_read(record: &ScannedRecord) -> (String, String, u64, String) {
+    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).expect("UTF-8 as written");
+    let data = match record.data() {
+        ZoneRecordData::A(a) => a.addr().to_string(),
+        ZoneRecordData::Aaaa(aaaa) => aaaa.addr().to_string(),
+        ZoneRecordData::Cname(cname) => absolute(cname.cname()),
+        ZoneRecordData::Ns(ns) => absolute(ns.nsdname()),
+        ZoneRecordData::Mx(mx) => format!("{} {}", mx.preference(), absolute(mx.exchange())),
+        ZoneRecordData::Srv(srv) => format!(
+            "{} {} {} {}",
+            srv.priority(),
+            srv.weight(),
+            srv.port(),
+            absolute(srv.target())
+        ),
+        // The strings the file split it into, joined again.
+        ZoneRecordData::Txt(txt) => text(&txt.iter().flatten().copied().collect::<Vec<u8>>()),
+        ZoneRecordData::Caa(caa) => format!(
+            "{} {} \"{}\"",
+            caa.flags().bits(),
+            caa.tag(),
+            text(caa.value())
+        ),
+        other => panic!("the hub wrote a record it does not keep: {other:?}"),
+    };
+    (
+        absolute(record.owner()),
+        record.rtype().to_string(),
+        u64::from(record.ttl().as_secs()),
+        data,
+    )
+}
+
+async fn an_export_read_by_an_independent_parser_holds_exactly_the_listed_records(
+    backend: Backend,
+) {
+    let app = spawn_unthrottled(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut alices = panel(&app, alice).await;
+    create_zone(&mut alices, "example.com").await;
+    // Over one 255-byte string, split between multi-byte characters, with
+    // both characters a master file escapes.
+    let long_txt = format!(
+        "v=spf1 {} \"quoted\" back\\slash {} ; (not a comment)",
+        "a".repeat(200),
+        "é".repeat(60)
+    );
+    for record in [
+        json!({"name": "@", "type": "NS", "content": "ns1.provider.net."}),
+        json!({"name": "@", "type": "NS", "content": "ns2.provider.net."}),
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300, "comment": "web; front"}),
+        json!({"name": "www", "type": "AAAA", "content": "2001:DB8::1"}),
+        json!({"name": "alias", "type": "CNAME", "content": "www"}),
+        json!({"name": "@", "type": "MX", "content": "mail", "priority": 10}),
+        json!({"name": "mail", "type": "A", "content": "192.0.2.25"}),
+        // The null MX: this name takes no mail.
+        json!({"name": "nomail", "type": "MX", "content": ".", "priority": 0}),
+        json!({"name": "_sip._tcp", "type": "SRV", "content": "sip.provider.net.",
+               "priority": 10, "weight": 5, "port": 5060}),
+        json!({"name": "@", "type": "TXT", "content": long_txt}),
+        json!({"name": "@", "type": "CAA", "content": "0 issue \"ca.example; account=1\""}),
+        json!({"name": "@", "type": "CAA", "content": "128 iodef \"mailto:security@example.com\""}),
+        json!({"name": "*.dev", "type": "A", "content": "192.0.2.7", "ttl": 60}),
+        json!({"name": "straße", "type": "A", "content": "192.0.2.8"}),
+    ] {
+        create(&mut alices, "example.com", record).await;
+    }
+    let listed = ok(
+        &mut alices,
+        json!({"type": "dns.list", "zone": "example.com"}),
+    )
+    .await;
+    let exported = ok(
+        &mut alices,
+        json!({"type": "dns.export", "zone": "example.com"}),
+    )
+    .await;
+    let text = exported["text"].as_str().unwrap();
+
+    let mut reader = Zonefile::new();
+    reader.extend_from_slice(text.as_bytes());
+    let mut serials = Vec::new();
+    let mut read = Vec::new();
+    for entry in reader {
+        let entry = entry.unwrap_or_else(|e| panic!("{e:?} reading:\n{text}"));
+        let Entry::Record(record) = entry else {
+            panic!("the hub wrote an $INCLUDE:\n{text}");
+        };
+        // That reader once let `a..b` through: an empty label anywhere but
+        // at the root is a name no server would load.
+        let labels: Vec<_> = record.owner().iter_labels().collect();
+        let (root, rest) = labels.split_last().expect("a name has its root");
+        assert!(
+            root.is_root() && rest.iter().all(|l| !l.is_root()),
+            "{} has an empty label:\n{text}",
+            record.owner()
+        );
+        // The SOA is the hub's own, not a stored record.
+        if let ZoneRecordData::Soa(soa) = record.data() {
+            serials.push(i64::from(soa.serial().into_int()));
+        } else {
+            read.push(as_read(&record));
+        }
+    }
+    assert_eq!(serials, [listed["zone"]["serial"].as_i64().unwrap()]);
+    let mut expected: Vec<_> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(as_listed)
+        .collect();
+    assert_eq!(expected.len(), 14);
+    expected.sort();
+    read.sort();
+    assert_eq!(read, expected, "{text}");
+    // The owners as written, not only as that reader takes them.
+    for line in text.lines().filter(|l| !l.starts_with('$')) {
+        let owner = line.split('\t').next().unwrap();
+        assert!(
+            !owner.is_empty() && !owner.starts_with('.') && !owner.contains(".."),
+            "{line:?}"
+        );
+    }
 }
