@@ -34,6 +34,7 @@ on_both_backends!(
     an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_line,
     changes_racing_on_one_zone_each_get_a_serial_of_their_own,
     an_export_read_by_an_independent_parser_holds_exactly_the_listed_records,
+    two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_conflict_every_time,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -1361,4 +1362,69 @@ async fn an_export_read_by_an_independent_parser_holds_exactly_the_listed_record
             "{line:?}"
         );
     }
+}
+
+async fn two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_conflict_every_time(
+    backend: Backend,
+) {
+    let app = spawn_unthrottled(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut tab0 = panel(&app, alice).await;
+    let mut tab1 = panel(&app, alice).await;
+    create_zone(&mut tab0, "example.com").await;
+    let mut current = create(
+        &mut tab0,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1"}),
+    )
+    .await["record"]
+        .clone();
+    let id = current["id"].clone();
+    for round in 0..20_u8 {
+        let version = current["version"].as_i64().unwrap();
+        let update = |tab: u8| {
+            json!({"type": "dns.update", "id": id, "version": version,
+                   "record": {"content": format!("198.51.100.{}", 2 * round + tab)}})
+        };
+        // Both are on the wire before either reply is read: only the
+        // database can tell them apart.
+        let (ref0, ref1) = tokio::join!(
+            send_request(&mut tab0, update(0)),
+            send_request(&mut tab1, update(1))
+        );
+        let replies = [
+            reply_to(&mut tab0, &ref0).await,
+            reply_to(&mut tab1, &ref1).await,
+        ];
+        let won: Vec<&Value> = replies
+            .iter()
+            .filter(|r| r["type"] == "dns.result")
+            .collect();
+        let lost: Vec<&Value> = replies.iter().filter(|r| r["code"] == "conflict").collect();
+        assert_eq!(
+            (won.len(), lost.len()),
+            (1, 1),
+            "round {round}: {replies:?}"
+        );
+        assert_eq!(won[0]["record"]["version"], version + 1);
+        // The tab that lost is shown the record as the winner left it.
+        assert_eq!(lost[0]["record"], won[0]["record"], "round {round}");
+        current = won[0]["record"].clone();
+    }
+    assert_eq!(records(&mut tab1, "example.com").await, [current.clone()]);
+    let history = ok(
+        &mut tab1,
+        json!({"type": "dns.history", "zone": "example.com", "limit": 500}),
+    )
+    .await;
+    let updates = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "updated")
+        .count();
+    assert_eq!(
+        updates, 20,
+        "one update kept per round, none lost or doubled"
+    );
 }
