@@ -35,6 +35,7 @@ on_both_backends!(
     changes_racing_on_one_zone_each_get_a_serial_of_their_own,
     an_export_read_by_an_independent_parser_holds_exactly_the_listed_records,
     two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_conflict_every_time,
+    a_hundred_and_twenty_changes_in_one_day_get_strictly_increasing_serials_past_nn_99,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -1427,4 +1428,48 @@ async fn two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_confli
         updates, 20,
         "one update kept per round, none lost or doubled"
     );
+}
+
+async fn a_hundred_and_twenty_changes_in_one_day_get_strictly_increasing_serials_past_nn_99(
+    backend: Backend,
+) {
+    let app = spawn_unthrottled(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut alices = panel(&app, alice).await;
+    let today = || -> i64 {
+        chrono::Utc::now()
+            .format("%Y%m%d")
+            .to_string()
+            .parse()
+            .unwrap()
+    };
+    let day = today();
+    let zone = create_zone(&mut alices, "example.com").await;
+    let mut serials = vec![zone["serial"].as_i64().unwrap()];
+    for i in 0..120 {
+        let reply = create(
+            &mut alices,
+            "example.com",
+            json!({"name": format!("h{i}"), "type": "A", "content": "192.0.2.1"}),
+        )
+        .await;
+        serials.push(reply["serial"].as_i64().unwrap());
+    }
+    assert!(
+        serials.windows(2).all(|w| w[1] > w[0]),
+        "serials went back: {serials:?}"
+    );
+    // Across midnight the serial jumps to the new day; only a run within
+    // one day shows the spill past nn = 99.
+    if today() == day {
+        assert_eq!(serials[0], day * 100, "a new zone starts at nn = 00");
+        let expected: Vec<i64> = (day * 100..=day * 100 + 120).collect();
+        assert_eq!(serials, expected, "nn = 99 is followed by 100, never 01");
+    }
+    let listed = ok(
+        &mut alices,
+        json!({"type": "dns.list", "zone": "example.com"}),
+    )
+    .await;
+    assert_eq!(listed["zone"]["serial"], serials[120]);
 }
