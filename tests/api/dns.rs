@@ -171,7 +171,10 @@ async fn a_zone_another_user_owns_answers_exactly_as_a_missing_one(backend: Back
     )
     .await["record"]["id"]
         .clone();
+    // Neither the zone's creation nor its first record reached bob.
+    bobs.silent_for(QUIET).await;
 
+    let mut answers = Vec::new();
     for zone in ["example.com", "missing.example"] {
         let requests = [
             json!({"type": "dns.list", "zone": zone}),
@@ -180,12 +183,21 @@ async fn a_zone_another_user_owns_answers_exactly_as_a_missing_one(backend: Back
             json!({"type": "dns.zone.delete", "zone": zone, "serial": 1}),
             json!({"type": "dns.batch", "zone": zone, "serial": 1,
                    "changes": [{"op": "delete", "id": 1}]}),
+            json!({"type": "dns.history", "zone": zone}),
+            json!({"type": "dns.export", "zone": zone}),
+            json!({"type": "dns.import", "zone": zone, "serial": 1,
+                   "text": "x A 192.0.2.9"}),
         ];
+        let mut replies = Vec::new();
         for request in requests {
-            let reply = refused(&mut bobs, request, "not_found").await;
+            let mut reply = refused(&mut bobs, request, "not_found").await;
             assert!(reply.get("serial").is_none(), "{reply}");
+            reply.as_object_mut().unwrap().remove("ref");
+            replies.push(reply);
         }
+        answers.push(replies);
     }
+    assert_eq!(answers[0], answers[1], "no answer tells the zone exists");
     for request in [
         json!({"type": "dns.update", "id": id, "record": {"content": "192.0.2.2"}}),
         json!({"type": "dns.delete", "id": id}),
@@ -196,6 +208,17 @@ async fn a_zone_another_user_owns_answers_exactly_as_a_missing_one(backend: Back
     let zones = ok(&mut bobs, json!({"type": "dns.zones"})).await;
     assert_eq!(zones["zones"], json!([]));
     assert_eq!(records(&mut alices, "example.com").await.len(), 1);
+    // Nothing bob tried changed the zone, and alice's next change is
+    // pushed to her panel only.
+    let serial = create(
+        &mut alices,
+        "example.com",
+        json!({"name": "ftp", "type": "A", "content": "192.0.2.2"}),
+    )
+    .await["serial"]
+        .clone();
+    while alices.recv_type("dns.changed").await["serial"] != serial {}
+    bobs.silent_for(QUIET).await;
 }
 
 async fn staff_see_and_change_every_zone_and_get_every_push(backend: Backend) {
@@ -964,7 +987,13 @@ async fn the_history_pages_back_from_the_newest_change_with_who_and_what(backend
     let older = older["changes"].as_array().unwrap();
     assert_eq!(older.len(), 1);
     assert_eq!(older[0]["action"], "created");
+    assert_eq!(older[0]["by"], json!({"id": alice, "username": "alice"}));
+    assert_eq!(older[0]["old"], Value::Null);
     assert_eq!(older[0]["new"]["content"], "192.0.2.1");
+    // Every entry names the record it changed.
+    for entry in changes.iter().chain(older) {
+        assert_eq!(entry["record_id"], id, "{entry}");
+    }
 
     refused(
         &mut bobs,
