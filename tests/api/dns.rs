@@ -5,6 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use domain::base::name::ToLabelIter;
+use domain::rdata::ZoneRecordData;
+use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Client, TestApp};
@@ -30,6 +33,9 @@ on_both_backends!(
     an_import_makes_the_zone_hold_the_file_with_one_serial_bump,
     an_import_with_bad_lines_applies_nothing_and_lists_every_failure_by_line,
     changes_racing_on_one_zone_each_get_a_serial_of_their_own,
+    an_export_read_by_an_independent_parser_holds_exactly_the_listed_records,
+    two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_conflict_every_time,
+    a_hundred_and_twenty_changes_in_one_day_get_strictly_increasing_serials_past_nn_99,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -39,19 +45,40 @@ async fn panel(app: &TestApp, user_id: i32) -> Client {
         .await
 }
 
-/// Sends a request with a fresh `ref` and returns the frame answering it,
-/// skipping pushes that arrive first.
-async fn ask(client: &mut Client, mut request: Value) -> Value {
+/// A hub whose per-connection rate limit lets a test send a long run of
+/// writes without being told to slow down.
+async fn spawn_unthrottled(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        &[("HUB_RATE_PER_SEC", "1000"), ("HUB_RATE_BURST", "1000")],
+    )
+    .await
+}
+
+/// Sends a request with a fresh `ref`, which it returns.
+async fn send_request(client: &mut Client, mut request: Value) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let reference = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
     request["ref"] = json!(reference);
     client.send(request).await;
+    reference
+}
+
+/// The frame answering `reference`, skipping pushes that arrive first.
+async fn reply_to(client: &mut Client, reference: &str) -> Value {
     loop {
         let frame = client.recv().await;
-        if frame["ref"] == reference.as_str() {
+        if frame["ref"] == reference {
             return frame;
         }
     }
+}
+
+/// Sends a request with a fresh `ref` and returns the frame answering it,
+/// skipping pushes that arrive first.
+async fn ask(client: &mut Client, request: Value) -> Value {
+    let reference = send_request(client, request).await;
+    reply_to(client, &reference).await
 }
 
 /// A request that must succeed; its `dns.result`.
@@ -144,7 +171,10 @@ async fn a_zone_another_user_owns_answers_exactly_as_a_missing_one(backend: Back
     )
     .await["record"]["id"]
         .clone();
+    // Neither the zone's creation nor its first record reached bob.
+    bobs.silent_for(QUIET).await;
 
+    let mut answers = Vec::new();
     for zone in ["example.com", "missing.example"] {
         let requests = [
             json!({"type": "dns.list", "zone": zone}),
@@ -153,12 +183,21 @@ async fn a_zone_another_user_owns_answers_exactly_as_a_missing_one(backend: Back
             json!({"type": "dns.zone.delete", "zone": zone, "serial": 1}),
             json!({"type": "dns.batch", "zone": zone, "serial": 1,
                    "changes": [{"op": "delete", "id": 1}]}),
+            json!({"type": "dns.history", "zone": zone}),
+            json!({"type": "dns.export", "zone": zone}),
+            json!({"type": "dns.import", "zone": zone, "serial": 1,
+                   "text": "x A 192.0.2.9"}),
         ];
+        let mut replies = Vec::new();
         for request in requests {
-            let reply = refused(&mut bobs, request, "not_found").await;
+            let mut reply = refused(&mut bobs, request, "not_found").await;
             assert!(reply.get("serial").is_none(), "{reply}");
+            reply.as_object_mut().unwrap().remove("ref");
+            replies.push(reply);
         }
+        answers.push(replies);
     }
+    assert_eq!(answers[0], answers[1], "no answer tells the zone exists");
     for request in [
         json!({"type": "dns.update", "id": id, "record": {"content": "192.0.2.2"}}),
         json!({"type": "dns.delete", "id": id}),
@@ -169,6 +208,17 @@ async fn a_zone_another_user_owns_answers_exactly_as_a_missing_one(backend: Back
     let zones = ok(&mut bobs, json!({"type": "dns.zones"})).await;
     assert_eq!(zones["zones"], json!([]));
     assert_eq!(records(&mut alices, "example.com").await.len(), 1);
+    // Nothing bob tried changed the zone, and alice's next change is
+    // pushed to her panel only.
+    let serial = create(
+        &mut alices,
+        "example.com",
+        json!({"name": "ftp", "type": "A", "content": "192.0.2.2"}),
+    )
+    .await["serial"]
+        .clone();
+    while alices.recv_type("dns.changed").await["serial"] != serial {}
+    bobs.silent_for(QUIET).await;
 }
 
 async fn staff_see_and_change_every_zone_and_get_every_push(backend: Backend) {
@@ -370,11 +420,7 @@ async fn every_change_bumps_the_serial_and_a_stale_serial_cannot_delete_the_zone
 async fn records_that_break_a_rule_are_refused_with_the_field_and_nothing_is_stored(
     backend: Backend,
 ) {
-    let app = TestApp::spawn_with(
-        backend,
-        &[("HUB_RATE_PER_SEC", "1000"), ("HUB_RATE_BURST", "1000")],
-    )
-    .await;
+    let app = spawn_unthrottled(backend).await;
     let alice = app.create_user("alice", false);
     let mut alices = panel(&app, alice).await;
     create_zone(&mut alices, "example.com").await;
@@ -941,7 +987,13 @@ async fn the_history_pages_back_from_the_newest_change_with_who_and_what(backend
     let older = older["changes"].as_array().unwrap();
     assert_eq!(older.len(), 1);
     assert_eq!(older[0]["action"], "created");
+    assert_eq!(older[0]["by"], json!({"id": alice, "username": "alice"}));
+    assert_eq!(older[0]["old"], Value::Null);
     assert_eq!(older[0]["new"]["content"], "192.0.2.1");
+    // Every entry names the record it changed.
+    for entry in changes.iter().chain(older) {
+        assert_eq!(entry["record_id"], id, "{entry}");
+    }
 
     refused(
         &mut bobs,
@@ -1181,4 +1233,272 @@ async fn changes_racing_on_one_zone_each_get_a_serial_of_their_own(backend: Back
     let expected: Vec<i64> = (1..=2 * EACH as i64).map(|n| first + n).collect();
     assert_eq!(serials, expected);
     assert_eq!(records(&mut tabs[0], "example.com").await.len(), 2 * EACH);
+}
+
+/// A name as the independent reader shows it, lower case and absolute.
+fn absolute(name: &impl std::fmt::Display) -> String {
+    let name = name.to_string().to_ascii_lowercase();
+    if name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// A record as `dns.list` shows it, in the form [`as_read`] gives: owner,
+/// type, TTL, and the data with its numbers in presentation order.
+fn as_listed(record: &Value) -> (String, String, u64, String) {
+    let content = record["content"].as_str().unwrap();
+    let kind = record["type"].as_str().unwrap();
+    let data = match kind {
+        // One address has many spellings; the parsed one is compared.
+        "A" | "AAAA" => content.parse::<std::net::IpAddr>().unwrap().to_string(),
+        "MX" => format!("{} {content}", record["priority"]),
+        "SRV" => format!(
+            "{} {} {} {content}",
+            record["priority"], record["weight"], record["port"]
+        ),
+        _ => content.to_owned(),
+    };
+    (
+        absolute(&record["fqdn"].as_str().unwrap()),
+        kind.to_owned(),
+        record["ttl"].as_u64().unwrap(),
+        data,
+    )
+}
+
+/// A record as the `domain` crate's zone-file reader yields it.
+fn as_read(record: &ScannedRecord) -> (String, String, u64, String) {
+    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).expect("UTF-8 as written");
+    let data = match record.data() {
+        ZoneRecordData::A(a) => a.addr().to_string(),
+        ZoneRecordData::Aaaa(aaaa) => aaaa.addr().to_string(),
+        ZoneRecordData::Cname(cname) => absolute(cname.cname()),
+        ZoneRecordData::Ns(ns) => absolute(ns.nsdname()),
+        ZoneRecordData::Mx(mx) => format!("{} {}", mx.preference(), absolute(mx.exchange())),
+        ZoneRecordData::Srv(srv) => format!(
+            "{} {} {} {}",
+            srv.priority(),
+            srv.weight(),
+            srv.port(),
+            absolute(srv.target())
+        ),
+        // The strings the file split it into, joined again.
+        ZoneRecordData::Txt(txt) => text(&txt.iter().flatten().copied().collect::<Vec<u8>>()),
+        ZoneRecordData::Caa(caa) => format!(
+            "{} {} \"{}\"",
+            caa.flags().bits(),
+            caa.tag(),
+            text(caa.value())
+        ),
+        other => panic!("the hub wrote a record it does not keep: {other:?}"),
+    };
+    (
+        absolute(record.owner()),
+        record.rtype().to_string(),
+        u64::from(record.ttl().as_secs()),
+        data,
+    )
+}
+
+async fn an_export_read_by_an_independent_parser_holds_exactly_the_listed_records(
+    backend: Backend,
+) {
+    let app = spawn_unthrottled(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut alices = panel(&app, alice).await;
+    create_zone(&mut alices, "example.com").await;
+    // Over one 255-byte string, split between multi-byte characters, with
+    // both characters a master file escapes.
+    let long_txt = format!(
+        "v=spf1 {} \"quoted\" back\\slash {} ; (not a comment)",
+        "a".repeat(200),
+        "é".repeat(60)
+    );
+    for record in [
+        json!({"name": "@", "type": "NS", "content": "ns1.provider.net."}),
+        json!({"name": "@", "type": "NS", "content": "ns2.provider.net."}),
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300, "comment": "web; front"}),
+        json!({"name": "www", "type": "AAAA", "content": "2001:DB8::1"}),
+        json!({"name": "alias", "type": "CNAME", "content": "www"}),
+        json!({"name": "@", "type": "MX", "content": "mail", "priority": 10}),
+        json!({"name": "mail", "type": "A", "content": "192.0.2.25"}),
+        // The null MX: this name takes no mail.
+        json!({"name": "nomail", "type": "MX", "content": ".", "priority": 0}),
+        json!({"name": "_sip._tcp", "type": "SRV", "content": "sip.provider.net.",
+               "priority": 10, "weight": 5, "port": 5060}),
+        json!({"name": "@", "type": "TXT", "content": long_txt}),
+        json!({"name": "@", "type": "CAA", "content": "0 issue \"ca.example; account=1\""}),
+        json!({"name": "@", "type": "CAA", "content": "128 iodef \"mailto:security@example.com\""}),
+        json!({"name": "*.dev", "type": "A", "content": "192.0.2.7", "ttl": 60}),
+        json!({"name": "straße", "type": "A", "content": "192.0.2.8"}),
+    ] {
+        create(&mut alices, "example.com", record).await;
+    }
+    let listed = ok(
+        &mut alices,
+        json!({"type": "dns.list", "zone": "example.com"}),
+    )
+    .await;
+    let exported = ok(
+        &mut alices,
+        json!({"type": "dns.export", "zone": "example.com"}),
+    )
+    .await;
+    let text = exported["text"].as_str().unwrap();
+
+    let mut reader = Zonefile::new();
+    reader.extend_from_slice(text.as_bytes());
+    let mut serials = Vec::new();
+    let mut read = Vec::new();
+    for entry in reader {
+        let entry = entry.unwrap_or_else(|e| panic!("{e:?} reading:\n{text}"));
+        let Entry::Record(record) = entry else {
+            panic!("the hub wrote an $INCLUDE:\n{text}");
+        };
+        // That reader once let `a..b` through: an empty label anywhere but
+        // at the root is a name no server would load.
+        let labels: Vec<_> = record.owner().iter_labels().collect();
+        let (root, rest) = labels.split_last().expect("a name has its root");
+        assert!(
+            root.is_root() && rest.iter().all(|l| !l.is_root()),
+            "{} has an empty label:\n{text}",
+            record.owner()
+        );
+        // The SOA is the hub's own, not a stored record.
+        if let ZoneRecordData::Soa(soa) = record.data() {
+            serials.push(i64::from(soa.serial().into_int()));
+        } else {
+            read.push(as_read(&record));
+        }
+    }
+    assert_eq!(serials, [listed["zone"]["serial"].as_i64().unwrap()]);
+    let mut expected: Vec<_> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(as_listed)
+        .collect();
+    assert_eq!(expected.len(), 14);
+    expected.sort();
+    read.sort();
+    assert_eq!(read, expected, "{text}");
+    // The owners as written, not only as that reader takes them.
+    for line in text.lines().filter(|l| !l.starts_with('$')) {
+        let owner = line.split('\t').next().unwrap();
+        assert!(
+            !owner.is_empty() && !owner.starts_with('.') && !owner.contains(".."),
+            "{line:?}"
+        );
+    }
+}
+
+async fn two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_conflict_every_time(
+    backend: Backend,
+) {
+    let app = spawn_unthrottled(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut tab0 = panel(&app, alice).await;
+    let mut tab1 = panel(&app, alice).await;
+    create_zone(&mut tab0, "example.com").await;
+    let mut current = create(
+        &mut tab0,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1"}),
+    )
+    .await["record"]
+        .clone();
+    let id = current["id"].clone();
+    for round in 0..20_u8 {
+        let version = current["version"].as_i64().unwrap();
+        let update = |tab: u8| {
+            json!({"type": "dns.update", "id": id, "version": version,
+                   "record": {"content": format!("198.51.100.{}", 2 * round + tab)}})
+        };
+        // Both are on the wire before either reply is read: only the
+        // database can tell them apart.
+        let (ref0, ref1) = tokio::join!(
+            send_request(&mut tab0, update(0)),
+            send_request(&mut tab1, update(1))
+        );
+        let replies = [
+            reply_to(&mut tab0, &ref0).await,
+            reply_to(&mut tab1, &ref1).await,
+        ];
+        let won: Vec<&Value> = replies
+            .iter()
+            .filter(|r| r["type"] == "dns.result")
+            .collect();
+        let lost: Vec<&Value> = replies.iter().filter(|r| r["code"] == "conflict").collect();
+        assert_eq!(
+            (won.len(), lost.len()),
+            (1, 1),
+            "round {round}: {replies:?}"
+        );
+        assert_eq!(won[0]["record"]["version"], version + 1);
+        // The tab that lost is shown the record as the winner left it.
+        assert_eq!(lost[0]["record"], won[0]["record"], "round {round}");
+        current = won[0]["record"].clone();
+    }
+    assert_eq!(records(&mut tab1, "example.com").await, [current.clone()]);
+    let history = ok(
+        &mut tab1,
+        json!({"type": "dns.history", "zone": "example.com", "limit": 500}),
+    )
+    .await;
+    let updates = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "updated")
+        .count();
+    assert_eq!(
+        updates, 20,
+        "one update kept per round, none lost or doubled"
+    );
+}
+
+async fn a_hundred_and_twenty_changes_in_one_day_get_strictly_increasing_serials_past_nn_99(
+    backend: Backend,
+) {
+    let app = spawn_unthrottled(backend).await;
+    let alice = app.create_user("alice", false);
+    let mut alices = panel(&app, alice).await;
+    let today = || -> i64 {
+        chrono::Utc::now()
+            .format("%Y%m%d")
+            .to_string()
+            .parse()
+            .unwrap()
+    };
+    let day = today();
+    let zone = create_zone(&mut alices, "example.com").await;
+    let mut serials = vec![zone["serial"].as_i64().unwrap()];
+    for i in 0..120 {
+        let reply = create(
+            &mut alices,
+            "example.com",
+            json!({"name": format!("h{i}"), "type": "A", "content": "192.0.2.1"}),
+        )
+        .await;
+        serials.push(reply["serial"].as_i64().unwrap());
+    }
+    assert!(
+        serials.windows(2).all(|w| w[1] > w[0]),
+        "serials went back: {serials:?}"
+    );
+    // Across midnight the serial jumps to the new day; only a run within
+    // one day shows the spill past nn = 99.
+    if today() == day {
+        assert_eq!(serials[0], day * 100, "a new zone starts at nn = 00");
+        let expected: Vec<i64> = (day * 100..=day * 100 + 120).collect();
+        assert_eq!(serials, expected, "nn = 99 is followed by 100, never 01");
+    }
+    let listed = ok(
+        &mut alices,
+        json!({"type": "dns.list", "zone": "example.com"}),
+    )
+    .await;
+    assert_eq!(listed["zone"]["serial"], serials[120]);
 }
