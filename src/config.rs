@@ -151,6 +151,37 @@ pub struct Limits {
     pub presence_limit: usize,
 }
 
+/// The DNS panel's bounds, each with its own variable; every one is
+/// answered with an error frame that names it, and nothing is half-applied.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsLimits {
+    /// Changes one connection may request per second (also its burst);
+    /// over it a change is answered `rate_limited` and not applied.
+    pub writes_per_sec: u32,
+    /// Records one zone may hold.
+    pub max_records: usize,
+    /// Zones one user may own (staff creating for another user count
+    /// against that owner); a listing of them always fits a reply.
+    pub max_zones: i64,
+    /// Bytes of master-file text one `dns.import` may carry.
+    pub max_import_bytes: usize,
+}
+
+/// A DNS socket's frames carry an import's text JSON-escaped: quotes,
+/// backslashes, tabs and newlines take two bytes each, so twice the text
+/// and room for the envelope fit any master file of the allowed size.
+/// (Other control characters, escaped as six bytes, are no part of a
+/// master file.)
+const IMPORT_ENVELOPE_BYTES: usize = 4096;
+
+impl DnsLimits {
+    /// The largest frame a DNS socket takes: the general limit, or what
+    /// an import of `max_import_bytes` needs when that is more.
+    pub fn max_frame_bytes(&self, general: usize) -> usize {
+        general.max(2 * self.max_import_bytes + IMPORT_ENVELOPE_BYTES)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: String,
@@ -173,6 +204,7 @@ pub struct Settings {
     /// Dashboards get at most one update per this interval.
     pub analytics_interval: Duration,
     pub limits: Limits,
+    pub dns: DnsLimits,
 }
 
 /// PBKDF2 rounds for new passwords: Django 6.1's default work factor.
@@ -268,6 +300,20 @@ impl Settings {
             presence_limit: number(&var, "HUB_PRESENCE_LIMIT", 100, 1..=1_000_000)?,
         };
 
+        let dns = DnsLimits {
+            writes_per_sec: number(&var, "HUB_DNS_WRITES_PER_SEC", 5, 1..=1_000_000)?,
+            max_records: number(&var, "HUB_DNS_MAX_RECORDS", 1000, 1..=100_000)?,
+            // A user's zones are listed in one reply of at most 10,000
+            // (`dns::zone::MAX_ZONES_LISTED`), so the bound stays below it.
+            max_zones: number(&var, "HUB_DNS_MAX_ZONES", 100, 1..=10_000)?,
+            max_import_bytes: number(
+                &var,
+                "HUB_DNS_MAX_IMPORT_BYTES",
+                256 * 1024,
+                1024..=16 << 20,
+            )?,
+        };
+
         Ok(Self {
             bind: var("HUB_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
             workers: var("HUB_WORKERS")
@@ -299,6 +345,7 @@ impl Settings {
                 10..=60_000,
             )?),
             limits,
+            dns,
         })
     }
 
@@ -464,5 +511,39 @@ mod tests {
         assert_eq!(err.var, "HUB_RATE_BURST");
         let err = settings(&[("HUB_HEARTBEAT_SECS", "50")]).unwrap_err();
         assert_eq!(err.var, "HUB_CLIENT_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn dns_limits_have_their_defaults_and_refuse_values_out_of_range() {
+        let dns = settings(&[]).unwrap().dns;
+        assert_eq!(
+            (
+                dns.writes_per_sec,
+                dns.max_records,
+                dns.max_zones,
+                dns.max_import_bytes
+            ),
+            (5, 1000, 100, 256 * 1024)
+        );
+        for (var, bad) in [
+            ("HUB_DNS_WRITES_PER_SEC", "0"),
+            ("HUB_DNS_MAX_RECORDS", "0"),
+            ("HUB_DNS_MAX_ZONES", "10001"),
+            ("HUB_DNS_MAX_IMPORT_BYTES", "1023"),
+            ("HUB_DNS_MAX_RECORDS", "many"),
+        ] {
+            let err = settings(&[(var, bad)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.detail.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_dns_socket_takes_frames_big_enough_for_the_largest_import() {
+        let s = settings(&[]).unwrap();
+        let frame = s.dns.max_frame_bytes(s.limits.max_frame_bytes);
+        assert_eq!(frame, 2 * 256 * 1024 + 4096);
+        // A larger general limit is never lowered.
+        assert_eq!(s.dns.max_frame_bytes(16 << 20), 16 << 20);
     }
 }

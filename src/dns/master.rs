@@ -16,8 +16,6 @@ pub type ByLine = (usize, Invalid);
 
 /// The SOA's timers: refresh, retry, expire, and the negative-answer TTL.
 const SOA_TIMERS: &str = "3600 900 1209600 300";
-/// Lines in one imported file, at most (records, comments, directives).
-pub const MAX_LINES: usize = 10_000;
 
 /// The record's data as it stands after its type in a master file.
 fn rdata(data: &RecordData) -> String {
@@ -293,15 +291,10 @@ fn record_line(
 
 /// Reads a master file for `origin`: every record, with its line (from 1),
 /// checked as `dns.create` checks one and then as a whole zone; or every
-/// failure, by line.
+/// failure, by line. The caller bounds the text's size
+/// (`HUB_DNS_MAX_IMPORT_BYTES`), which bounds its lines.
 pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Vec<ByLine>> {
     let lines: Vec<&str> = text.lines().collect();
-    if lines.len() > MAX_LINES {
-        return Err(vec![(
-            MAX_LINES + 1,
-            Invalid::new("text", format!("a zone file is at most {MAX_LINES} lines")),
-        )]);
-    }
     let mut records = Vec::new();
     let mut errors = Vec::new();
     let mut default_ttl = i64::from(validate::DEFAULT_TTL);

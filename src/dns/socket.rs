@@ -3,6 +3,8 @@
 //! the request's `ref`, and hands every change to the broadcaster for the
 //! panels that may see the zone.
 
+use std::time::Instant;
+
 use actix::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,22 +13,53 @@ use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
 use super::master;
 use super::validate::{Invalid, Origin};
 use super::zone::{self, Applied, Change, Denied, Outcome, Who, ZoneView};
+use crate::config::{DnsLimits, Settings};
 use crate::db::DbConnection;
 use crate::db::dns::ZoneKey;
 use crate::db::users::User;
+use crate::ws::close::CloseCode;
 use crate::ws::frames::{self, ErrorCode, Ref};
+use crate::ws::rate::{RateLimit, Verdict};
 use crate::ws::session::{Ctx, Endpoint, Request, Session};
 
 /// Changes in one `dns.batch`, at most.
 pub const MAX_BATCH: usize = 1000;
 
+/// The requests that change something, which count against
+/// `HUB_DNS_WRITES_PER_SEC`.
+const WRITES: [&str; 7] = [
+    "dns.zone.create",
+    "dns.zone.delete",
+    "dns.create",
+    "dns.update",
+    "dns.delete",
+    "dns.batch",
+    "dns.import",
+];
+
 pub struct Dns {
     broadcaster: Addr<DnsBroadcaster>,
+    limits: DnsLimits,
+    /// This connection's changes, on top of the session's limit on all
+    /// its messages: a change costs a transaction and a push to every
+    /// panel of the zone, so far fewer of them pass than of reads.
+    writes: RateLimit,
 }
 
 impl Dns {
-    pub fn new(broadcaster: Addr<DnsBroadcaster>) -> Self {
-        Self { broadcaster }
+    pub fn new(broadcaster: Addr<DnsBroadcaster>, limits: DnsLimits) -> Self {
+        // The burst is one second's worth: a panel may save a few edits
+        // at once, never more than the rate in any second.
+        let writes = RateLimit::new(
+            f64::from(limits.writes_per_sec),
+            limits.writes_per_sec,
+            Instant::now(),
+        );
+        Self {
+            broadcaster,
+            limits,
+            writes,
+        }
     }
 }
 
@@ -167,6 +200,7 @@ fn refused(reference: Option<&Ref>, denied: Denied, blame: Blame, what: &str) ->
             &json!({"serial": serial}),
         ),
         Denied::Invalid(errors) => invalid(reference, &errors, blame),
+        Denied::OverLimit(over) => invalid(reference, &[(0, over)], Blame::Single),
     }
 }
 
@@ -366,9 +400,36 @@ impl Endpoint for Dns {
         });
     }
 
+    /// Room for an import of `HUB_DNS_MAX_IMPORT_BYTES`, JSON-escaped.
+    fn max_frame_bytes(settings: &Settings) -> usize {
+        settings
+            .dns
+            .max_frame_bytes(settings.limits.max_frame_bytes)
+    }
+
     fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
         let reference = request.reference.clone();
         let r = reference.as_ref();
+        if request.kind.is_some_and(|kind| WRITES.contains(&kind)) {
+            match session.endpoint.writes.take(Instant::now()) {
+                Verdict::Pass => {}
+                Verdict::Refuse => {
+                    let detail = format!(
+                        "at most {} changes per second per connection (HUB_DNS_WRITES_PER_SEC); nothing was applied",
+                        session.endpoint.limits.writes_per_sec
+                    );
+                    return session.send_error(ctx, r, ErrorCode::RateLimited, &detail);
+                }
+                Verdict::Close => {
+                    return Session::close(
+                        ctx,
+                        CloseCode::Policy,
+                        "kept changing zones after rate_limited",
+                    );
+                }
+            }
+        }
+        let limits = session.endpoint.limits;
         let single = (Blame::Single, "zone");
         match request.kind {
             Some("dns.zones") => Self::run(
@@ -401,7 +462,7 @@ impl Endpoint for Dns {
                     ctx,
                     reference,
                     single,
-                    move |conn, _| zone::create_zone(conn, &origin, owner),
+                    move |conn, _| zone::create_zone(conn, &origin, owner, limits.max_zones),
                     |act, zone| {
                         let created = zone_event("dns.zone.created", &zone);
                         act.endpoint.broadcaster.do_send(created);
@@ -459,7 +520,9 @@ impl Endpoint for Dns {
                     Blame::Single,
                     move |conn, user| {
                         let key = ZoneKey::Name(zone.as_str());
-                        zone::apply(conn, user, key, None, |_| vec![Change::Create(req.record)])
+                        zone::apply(conn, user, key, None, limits.max_records, |_| {
+                            vec![Change::Create(req.record)]
+                        })
                     },
                     first_record,
                 );
@@ -479,9 +542,14 @@ impl Endpoint for Dns {
                     reference,
                     Blame::Single,
                     move |conn, user| {
-                        zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
-                            vec![change]
-                        })
+                        zone::apply(
+                            conn,
+                            user,
+                            ZoneKey::RecordOf(req.id),
+                            None,
+                            limits.max_records,
+                            |_| vec![change],
+                        )
                     },
                     first_record,
                 );
@@ -500,9 +568,14 @@ impl Endpoint for Dns {
                     reference,
                     Blame::Single,
                     move |conn, user| {
-                        zone::apply(conn, user, ZoneKey::RecordOf(req.id), None, |_| {
-                            vec![change]
-                        })
+                        zone::apply(
+                            conn,
+                            user,
+                            ZoneKey::RecordOf(req.id),
+                            None,
+                            limits.max_records,
+                            |_| vec![change],
+                        )
                     },
                     |applied| json!({"id": applied.done.first().map(|d| d.record.id), "serial": applied.zone.serial}),
                 );
@@ -527,7 +600,14 @@ impl Endpoint for Dns {
                     Blame::ByIndex,
                     move |conn, user| {
                         let key = ZoneKey::Name(zone.as_str());
-                        zone::apply(conn, user, key, Some(req.serial), |_| changes)
+                        zone::apply(
+                            conn,
+                            user,
+                            key,
+                            Some(req.serial),
+                            limits.max_records,
+                            |_| changes,
+                        )
                     },
                     changed_records,
                 );
@@ -555,8 +635,22 @@ impl Endpoint for Dns {
                 let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
-                // The text is bounded by the frame limit; reading it is
-                // pure, so a bad file costs no database work.
+                if req.text.len() > limits.max_import_bytes {
+                    let detail = format!(
+                        "an import is at most {} bytes of text (HUB_DNS_MAX_IMPORT_BYTES); this one is {}; nothing was applied",
+                        limits.max_import_bytes,
+                        req.text.len()
+                    );
+                    let frame = frames::error_with(
+                        r,
+                        ErrorCode::TooLarge,
+                        &detail,
+                        &json!({"field": "text"}),
+                    );
+                    return session.send(ctx, frame);
+                }
+                // Reading the text is pure, so a bad file costs no
+                // database work.
                 let wanted: Vec<_> = match master::read(&zone, &req.text) {
                     Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
                     Err(errors) => return session.send(ctx, invalid(r, &errors, Blame::ByLine)),
@@ -568,9 +662,14 @@ impl Endpoint for Dns {
                     Blame::ByIndex,
                     move |conn, user| {
                         let key = ZoneKey::Name(zone.as_str());
-                        zone::apply(conn, user, key, Some(req.serial), |stored| {
-                            zone::replace_with(stored, &wanted)
-                        })
+                        zone::apply(
+                            conn,
+                            user,
+                            key,
+                            Some(req.serial),
+                            limits.max_records,
+                            |stored| zone::replace_with(stored, &wanted),
+                        )
                     },
                     changed_records,
                 );

@@ -18,12 +18,9 @@ use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneKey
 use crate::db::users::{self, User};
 use crate::ws::frames::wire_time;
 
-/// Records one zone may hold.
-pub const MAX_RECORDS: usize = 5000;
-/// Zones one listing shows, at most.
+/// Zones one listing shows, at most (`HUB_DNS_MAX_ZONES` stays below it,
+/// so a user's own zones always fit one reply).
 pub const MAX_ZONES_LISTED: i64 = 10_000;
-/// Zones one user may own; a listing of them always fits a reply.
-pub const MAX_ZONES_OWNED: i64 = 1000;
 
 /// Why a request changed nothing.
 #[derive(Debug)]
@@ -38,6 +35,10 @@ pub enum Denied {
     StaleSerial(i64),
     /// A zone of that name, or one holding it or inside it, exists.
     Taken,
+    /// A limit of the settings (records per zone, zones per owner) would be
+    /// passed: not the fault of any one change, so told once, never by
+    /// index or line.
+    OverLimit(Invalid),
 }
 
 impl Denied {
@@ -202,22 +203,20 @@ fn visible_zone(conn: &mut DbConnection, user: &User, name: &str) -> Result<Zone
 }
 
 /// Creates a zone owned by `owner` (the user itself unless staff named
-/// another).
+/// another), who may own at most `max_zones` (`HUB_DNS_MAX_ZONES`).
 pub fn create_zone(
     conn: &mut DbConnection,
     origin: &Origin,
     owner: i32,
+    max_zones: i64,
 ) -> diesel::QueryResult<Outcome<ZoneView>> {
     transaction(conn, |conn| {
         if users::find(conn, owner)?.is_none() {
             return Err(Denied::one("owner", "no such user").into());
         }
-        if store::zones_owned(conn, owner)? >= MAX_ZONES_OWNED {
-            return Err(Denied::one(
-                "owner",
-                format!("a user owns at most {MAX_ZONES_OWNED} zones"),
-            )
-            .into());
+        if store::zones_owned(conn, owner)? >= max_zones {
+            let detail = format!("a user owns at most {max_zones} zones (HUB_DNS_MAX_ZONES)");
+            return Err(Denied::OverLimit(Invalid::new("owner", detail)).into());
         }
         if store::overlapping_zone(conn, origin.as_str())?.is_some() {
             return Err(Denied::Taken.into());
@@ -343,9 +342,15 @@ enum Plan {
     Delete(Record),
 }
 
-/// Checks each change on its own; the stored records it names must be in
-/// `records`.
-fn plan(origin: &Origin, records: &[Record], changes: Vec<Change>) -> Result<Vec<Plan>, Denied> {
+/// Checks each change on its own, then the zone as the changes would leave
+/// it, of at most `max_records`; the stored records a change names must be
+/// in `records`.
+fn plan(
+    origin: &Origin,
+    records: &[Record],
+    changes: Vec<Change>,
+    max_records: usize,
+) -> Result<Vec<Plan>, Denied> {
     let mut plans = Vec::with_capacity(changes.len());
     let mut errors = Vec::new();
     let stored = |id: i64| records.iter().find(|r| r.id == id);
@@ -412,11 +417,14 @@ fn plan(origin: &Origin, records: &[Record], changes: Vec<Change>) -> Result<Vec
         }),
         Plan::Delete(_) => None,
     }));
-    if entries.len() > MAX_RECORDS {
-        return Err(Denied::one(
-            "records",
-            format!("a zone holds at most {MAX_RECORDS} records"),
-        ));
+    // Only growth is refused: a zone left above a lowered limit can still
+    // be edited and shrunk.
+    if entries.len() > max_records && entries.len() > records.len() {
+        let detail = format!(
+            "a zone holds at most {max_records} records (HUB_DNS_MAX_RECORDS); these changes would leave {}; nothing was applied",
+            entries.len()
+        );
+        return Err(Denied::OverLimit(Invalid::new("records", detail)));
     }
     let errors = validate::check_set(origin, &entries);
     if errors.is_empty() {
@@ -427,7 +435,8 @@ fn plan(origin: &Origin, records: &[Record], changes: Vec<Change>) -> Result<Vec
 }
 
 /// Applies changes to a zone all together or not at all, with one serial
-/// bump; `serial`, when given, must be the zone's current one. `changes`
+/// bump; `serial`, when given, must be the zone's current one, and the zone
+/// may not grow past `max_records` (`HUB_DNS_MAX_RECORDS`). `changes`
 /// is given the zone's stored records, read inside the transaction (an
 /// import works out its changes from them); none at all leaves the zone
 /// and its serial as they were.
@@ -436,6 +445,7 @@ pub fn apply(
     user: &User,
     key: ZoneKey<'_>,
     serial: Option<i64>,
+    max_records: usize,
     changes: impl FnOnce(&[Record]) -> Vec<Change>,
 ) -> diesel::QueryResult<Outcome<Applied>> {
     transaction(conn, |conn| {
@@ -456,7 +466,7 @@ pub fn apply(
                 done,
             });
         }
-        let plans = plan(&origin, &records, changes)?;
+        let plans = plan(&origin, &records, changes, max_records)?;
         let serial = next_serial(zone.serial, now.date());
         let mut done = Vec::with_capacity(plans.len());
         for plan in plans {

@@ -79,7 +79,8 @@ pub async fn dns(
     state: web::Data<AppState>,
     broadcaster: web::Data<Addr<DnsBroadcaster>>,
 ) -> Result<HttpResponse, ApiError> {
-    Session::new(state, Some(auth), Dns::new(broadcaster.get_ref().clone()))
+    let dns = Dns::new(broadcaster.get_ref().clone(), state.settings.dns);
+    Session::new(state, Some(auth), dns)
         .start(&req, stream)
         .map_err(not_websocket)
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::jwt::TokenKind;
 use crate::auth::refusal::Refusal;
 use crate::auth::users::{self, Authenticated};
+use crate::config::Settings;
 use crate::db::users::User;
 use crate::state::AppState;
 use crate::ws::close::CloseCode;
@@ -64,6 +65,13 @@ pub trait Endpoint: Sized + Unpin + 'static {
     /// The `endpoint` label of the connection metrics.
     const NAME: &'static str;
 
+    /// The largest message this socket takes (one frame, or one message
+    /// reassembled from fragments); over it the socket is closed with 1009.
+    /// Most endpoints take the general `HUB_MAX_FRAME_BYTES`.
+    fn max_frame_bytes(settings: &Settings) -> usize {
+        settings.limits.max_frame_bytes
+    }
+
     /// Once, when the socket is open: join rooms, send snapshots.
     fn opened(session: &mut Session<Self>, ctx: &mut Ctx<Self>);
 
@@ -93,6 +101,8 @@ pub struct Session<E: Endpoint> {
     recheck: Option<SpawnHandle>,
     last_heard: Instant,
     rate: RateLimit,
+    /// This endpoint's frame limit ([`Endpoint::max_frame_bytes`]).
+    max_frame: usize,
     fragments: Reassembly,
     /// Broadcasters' handle on this session, and the end it drains
     /// (taken into the context's streams when the actor starts).
@@ -127,7 +137,8 @@ impl<E: Endpoint> Session<E> {
         let limits = &state.settings.limits;
         let now = Instant::now();
         let rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst, now);
-        let fragments = Reassembly::new(limits.max_frame_bytes);
+        let max_frame = E::max_frame_bytes(&state.settings);
+        let fragments = Reassembly::new(max_frame);
         let (outlet, inbox) = outlet::outbox(limits.send_queue_bytes);
         let (user, expires, loaded_at) = match auth {
             Some(a) => (Some(a.user), Some(expiry_time(a.exp)), a.loaded_at),
@@ -142,6 +153,7 @@ impl<E: Endpoint> Session<E> {
             recheck: None,
             last_heard: now,
             rate,
+            max_frame,
             fragments,
             outlet,
             inbox: Some(inbox),
@@ -156,7 +168,7 @@ impl<E: Endpoint> Session<E> {
         req: &HttpRequest,
         stream: web::Payload,
     ) -> Result<HttpResponse, ws::HandshakeError> {
-        let max_frame = self.state.settings.limits.max_frame_bytes;
+        let max_frame = self.max_frame;
         ws::WsResponseBuilder::new(self, req, stream)
             .frame_size(max_frame)
             .protocols(&["bearer"])

@@ -10,6 +10,7 @@ on_both_backends!(
     the_connect_scenario_opens_every_socket,
     the_fanout_scenario_delivers_every_message,
     the_analytics_scenario_sees_updates,
+    the_dns_scenario_pushes_every_change_to_every_watching_panel,
 );
 
 const INGEST_KEY: &str = "bench-test-ingest-key";
@@ -105,4 +106,27 @@ async fn the_analytics_scenario_sees_updates(backend: Backend) {
     let report = bench(&app, &args);
     assert!(report.contains("(0 not)"), "{report}");
     assert!(!report.contains(" 0 updates"), "{report}");
+}
+
+async fn the_dns_scenario_pushes_every_change_to_every_watching_panel(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let args = [
+        "dns",
+        "--panels",
+        "5",
+        "--zones",
+        "2",
+        "--writes-per-sec",
+        "20",
+        "--duration-secs",
+        "1",
+    ];
+    let report = bench(&app, &args);
+    assert!(
+        report.contains("dns: 5 panels over 2 zones connected"),
+        "{report}"
+    );
+    assert!(report.contains("(0 rejected)"), "{report}");
+    assert!(report.contains("(lost 0)"), "{report}");
+    assert!(!report.contains("dns: 0 changes"), "{report}");
 }

@@ -40,7 +40,7 @@ on_both_backends!(
 
 const QUIET: Duration = Duration::from_millis(300);
 
-async fn panel(app: &TestApp, user_id: i32) -> Client {
+pub(crate) async fn panel(app: &TestApp, user_id: i32) -> Client {
     app.connect(&format!("/ws/dns/?token={}", app.token(user_id)))
         .await
 }
@@ -76,20 +76,20 @@ async fn reply_to(client: &mut Client, reference: &str) -> Value {
 
 /// Sends a request with a fresh `ref` and returns the frame answering it,
 /// skipping pushes that arrive first.
-async fn ask(client: &mut Client, request: Value) -> Value {
+pub(crate) async fn ask(client: &mut Client, request: Value) -> Value {
     let reference = send_request(client, request).await;
     reply_to(client, &reference).await
 }
 
 /// A request that must succeed; its `dns.result`.
-async fn ok(client: &mut Client, request: Value) -> Value {
+pub(crate) async fn ok(client: &mut Client, request: Value) -> Value {
     let reply = ask(client, request).await;
     assert_eq!(reply["type"], "dns.result", "{reply}");
     reply
 }
 
 /// A request that must be refused with `code`; its error frame.
-async fn refused(client: &mut Client, request: Value, code: &str) -> Value {
+pub(crate) async fn refused(client: &mut Client, request: Value, code: &str) -> Value {
     let reply = ask(client, request).await;
     assert_eq!(
         (reply["type"].as_str(), reply["code"].as_str()),
@@ -99,11 +99,11 @@ async fn refused(client: &mut Client, request: Value, code: &str) -> Value {
     reply
 }
 
-async fn create_zone(client: &mut Client, name: &str) -> Value {
+pub(crate) async fn create_zone(client: &mut Client, name: &str) -> Value {
     ok(client, json!({"type": "dns.zone.create", "name": name})).await["zone"].clone()
 }
 
-async fn create(client: &mut Client, zone: &str, record: Value) -> Value {
+pub(crate) async fn create(client: &mut Client, zone: &str, record: Value) -> Value {
     ok(
         client,
         json!({"type": "dns.create", "zone": zone, "record": record}),
@@ -111,7 +111,7 @@ async fn create(client: &mut Client, zone: &str, record: Value) -> Value {
     .await
 }
 
-async fn records(client: &mut Client, zone: &str) -> Vec<Value> {
+pub(crate) async fn records(client: &mut Client, zone: &str) -> Vec<Value> {
     ok(client, json!({"type": "dns.list", "zone": zone})).await["records"]
         .as_array()
         .unwrap()

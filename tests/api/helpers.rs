@@ -164,6 +164,9 @@ impl TestApp {
             ("HUB_BIND", "127.0.0.1:0"),
             ("HUB_PASSWORD_ITERATIONS", "1000"),
             ("HUB_DB_POOL_SIZE", "4"),
+            // Tests change zones far faster than a person does; the limit
+            // itself is tested with its own, small setting.
+            ("HUB_DNS_WRITES_PER_SEC", "1000"),
         ]
         .iter()
         .chain(overrides)

@@ -18,6 +18,7 @@ mod chat;
 mod chat_rules;
 mod django;
 mod dns;
+mod dns_limits;
 mod guard;
 mod http_edge;
 mod ingest;

@@ -8,6 +8,9 @@
 //!   loop; report deliveries/s, loss, delivery latency and CPU.
 //! - `analytics`: K dashboards under an ingest stream; report update latency
 //!   and how many events each update coalesced.
+//! - `dns`: N DNS panels watching Z zones while W changes a second are
+//!   written to them; report write-to-push latency, pushes lost and the
+//!   server's CPU per change.
 
 // Rates and ratios of counts far below 2^52: an f64 holds them exactly
 // enough for a report.
@@ -15,6 +18,7 @@
 
 mod analytics;
 mod connect;
+mod dns;
 mod fanout;
 mod proc;
 mod users;
@@ -50,6 +54,7 @@ enum Scenario {
     ConnectWorker(connect::WorkerArgs),
     Fanout(fanout::Args),
     Analytics(analytics::Args),
+    Dns(dns::Args),
 }
 
 /// Where the hub is and how to reach it.
@@ -82,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::ConnectWorker(args) => connect::worker(target, args).await,
             Scenario::Fanout(args) => fanout::run(target, args).await,
             Scenario::Analytics(args) => analytics::run(target, args).await,
+            Scenario::Dns(args) => dns::run(target, args).await,
         }
     })
 }
