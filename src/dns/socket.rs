@@ -330,6 +330,39 @@ impl Dns {
             },
         );
     }
+
+    /// One change to a record named by its id (update or delete): the
+    /// record's zone is found from the id, inside the transaction.
+    fn change_record(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        id: i64,
+        change: Change,
+        body: fn(&Applied) -> Value,
+    ) {
+        let max_records = session.endpoint.limits.max_records;
+        Self::change(
+            session,
+            ctx,
+            reference,
+            Blame::Single,
+            move |conn, user| {
+                zone::apply(conn, user, ZoneKey::RecordOf(id), None, max_records, |_| {
+                    vec![change]
+                })
+            },
+            body,
+        );
+    }
+}
+
+/// The deleted record's id, for the reply to `dns.delete`.
+fn deleted_id(applied: &Applied) -> Value {
+    json!({
+        "id": applied.done.first().map(|d| d.record.id),
+        "serial": applied.zone.serial,
+    })
 }
 
 /// The one change's record, for the replies to single changes.
@@ -536,23 +569,7 @@ impl Endpoint for Dns {
                     record: req.record,
                     version: req.version,
                 };
-                Self::change(
-                    session,
-                    ctx,
-                    reference,
-                    Blame::Single,
-                    move |conn, user| {
-                        zone::apply(
-                            conn,
-                            user,
-                            ZoneKey::RecordOf(req.id),
-                            None,
-                            limits.max_records,
-                            |_| vec![change],
-                        )
-                    },
-                    first_record,
-                );
+                Self::change_record(session, ctx, reference, req.id, change, first_record);
             }
             Some("dns.delete") => {
                 let Some(req) = body::<DeleteRequest>(session, ctx, &request) else {
@@ -562,23 +579,7 @@ impl Endpoint for Dns {
                     id: req.id,
                     version: req.version,
                 };
-                Self::change(
-                    session,
-                    ctx,
-                    reference,
-                    Blame::Single,
-                    move |conn, user| {
-                        zone::apply(
-                            conn,
-                            user,
-                            ZoneKey::RecordOf(req.id),
-                            None,
-                            limits.max_records,
-                            |_| vec![change],
-                        )
-                    },
-                    |applied| json!({"id": applied.done.first().map(|d| d.record.id), "serial": applied.zone.serial}),
-                );
+                Self::change_record(session, ctx, reference, req.id, change, deleted_id);
             }
             Some("dns.batch") => {
                 let Some(req) = body::<BatchRequest>(session, ctx, &request) else {
