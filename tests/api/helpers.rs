@@ -287,8 +287,21 @@ impl TestApp {
         self.cli_with_input(args, "")
     }
 
-    /// Runs the real `hub` binary with this on its standard input.
+    /// Runs the real `hub` binary with this on its standard input, and
+    /// requires that it succeeds.
     pub fn cli_with_input(&self, args: &[&str], input: &str) -> Output {
+        let out = self.cli_output(args, input);
+        assert!(
+            out.status.success(),
+            "hub {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs the real `hub` binary with this on its standard input, whatever
+    /// its outcome.
+    pub fn cli_output(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
             .args(args)
@@ -306,13 +319,7 @@ impl TestApp {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        let out = child.wait_with_output().expect("hub finishes");
-        assert!(
-            out.status.success(),
-            "hub {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        child.wait_with_output().expect("hub finishes")
     }
 
     pub async fn metrics(&self) -> String {

@@ -515,25 +515,8 @@ async fn the_token_api_answers_405_with_allow_and_redirects_without_its_slash(ba
 /// Runs `hub user create` with these arguments and input; returns whether
 /// it succeeded and what it said on standard error.
 fn create_user_cli(app: &TestApp, username: &str, input: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["user", "create", "--username", username, "--password-stdin"])
-        .env_clear()
-        .env("DATABASE_URL", &app.database_url)
-        .env("JWT_SIGNING_KEY", KEY)
-        .env("HUB_PASSWORD_ITERATIONS", "1000")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run hub");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().expect("hub finishes");
+    let args = ["user", "create", "--username", username, "--password-stdin"];
+    let out = app.cli_output(&args, input);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
