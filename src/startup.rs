@@ -97,14 +97,20 @@ impl Application {
             &room_handles,
         );
         let (db_for_analytics, metrics_for_analytics) = (db.clone(), metrics.clone());
+        let bus_for_analytics = bus.clone();
         let interval = settings.analytics_interval;
         let analytics =
             AnalyticsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
-                AnalyticsBroadcaster::new(db_for_analytics, metrics_for_analytics, interval)
+                AnalyticsBroadcaster::new(
+                    db_for_analytics,
+                    metrics_for_analytics,
+                    interval,
+                    bus_for_analytics,
+                )
             });
-        let metrics_for_dns = metrics.clone();
+        let (db_for_dns, bus_for_dns, metrics_for_dns) = (db.clone(), bus.clone(), metrics.clone());
         let dns = DnsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
-            DnsBroadcaster::new(metrics_for_dns)
+            DnsBroadcaster::new(db_for_dns, bus_for_dns, metrics_for_dns)
         });
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
