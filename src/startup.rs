@@ -66,7 +66,7 @@ impl Application {
             );
         }
         raise_file_limit();
-        let listener = TcpListener::bind(&settings.bind)?;
+        let listener = listen(&settings.bind, settings.cluster.reuse_port)?;
         let port = listener.local_addr()?.port();
 
         let metrics = Arc::new(Metrics::default());
@@ -201,6 +201,28 @@ impl Application {
         stop(&self.arbiters);
         served
     }
+}
+
+/// Binds the listening socket; with `reuse_port`, several hub processes on
+/// this machine bind the same port and the kernel spreads connections over
+/// them.
+fn listen(bind: &str, reuse_port: bool) -> anyhow::Result<TcpListener> {
+    if !reuse_port {
+        return Ok(TcpListener::bind(bind)?);
+    }
+    let addr: std::net::SocketAddr = bind
+        .parse()
+        .map_err(|_| anyhow::anyhow!("HUB_BIND: '{bind}' is not an address and port"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
 
 fn stop(arbiters: &[Arbiter]) {
