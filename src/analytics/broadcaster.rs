@@ -26,7 +26,7 @@ use bytestring::ByteString;
 use serde::Serialize;
 
 use super::SNAPSHOT_LIMIT;
-use crate::bus::{Arrived, Bus, Resumed, SubscriptionId, Topic};
+use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::db::metrics::{self as store, Current};
 use crate::metrics::Metrics;
@@ -431,13 +431,16 @@ impl Handler<Arrived> for AnalyticsBroadcaster {
     }
 }
 
-impl Handler<Resumed> for AnalyticsBroadcaster {
+impl Handler<Link> for AnalyticsBroadcaster {
     type Result = ();
 
     /// Changes published while the bus was down may never arrive: every
     /// dashboard gets its snapshot again, and what comes meanwhile follows
     /// it, as for a new dashboard.
-    fn handle(&mut self, _: Resumed, ctx: &mut Self::Context) {
+    fn handle(&mut self, link: Link, ctx: &mut Self::Context) {
+        if link == Link::Down {
+            return;
+        }
         let mut again = Vec::new();
         for (user_id, audience) in &mut self.own {
             for session in audience.sessions() {

@@ -13,9 +13,11 @@
 //! another transport fits without touching the rooms.
 //!
 //! A node subscribes a topic while at least one local subscriber wants it.
-//! When the link to the other nodes comes back after an outage, every
-//! watcher is told ([`Resumed`]) so it can fetch what it missed from the
-//! database: the bus delays messages, the database loses none.
+//! Watchers are told when the link to the other nodes goes down and when it
+//! comes back ([`Link`]): what this node published meanwhile reached its
+//! own subscribers only, and is published again once the link is back;
+//! what other nodes published meanwhile may never arrive, so watchers fetch
+//! it from the database. The bus delays messages; the database loses none.
 //!
 //! [`Fanout`]: crate::ws::fanout::Fanout
 
@@ -85,11 +87,15 @@ pub struct Arrived {
     pub payload: Bytes,
 }
 
-/// The link to the other nodes is back after an outage: what was published
-/// meanwhile may never arrive, so fetch it from where it is kept.
-#[derive(Message, Clone, Copy)]
+/// The link to the other nodes went down, or is back after an outage (then
+/// what others published meanwhile may never arrive: fetch it from where it
+/// is kept).
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
 #[rtype(result = "()")]
-pub struct Resumed;
+pub enum Link {
+    Down,
+    Up,
+}
 
 /// What carries messages between nodes.
 pub trait Broker: Send + Sync + 'static {
@@ -119,7 +125,7 @@ type Table = HashMap<Topic, HashMap<SubscriptionId, Recipient<Arrived>>>;
 
 struct Routes {
     table: RwLock<Table>,
-    watchers: Mutex<Vec<(SubscriptionId, Recipient<Resumed>)>>,
+    watchers: Mutex<Vec<(SubscriptionId, Recipient<Link>)>>,
     next_id: AtomicU64,
     up: AtomicBool,
     metrics: Arc<Metrics>,
@@ -178,6 +184,7 @@ impl Events {
                 why,
                 "bus down: delivering locally until the other nodes are reachable again"
             );
+            self.tell_watchers(Link::Down);
         }
     }
 
@@ -189,9 +196,13 @@ impl Events {
         }
         self.0.metrics.bus_state(true);
         tracing::info!("bus up: reaching the other nodes");
+        self.tell_watchers(Link::Up);
+    }
+
+    fn tell_watchers(&self, link: Link) {
         let watchers = self.0.watchers.lock().unwrap_or_else(|p| p.into_inner());
         for (_, watcher) in watchers.iter() {
-            watcher.do_send(Resumed);
+            watcher.do_send(link);
         }
     }
 }
@@ -318,8 +329,8 @@ impl Bus {
         }
     }
 
-    /// `watcher` is told each time the link comes back after an outage.
-    pub fn watch(&self, watcher: Recipient<Resumed>) -> SubscriptionId {
+    /// `watcher` is told each time the link goes down or comes back.
+    pub fn watch(&self, watcher: Recipient<Link>) -> SubscriptionId {
         let id = self.next_id();
         let mut watchers = self
             .events

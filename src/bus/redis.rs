@@ -17,9 +17,9 @@
 //! Reconnecting never gives up: the crate's default of six tries leaves a
 //! subscriber deaf for good after an outage of about 15 s.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,6 +34,10 @@ use crate::metrics::Metrics;
 /// Messages waiting to be published; past this a publish is delivered on
 /// this node alone rather than wait (the others catch up from the database).
 const PUBLISH_QUEUE: usize = 65_536;
+/// Messages published while the link was down, kept to publish again once
+/// it is back; past this the oldest are let go (other nodes then read what
+/// the database holds of them, chat messages, when they catch up).
+const MAX_UNSENT: usize = 100_000;
 /// Messages sent to Redis in one pipeline.
 const PUBLISH_BATCH: usize = 512;
 /// How often the subscriber is pinged and a probe published.
@@ -63,9 +67,79 @@ enum Command {
 
 pub struct RedisBroker {
     events: Events,
-    outgoing: mpsc::Sender<(Topic, Bytes)>,
+    outbox: Arc<Outbox>,
     commands: mpsc::UnboundedSender<Command>,
     runtime: actix::ArbiterHandle,
+}
+
+/// Where publishing goes: the queue to Redis while the link is up; while it
+/// is down, this node's own subscribers at once and `unsent`, in order, to
+/// go out when it is back (receivers drop what they already had).
+struct Outbox {
+    queue: mpsc::Sender<(Topic, Bytes)>,
+    unsent: Mutex<VecDeque<(Topic, Bytes)>>,
+}
+
+impl Outbox {
+    fn unsent(&self) -> std::sync::MutexGuard<'_, VecDeque<(Topic, Bytes)>> {
+        self.unsent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, events: &Events, topic: &Topic, payload: Bytes) {
+        let mut unsent = self.unsent();
+        if events.is_up() {
+            match self.queue.try_send((topic.clone(), payload)) {
+                Ok(()) => return,
+                Err(
+                    mpsc::error::TrySendError::Full((topic, payload))
+                    | mpsc::error::TrySendError::Closed((topic, payload)),
+                ) => {
+                    tracing::warn!(%topic, "bus publish queue full: delivered here, sent later");
+                    Self::keep(&mut unsent, events, topic, payload);
+                }
+            }
+        } else {
+            Self::keep(&mut unsent, events, topic.clone(), payload);
+        }
+    }
+
+    /// Messages that did not go out: delivered here now, kept for later.
+    fn fell_back(&self, events: &Events, batch: Vec<(Topic, Bytes)>) {
+        let mut unsent = self.unsent();
+        for (topic, payload) in batch {
+            Self::keep(&mut unsent, events, topic, payload);
+        }
+    }
+
+    fn keep(unsent: &mut VecDeque<(Topic, Bytes)>, events: &Events, topic: Topic, payload: Bytes) {
+        events.arrived(&topic, payload.clone());
+        if unsent.len() == MAX_UNSENT {
+            unsent.pop_front();
+            if unsent.len() % 10_000 == 0 {
+                tracing::warn!("bus down too long: the oldest unsent messages were let go");
+            }
+        }
+        unsent.push_back((topic, payload));
+    }
+
+    /// Queues what went out locally only, then marks the link up, both
+    /// under the lock publishers take, so nothing published meanwhile
+    /// slips between. False (still down) when the queue cannot take it all
+    /// yet.
+    fn replay_then_up(&self, events: &Events) -> bool {
+        let mut unsent = self.unsent();
+        while let Some(item) = unsent.pop_front() {
+            if let Err(
+                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item),
+            ) = self.queue.try_send(item)
+            {
+                unsent.push_front(item);
+                return false;
+            }
+        }
+        events.up();
+        true
+    }
 }
 
 impl RedisBroker {
@@ -81,13 +155,18 @@ impl RedisBroker {
         runtime: actix::ArbiterHandle,
     ) -> anyhow::Result<(Arc<Self>, ConnectionManager)> {
         let client = redis::Client::open(resp3(url.as_str()))?;
-        let (outgoing, queued) = mpsc::channel(PUBLISH_QUEUE);
+        let (queue, queued) = mpsc::channel(PUBLISH_QUEUE);
+        let outbox = Arc::new(Outbox {
+            queue,
+            unsent: Mutex::new(VecDeque::new()),
+        });
         let (commands, commanded) = mpsc::unbounded_channel();
         let probe = Topic(format!("probe:{node}").into());
         // The connections are made on the bus's thread, so their own tasks
         // (reading replies, redialling) run there and nowhere else.
         let (made, take) = std::sync::mpsc::channel();
         let task_events = events.clone();
+        let task_outbox = outbox.clone();
         runtime.spawn(async move {
             let publisher =
                 match ConnectionManager::new_lazy_with_config(client.clone(), manager_config()) {
@@ -109,11 +188,13 @@ impl RedisBroker {
                 echoes: echoes.clone(),
                 stale: HashSet::new(),
                 started: Instant::now(),
+                outbox: task_outbox.clone(),
             };
             tokio::spawn(publish(
                 publisher.clone(),
                 queued,
                 task_events.clone(),
+                task_outbox,
                 metrics,
             ));
             tokio::spawn(dispatch(pushes, task_events, probe, echoes));
@@ -125,7 +206,7 @@ impl RedisBroker {
             .map_err(|_| anyhow::anyhow!("the bus thread stopped before connecting"))??;
         let broker = Arc::new(Self {
             events,
-            outgoing,
+            outbox,
             commands,
             runtime,
         });
@@ -166,18 +247,7 @@ fn manager_config() -> ConnectionManagerConfig {
 
 impl Broker for RedisBroker {
     fn publish(&self, topic: &Topic, payload: Bytes) {
-        if !self.events.is_up() {
-            return self.events.arrived(topic, payload);
-        }
-        if let Err(err) = self.outgoing.try_send((topic.clone(), payload)) {
-            let (topic, payload) = match err {
-                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => {
-                    item
-                }
-            };
-            tracing::warn!(%topic, "bus publish queue full: delivered on this node only");
-            self.events.arrived(&topic, payload);
-        }
+        self.outbox.publish(&self.events, topic, payload);
     }
 
     fn subscribe(&self, topic: &Topic) {
@@ -195,13 +265,14 @@ impl Broker for RedisBroker {
 }
 
 /// Publishes in order, a pipeline at a time. A pipeline that fails is
-/// delivered here (its messages may or may not have reached the others;
-/// receivers that must not see a message twice drop repeats) and the link
-/// is marked down until probes come back.
+/// delivered here and kept to publish again (its messages may or may not
+/// have reached the others; receivers drop repeats), and the link is marked
+/// down until probes come back.
 async fn publish(
     mut connection: ConnectionManager,
     mut queued: mpsc::Receiver<(Topic, Bytes)>,
     events: Events,
+    outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
@@ -219,9 +290,7 @@ async fn publish(
                     _ => "publishing timed out".to_owned(),
                 };
                 events.down(&why);
-                for (topic, payload) in batch.drain(..) {
-                    events.arrived(&topic, payload);
-                }
+                outbox.fell_back(&events, std::mem::take(&mut batch));
             }
         }
         batch.clear();
@@ -286,6 +355,7 @@ struct Controller {
     /// Topics whose unsubscribe failed: let go of again once reconnected.
     stale: HashSet<Topic>,
     started: Instant,
+    outbox: Arc<Outbox>,
 }
 
 impl Controller {
@@ -327,7 +397,7 @@ impl Controller {
                     let heard = self.heard();
                     if heard.is_some_and(|age| age < PROBE_LOST) {
                         if !self.events.is_up() && self.reconcile().await {
-                            self.events.up();
+                            self.outbox.replay_then_up(&self.events);
                         }
                     } else {
                         self.events.down("probes stopped coming back");

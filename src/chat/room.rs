@@ -28,7 +28,7 @@ use super::frames::{PresenceCount, PresenceEvent, PresenceList, Who, message_fra
 use super::history::History;
 use super::presence::{People, PersonKey, Roster};
 use super::seen::Seen;
-use crate::bus::{Arrived, Bus, Resumed, SubscriptionId, Topic};
+use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
 use crate::metrics::Metrics;
@@ -148,7 +148,14 @@ pub struct ChatServer {
     /// Messages this room published for a sender that gave a `ref`: the
     /// sender gets its copy with the ref when the message comes back.
     own: HashMap<i64, (SessionId, Ref)>,
+    /// Between the bus going down and the end of the catch-up that follows
+    /// its return, messages from other nodes wait in `held`: the catch-up
+    /// from the database goes first, so each sender's messages stay in
+    /// order. This node's own are delivered at once.
+    behind: bool,
+    /// A catch-up read is under way.
     catching_up: bool,
+    held: Vec<(i64, ByteString)>,
     history: History,
     queue: VecDeque<Queued>,
     writing: bool,
@@ -191,7 +198,9 @@ impl ChatServer {
             watch: None,
             seen: Seen::default(),
             own: HashMap::new(),
+            behind: false,
             catching_up: false,
+            held: Vec::new(),
             queue: VecDeque::new(),
             writing: false,
             next_seq: 0,
@@ -394,6 +403,7 @@ impl ChatServer {
         }
         self.publish(&RoomEvent::Message {
             id,
+            node: self.config.bus.node().to_owned(),
             frame: frame.to_string(),
         });
     }
@@ -486,8 +496,7 @@ impl ChatServer {
                 Ok(rows) => rows,
                 Err(err) => {
                     tracing::error!(room = %act.name, error = %err, "catching up on chat messages failed");
-                    act.catching_up = false;
-                    return act.go_if_idle(ctx);
+                    return act.caught_up(ctx);
                 }
             };
             let full = rows.len() == CATCH_UP_PAGE;
@@ -499,11 +508,20 @@ impl ChatServer {
             if full {
                 act.catch_up(ctx, last);
             } else {
-                act.catching_up = false;
                 act.config.metrics.bus_gap_filled();
-                act.go_if_idle(ctx);
+                act.caught_up(ctx);
             }
         }));
+    }
+
+    /// The catch-up is over: what the bus brought meanwhile follows it.
+    fn caught_up(&mut self, ctx: &mut Context<Self>) {
+        self.catching_up = false;
+        self.behind = !self.config.bus.is_up();
+        for (id, frame) in std::mem::take(&mut self.held) {
+            self.deliver_message(id, frame);
+        }
+        self.go_if_idle(ctx);
     }
 
     /// After an outage the other nodes' entries may have changed: the
@@ -667,7 +685,9 @@ impl Actor for ChatServer {
         }));
         let bus = self.config.bus.clone();
         self.subscription = Some(bus.subscribe(&self.topic, ctx.address().recipient()));
+        // Watching first: a link that comes up after this read is still heard of.
         self.watch = Some(bus.watch(ctx.address().recipient()));
+        self.behind = !bus.is_up();
         // In a cluster, joins also wait for who is here on other nodes.
         let presence = bus.presence().clone();
         if let Some(every) = presence.refresh_every() {
@@ -728,7 +748,12 @@ impl Handler<Arrived> for ChatServer {
             return;
         };
         match event {
-            RoomEvent::Message { id, frame } => self.deliver_message(id, frame.into()),
+            RoomEvent::Message { id, node, frame }
+                if self.behind && node != self.config.bus.node() =>
+            {
+                self.held.push((id, frame.into()));
+            }
+            RoomEvent::Message { id, frame, .. } => self.deliver_message(id, frame.into()),
             RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
             RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
             RoomEvent::Update { person, who } => self.updated(&person, who),
@@ -736,14 +761,21 @@ impl Handler<Arrived> for ChatServer {
     }
 }
 
-impl Handler<Resumed> for ChatServer {
+impl Handler<Link> for ChatServer {
     type Result = ();
 
     /// The bus is back: what other nodes said meanwhile is in the database,
     /// and who came and went is in the shared entries.
-    fn handle(&mut self, _: Resumed, ctx: &mut Self::Context) {
-        let after = self.seen.catch_up_from().unwrap_or(0);
-        self.catch_up(ctx, after);
+    fn handle(&mut self, link: Link, ctx: &mut Self::Context) {
+        if link == Link::Down {
+            self.behind = true;
+            return;
+        }
+        // A catch-up under way reads on to the newest message anyway.
+        if !self.catching_up {
+            let after = self.seen.catch_up_from().unwrap_or(0);
+            self.catch_up(ctx, after);
+        }
         self.reload_roster(ctx);
     }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::zone::{self, ZoneView};
-use crate::bus::{Arrived, Bus, Resumed, SubscriptionId, Topic};
+use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::ws::close::CloseCode;
@@ -107,6 +107,9 @@ pub struct DnsBroadcaster {
     /// Every zone's serial as of the last change passed on; `None` until
     /// first read.
     serials: Option<HashMap<String, i64>>,
+    /// The newest serial passed on per topic and zone: a change published
+    /// again after an outage is not passed on twice.
+    heard: HashMap<(Topic, String), i64>,
 }
 
 impl DnsBroadcaster {
@@ -118,6 +121,7 @@ impl DnsBroadcaster {
             metrics,
             topics: HashMap::new(),
             serials: None,
+            heard: HashMap::new(),
         }
     }
 
@@ -265,6 +269,13 @@ impl Handler<Arrived> for DnsBroadcaster {
             tracing::warn!(topic = %arrived.topic, "an unreadable DNS change on the bus was ignored");
             return;
         };
+        let topic = arrived.topic;
+        let key = (topic.clone(), carried.zone.clone());
+        match carried.serial {
+            Some(serial) if self.heard.get(&key).is_some_and(|heard| *heard >= serial) => return,
+            Some(serial) => self.heard.insert(key, serial),
+            None => self.heard.remove(&key),
+        };
         if let Some(serials) = &mut self.serials {
             match carried.serial {
                 Some(serial) => serials.insert(carried.zone, serial),
@@ -272,7 +283,6 @@ impl Handler<Arrived> for DnsBroadcaster {
             };
         }
         let frame: ByteString = carried.frame.into();
-        let topic = arrived.topic;
         // Panels that could not keep up were closed by the fan-out; they
         // have nothing more to be told.
         let gone = self
@@ -284,10 +294,13 @@ impl Handler<Arrived> for DnsBroadcaster {
     }
 }
 
-impl Handler<Resumed> for DnsBroadcaster {
+impl Handler<Link> for DnsBroadcaster {
     type Result = ();
 
-    fn handle(&mut self, _: Resumed, ctx: &mut Self::Context) {
+    fn handle(&mut self, link: Link, ctx: &mut Self::Context) {
+        if link == Link::Down {
+            return;
+        }
         self.read_serials(true, ctx);
     }
 }
