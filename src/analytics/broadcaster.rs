@@ -456,6 +456,9 @@ impl Handler<Link> for AnalyticsBroadcaster {
             }
             again.push((Scope::Global, 0, session));
         }
+        if again.is_empty() {
+            return;
+        }
         for (scope, user_id, session) in again {
             self.send_snapshot(scope, user_id, session, ctx);
         }

@@ -179,6 +179,9 @@ impl DnsBroadcaster {
     }
 
     fn resync(&mut self, moved: &[&ZoneView]) {
+        if self.panels.is_empty() {
+            return;
+        }
         for session in self.panels.sessions() {
             let Some(panel) = self.panels.get(session).copied() else {
                 continue;
