@@ -357,3 +357,95 @@ impl Bus {
         self.events.is_up()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// An actor that keeps what reaches it.
+    struct Keeper(Arc<Mutex<Vec<String>>>);
+
+    impl Actor for Keeper {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Arrived> for Keeper {
+        type Result = ();
+
+        fn handle(&mut self, arrived: Arrived, _: &mut Self::Context) {
+            let text = String::from_utf8_lossy(&arrived.payload).into_owned();
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}={text}", arrived.topic));
+        }
+    }
+
+    impl Handler<Link> for Keeper {
+        type Result = ();
+
+        fn handle(&mut self, link: Link, _: &mut Self::Context) {
+            self.0.lock().unwrap().push(format!("{link:?}"));
+        }
+    }
+
+    /// Answered after everything queued before it: a mailbox is in order.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Flush;
+
+    impl Handler<Flush> for Keeper {
+        type Result = ();
+
+        fn handle(&mut self, _: Flush, _: &mut Self::Context) {}
+    }
+
+    #[actix_web::test]
+    async fn a_lone_node_hands_what_it_publishes_to_the_topics_subscribers_only() {
+        let metrics = Arc::new(Metrics::default());
+        let bus = Bus::local(metrics.clone());
+        let (a, b) = (Arc::default(), Arc::default());
+        let first = Keeper(Arc::clone(&a)).start();
+        let second = Keeper(Arc::clone(&b)).start();
+        let room = Topic::room("lobby");
+        let id_a = bus.subscribe(&room, first.clone().recipient());
+        bus.subscribe(&Topic::user(7), second.clone().recipient());
+
+        bus.publish(&room, "hello");
+        bus.publish(&Topic::dns_staff(), "nobody listens");
+        bus.unsubscribe(&room, id_a);
+        bus.publish(&room, "after leaving");
+        first.send(Flush).await.unwrap();
+        second.send(Flush).await.unwrap();
+
+        assert_eq!(*a.lock().unwrap(), ["room:lobby=hello"]);
+        assert!(b.lock().unwrap().is_empty());
+        assert!(metrics.render().contains("hub_bus_topics 1"));
+        assert!(bus.is_up());
+    }
+
+    #[actix_web::test]
+    async fn watchers_hear_the_link_go_down_and_come_back_once_each() {
+        let metrics = Arc::new(Metrics::default());
+        let events = Events::new(metrics.clone(), true);
+        let seen = Arc::default();
+        let keeper = Keeper(Arc::clone(&seen)).start();
+        events
+            .0
+            .watchers
+            .lock()
+            .unwrap()
+            .push((SubscriptionId(1), keeper.clone().recipient()));
+
+        events.down("test");
+        events.down("again");
+        events.up();
+        events.up();
+        keeper.send(Flush).await.unwrap();
+
+        assert_eq!(*seen.lock().unwrap(), ["Down", "Up"]);
+        assert!(metrics.render().contains("hub_bus_state_changes_total 2"));
+    }
+}

@@ -78,6 +78,8 @@ pub struct RedisBroker {
 struct Outbox {
     queue: mpsc::Sender<(Topic, Bytes)>,
     unsent: Mutex<VecDeque<(Topic, Bytes)>>,
+    /// Unsent messages let go since start, for the log.
+    let_go: AtomicU64,
 }
 
 impl Outbox {
@@ -88,18 +90,16 @@ impl Outbox {
     fn publish(&self, events: &Events, topic: &Topic, payload: Bytes) {
         let mut unsent = self.unsent();
         if events.is_up() {
-            match self.queue.try_send((topic.clone(), payload)) {
-                Ok(()) => return,
-                Err(
-                    mpsc::error::TrySendError::Full((topic, payload))
-                    | mpsc::error::TrySendError::Closed((topic, payload)),
-                ) => {
-                    tracing::warn!(%topic, "bus publish queue full: delivered here, sent later");
-                    Self::keep(&mut unsent, events, topic, payload);
-                }
+            if let Err(
+                mpsc::error::TrySendError::Full((topic, payload))
+                | mpsc::error::TrySendError::Closed((topic, payload)),
+            ) = self.queue.try_send((topic.clone(), payload))
+            {
+                tracing::warn!(%topic, "bus publish queue full: delivered here, sent later");
+                self.keep(&mut unsent, events, topic, payload);
             }
         } else {
-            Self::keep(&mut unsent, events, topic.clone(), payload);
+            self.keep(&mut unsent, events, topic.clone(), payload);
         }
     }
 
@@ -107,16 +107,26 @@ impl Outbox {
     fn fell_back(&self, events: &Events, batch: Vec<(Topic, Bytes)>) {
         let mut unsent = self.unsent();
         for (topic, payload) in batch {
-            Self::keep(&mut unsent, events, topic, payload);
+            self.keep(&mut unsent, events, topic, payload);
         }
     }
 
-    fn keep(unsent: &mut VecDeque<(Topic, Bytes)>, events: &Events, topic: Topic, payload: Bytes) {
+    fn keep(
+        &self,
+        unsent: &mut VecDeque<(Topic, Bytes)>,
+        events: &Events,
+        topic: Topic,
+        payload: Bytes,
+    ) {
         events.arrived(&topic, payload.clone());
         if unsent.len() == MAX_UNSENT {
             unsent.pop_front();
-            if unsent.len() % 10_000 == 0 {
-                tracing::warn!("bus down too long: the oldest unsent messages were let go");
+            let let_go = self.let_go.fetch_add(1, Relaxed) + 1;
+            if let_go == 1 || let_go.is_multiple_of(10_000) {
+                tracing::warn!(
+                    let_go,
+                    "bus down too long: the oldest unsent messages were let go"
+                );
             }
         }
         unsent.push_back((topic, payload));
@@ -159,6 +169,7 @@ impl RedisBroker {
         let outbox = Arc::new(Outbox {
             queue,
             unsent: Mutex::new(VecDeque::new()),
+            let_go: AtomicU64::new(0),
         });
         let (commands, commanded) = mpsc::unbounded_channel();
         let probe = Topic(format!("probe:{node}").into());
