@@ -2,6 +2,8 @@
 
 use bytestring::ByteString;
 use chrono::NaiveDateTime;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ws::frames::{Ref, wire_time};
@@ -69,6 +71,16 @@ pub struct PresenceEvent<'a> {
     pub kind: &'static str,
     pub room: &'a str,
     pub user: &'a Who,
+}
+
+#[derive(Serialize)]
+pub struct PresenceDiff<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub room: &'a str,
+    pub joins: &'a [Arc<Who>],
+    pub leaves: &'a [Arc<Who>],
+    pub updates: &'a [Arc<Who>],
 }
 
 #[derive(Serialize)]

@@ -174,6 +174,90 @@ impl People {
     }
 }
 
+/// Presence changes gathered over one interval, sent as one
+/// `presence.diff` to members that asked for diffs: a join of a room of
+/// `n` then costs one frame per member per interval, not one per joiner.
+/// What nets out (a person who came and went) is not sent.
+#[derive(Default)]
+pub struct Diff {
+    changes: HashMap<String, Pending>,
+}
+
+/// One person's changes within an interval.
+struct Pending {
+    /// Whether members were last told the person is present.
+    was_present: bool,
+    /// How the person is now; `None`: gone.
+    now: Option<Arc<Who>>,
+    /// How the person was last shown, for a leave.
+    last: Arc<Who>,
+}
+
+/// What a diff says, each list by name.
+pub struct DiffFrame {
+    pub joins: Vec<Arc<Who>>,
+    pub leaves: Vec<Arc<Who>>,
+    pub updates: Vec<Arc<Who>>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The person is (still) here, shown as `who`; `was_present` is what
+    /// members knew before this interval, if this is its first change.
+    fn present(&mut self, person: &str, who: Arc<Who>, was_present: bool) {
+        let pending = self.changes.entry(person.to_owned()).or_insert(Pending {
+            was_present,
+            now: None,
+            last: who.clone(),
+        });
+        pending.now = Some(who.clone());
+        pending.last = who;
+    }
+
+    pub fn join(&mut self, person: &str, who: Arc<Who>) {
+        self.present(person, who, false);
+    }
+
+    pub fn update(&mut self, person: &str, who: Arc<Who>) {
+        self.present(person, who, true);
+    }
+
+    pub fn leave(&mut self, person: &str, who: Arc<Who>) {
+        self.changes
+            .entry(person.to_owned())
+            .or_insert(Pending {
+                was_present: true,
+                now: None,
+                last: who,
+            })
+            .now = None;
+    }
+
+    /// What changed since the last frame, and a fresh start.
+    pub fn take(&mut self) -> DiffFrame {
+        let mut frame = DiffFrame {
+            joins: Vec::new(),
+            leaves: Vec::new(),
+            updates: Vec::new(),
+        };
+        for (_, pending) in self.changes.drain() {
+            match (pending.was_present, pending.now) {
+                (false, Some(who)) => frame.joins.push(who),
+                (true, None) => frame.leaves.push(pending.last),
+                (true, Some(who)) => frame.updates.push(who),
+                (false, None) => {}
+            }
+        }
+        for list in [&mut frame.joins, &mut frame.leaves, &mut frame.updates] {
+            list.sort_by(|a, b| a.username.cmp(&b.username));
+        }
+        frame
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +311,34 @@ mod tests {
         assert_eq!(roster.depart("b", &person).as_deref(), Some(&*alice));
         assert_eq!(roster.len(), 0);
         assert!(roster.depart("b", &person).is_none(), "a repeat is no news");
+    }
+
+    #[test]
+    fn a_diff_says_each_person_once_and_drops_what_nets_out() {
+        let mut diff = Diff::default();
+        let (alice, bob, carol) = (
+            who(Some(1), "alice", false),
+            who(Some(2), "bob", false),
+            who(Some(3), "carol", false),
+        );
+        diff.join("u1", alice.clone());
+        diff.join("u2", bob.clone());
+        diff.leave("u2", bob.clone());
+        diff.leave("u3", carol.clone());
+        diff.join("u3", who(Some(3), "carol", true));
+        let frame = diff.take();
+        let names = |list: &[Arc<Who>]| list.iter().map(|w| w.username.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&frame.joins), ["alice"]);
+        assert!(frame.leaves.is_empty(), "bob came and went");
+        assert_eq!(
+            names(&frame.updates),
+            ["carol"],
+            "carol left and came back changed"
+        );
+        assert!(frame.updates[0].is_staff);
+        assert!(diff.is_empty());
+        diff.leave("u1", alice);
+        assert_eq!(names(&diff.take().leaves), ["alice"]);
     }
 
     #[test]

@@ -24,9 +24,11 @@ use bytestring::ByteString;
 use chrono::Utc;
 
 use super::events::{RoomEvent, entry_field, split_field};
-use super::frames::{PresenceCount, PresenceEvent, PresenceList, Who, message_frame, with_ref};
+use super::frames::{
+    PresenceCount, PresenceDiff, PresenceEvent, PresenceList, Who, message_frame, with_ref,
+};
 use super::history::History;
-use super::presence::{People, PersonKey, Roster};
+use super::presence::{Diff, People, PersonKey, Roster};
 use super::seen::Seen;
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
@@ -47,6 +49,8 @@ const WRITE_BATCH: usize = 256;
 const ROOM_MAILBOX: usize = 1024;
 /// How often a crowded room sends its member count, at most.
 const COUNT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a member that asked for diffs gets one, at most.
+const DIFF_INTERVAL: Duration = Duration::from_millis(250);
 /// Messages read from the database at a time when catching up.
 const CATCH_UP_PAGE: usize = 1000;
 
@@ -62,6 +66,16 @@ pub struct Join {
     pub who: Arc<Who>,
     /// Send only the messages after this id (a reconnecting client).
     pub since: Option<i64>,
+    pub presence: PresenceFrames,
+}
+
+/// How a member hears of people coming and going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceFrames {
+    /// A `presence.join`, `presence.leave` or `presence.update` each time.
+    Events,
+    /// At most one `presence.diff` per interval (`?presence=diff`).
+    Diffs,
 }
 
 /// A session leaves its room; sent once, from the session's `stopped`,
@@ -116,8 +130,20 @@ pub struct RoomConfig {
 /// What the room keeps per member.
 struct Member {
     key: PersonKey,
+    presence: PresenceFrames,
     /// The member count this member was last told (crowded rooms).
     count_seen: usize,
+}
+
+/// How a change is kept for the next diff.
+type RecordIn = fn(&mut Diff, &str, Arc<Who>);
+
+/// What happened to a person, for [`ChatServer::announce`].
+#[derive(Clone, Copy)]
+enum Change {
+    Join,
+    Leave,
+    Update,
 }
 
 struct Queued {
@@ -172,6 +198,10 @@ pub struct ChatServer {
     leaving: HashMap<SessionId, PersonKey>,
     /// Past the presence limit the room sends counts, not join/leave events.
     crowded: bool,
+    /// Presence changes not yet sent to members that asked for diffs, and
+    /// whether a send is scheduled.
+    diff: Diff,
+    diff_due: bool,
     /// Joins handled, for the registry's check that none is on its way.
     joins: u64,
     asked_to_go: bool,
@@ -208,6 +238,8 @@ impl ChatServer {
             departures: VecDeque::new(),
             leaving: HashMap::new(),
             crowded: false,
+            diff: Diff::default(),
+            diff_due: false,
             joins: 0,
             asked_to_go: false,
         }
@@ -220,6 +252,56 @@ impl ChatServer {
             user: who,
         };
         serde_json::to_string(&event).expect("plain struct").into()
+    }
+
+    /// A presence change: an event now for members that want events, and
+    /// a place in the next diff for those that want diffs.
+    fn announce(
+        &mut self,
+        ctx: &mut Context<Self>,
+        change: Change,
+        person: &str,
+        who: &Arc<Who>,
+        except: Option<SessionId>,
+    ) {
+        if self.crowded {
+            return;
+        }
+        let (kind, diff): (&'static str, RecordIn) = match change {
+            Change::Join => ("presence.join", Diff::join),
+            Change::Leave => ("presence.leave", Diff::leave),
+            Change::Update => ("presence.update", Diff::update),
+        };
+        let event = self.presence_event(kind, who);
+        let gone = self.members.deliver(&event, |id, member| {
+            member.presence == PresenceFrames::Events && Some(id) != except
+        });
+        self.farewell(gone);
+        diff(&mut self.diff, person, who.clone());
+        if !self.diff_due {
+            self.diff_due = true;
+            ctx.run_later(DIFF_INTERVAL, |act, _| act.send_diff());
+        }
+    }
+
+    fn send_diff(&mut self) {
+        self.diff_due = false;
+        let taken = self.diff.take();
+        if self.crowded || taken.joins.len() + taken.leaves.len() + taken.updates.len() == 0 {
+            return;
+        }
+        let frame = PresenceDiff {
+            kind: "presence.diff",
+            room: self.name.as_str(),
+            joins: &taken.joins,
+            leaves: &taken.leaves,
+            updates: &taken.updates,
+        };
+        let frame: ByteString = serde_json::to_string(&frame).expect("plain struct").into();
+        let gone = self
+            .members
+            .deliver(&frame, |_, member| member.presence == PresenceFrames::Diffs);
+        self.farewell(gone);
     }
 
     fn count_frame(&self) -> ByteString {
@@ -432,9 +514,8 @@ impl ChatServer {
         }
         let new = self.roster.arrive(node, person, who.clone());
         self.crowd_check(ctx);
-        if new && !self.crowded {
-            let event = self.presence_event("presence.join", &who);
-            self.broadcast(&event, None);
+        if new {
+            self.announce(ctx, Change::Join, person, &who, None);
         }
     }
 
@@ -459,18 +540,14 @@ impl ChatServer {
             }
             return;
         }
-        if let Some(who) = self.roster.depart(node, person)
-            && !self.crowded
-        {
-            let leave = self.presence_event("presence.leave", &who);
-            self.broadcast(&leave, None);
+        if let Some(who) = self.roster.depart(node, person) {
+            self.announce(ctx, Change::Leave, person, &who, None);
         }
     }
 
-    fn updated(&mut self, person: &str, who: Arc<Who>) {
-        if self.roster.update(person, who.clone()) && !self.crowded {
-            let event = self.presence_event("presence.update", &who);
-            self.broadcast(&event, None);
+    fn updated(&mut self, ctx: &mut Context<Self>, person: &str, who: Arc<Who>) {
+        if self.roster.update(person, who.clone()) {
+            self.announce(ctx, Change::Update, person, &who, None);
         }
     }
 
@@ -756,7 +833,7 @@ impl Handler<Arrived> for ChatServer {
             RoomEvent::Message { id, frame, .. } => self.deliver_message(id, frame.into()),
             RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
             RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
-            RoomEvent::Update { person, who } => self.updated(&person, who),
+            RoomEvent::Update { person, who } => self.updated(ctx, &person, who),
         }
     }
 }
@@ -794,15 +871,15 @@ impl Handler<Join> for ChatServer {
             return MessageResult(ctx.address());
         }
         let key = PersonKey::of(&join.who, join.session);
+        let node = self.config.bus.node().to_owned();
+        let person = key.person(&node);
         let mut new_person = false;
         if self.people.arrive(key.clone(), join.who.clone()) {
-            let node = self.config.bus.node().to_owned();
-            let person = key.person(&node);
             new_person = self.roster.arrive(&node, &person, join.who.clone());
             self.share_entry(ctx, &person, &join.who);
             self.publish(&RoomEvent::Arrive {
                 node,
-                person,
+                person: person.clone(),
                 who: join.who.clone(),
             });
         }
@@ -819,14 +896,14 @@ impl Handler<Join> for ChatServer {
             join.outlet,
             Member {
                 key,
+                presence: join.presence,
                 count_seen: count,
             },
         );
         self.tell(join.session, &history);
         self.tell(join.session, &greeting);
-        if new_person && !self.crowded && self.members.get(join.session).is_some() {
-            let event = self.presence_event("presence.join", &join.who);
-            self.broadcast(&event, Some(join.session));
+        if new_person && self.members.get(join.session).is_some() {
+            self.announce(ctx, Change::Join, &person, &join.who, Some(join.session));
         }
         self.go_if_idle(ctx);
         MessageResult(ctx.address())

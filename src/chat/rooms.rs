@@ -184,6 +184,7 @@ mod tests {
                 is_staff: false,
             }),
             since: None,
+            presence: crate::chat::room::PresenceFrames::Events,
         };
         (join, inbox)
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::frames::Who;
 use super::guests::GuestName;
-use super::room::{ChatServer, Join, Leave, Reshow, Say};
+use super::room::{ChatServer, Join, Leave, PresenceFrames, Reshow, Say};
 use super::rooms::Rooms;
 use crate::db::users::User;
 use crate::names::RoomName;
@@ -22,6 +22,7 @@ pub struct Chat {
     room: RoomName,
     staff_room: bool,
     since: Option<i64>,
+    presence: PresenceFrames,
     who: Arc<Who>,
     /// A guest's name, held (unique) for as long as the socket lives.
     _guest: Option<GuestName>,
@@ -35,6 +36,7 @@ impl Chat {
         room: RoomName,
         staff_room: bool,
         since: Option<i64>,
+        presence: PresenceFrames,
         member: Result<&User, GuestName>,
     ) -> Self {
         let (who, guest) = match member {
@@ -53,6 +55,7 @@ impl Chat {
             room,
             staff_room,
             since,
+            presence,
             who: Arc::new(who),
             _guest: guest,
             addr: None,
@@ -84,6 +87,7 @@ impl Endpoint for Chat {
             outlet: session.outlet(),
             who: chat.who.clone(),
             since: chat.since,
+            presence: chat.presence,
         };
         // Nothing the client sends is handled before the join is done.
         ctx.wait(

@@ -12,6 +12,7 @@ use super::guard::{ChatAccess, UserAccess, query_param};
 use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::analytics::socket::Analytics;
 use crate::chat::guests::Guests;
+use crate::chat::room::PresenceFrames;
 use crate::chat::rooms::Rooms;
 use crate::chat::socket::Chat;
 use crate::dns::broadcaster::DnsBroadcaster;
@@ -41,6 +42,11 @@ pub async fn chat(
                 .map_err(|_| ApiError::validation("since must be a message id"))?,
         ),
     };
+    let presence = match query_param(&req, "presence").as_deref() {
+        None | Some("events") => PresenceFrames::Events,
+        Some("diff") => PresenceFrames::Diffs,
+        Some(_) => return Err(ApiError::validation("presence is events or diff")),
+    };
     let member = match &access.user {
         Some(auth) => Ok(&auth.user),
         None => Err(guests.name()),
@@ -50,6 +56,7 @@ pub async fn chat(
         access.room,
         access.staff_room,
         since,
+        presence,
         member,
     );
     Session::new(state, access.user, chat)

@@ -13,6 +13,7 @@ on_both_backends!(
     presence_lists_members_and_announces_joins_and_leaves,
     a_crowded_room_sends_counts_instead_of_presence_events,
     the_bare_django_tutorial_frame_is_a_chat_message,
+    a_member_that_asks_for_diffs_gets_presence_coalesced,
 );
 
 async fn members_of_a_room_hear_each_other_and_another_room_hears_nothing(backend: Backend) {
@@ -139,6 +140,67 @@ async fn presence_lists_members_and_announces_joins_and_leaves(backend: Backend)
     let left = a.recv().await;
     assert_eq!(left["type"], "presence.leave");
     assert_eq!(left["user"]["username"], "bob");
+}
+
+async fn a_member_that_asks_for_diffs_gets_presence_coalesced(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (mut watcher, _, _) = join(&app, "/ws/chat/busy/?presence=diff").await;
+    let (mut events, _, _) = join(&app, "/ws/chat/busy/?presence=events").await;
+    // Arrivals close together make one diff for the watcher; the member
+    // that wants events still gets one event each.
+    let mut arrivals = Vec::new();
+    for _ in 0..5 {
+        arrivals.push(join(&app, "/ws/chat/busy/").await);
+    }
+    let mut names: Vec<String> = arrivals
+        .iter()
+        .map(|(_, _, presence)| {
+            let members = presence["members"].as_array().unwrap();
+            members.last().unwrap()["username"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    // A diff may also repeat members the watcher's own presence list
+    // showed (itself, the member that joined with it).
+    let mut joined: Vec<String> = Vec::new();
+    while !names.iter().all(|name| joined.contains(name)) {
+        let diff = watcher.recv_type("presence.diff").await;
+        assert_eq!(diff["room"], "busy");
+        assert_eq!(diff["leaves"], json!([]));
+        for who in diff["joins"].as_array().unwrap() {
+            joined.push(who["username"].as_str().unwrap().to_owned());
+        }
+    }
+    for name in &names {
+        let times = joined.iter().filter(|j| *j == name).count();
+        assert_eq!(times, 1, "{name} arrived once: {joined:?}");
+    }
+    for _ in 0..5 {
+        assert_eq!(events.recv().await["type"], "presence.join");
+    }
+
+    // A guest that comes and goes between two diffs nets out to nothing.
+    watcher.silent_for(Duration::from_millis(400)).await;
+    let (gone, _, _) = join(&app, "/ws/chat/busy/").await;
+    drop(gone);
+    drop(arrivals);
+    let mut left = 0;
+    while left < 5 {
+        let diff = watcher.recv_type("presence.diff").await;
+        assert_eq!(diff["joins"], json!([]));
+        left += diff["leaves"].as_array().unwrap().len();
+    }
+    assert_eq!(left, 5);
+    assert!(
+        app.refused(app.request("/ws/chat/busy/?presence=often"))
+            .await
+            .status
+            == 400,
+        "an unknown presence mode is refused"
+    );
 }
 
 async fn a_crowded_room_sends_counts_instead_of_presence_events(backend: Backend) {
