@@ -54,11 +54,13 @@ export class MetricsView {
   }
 
   #plot(at) {
-    const t = (at ? Date.parse(at) : Date.now()) / 1000;
-    this.#times.push(t);
+    // The chart's time axis must only go forward.
+    const t = Math.max((at ? Date.parse(at) : Date.now()) / 1000, this.#times.at(-1) ?? 0);
+    // A metric seen for the first time had no value at the earlier points.
     for (const name of this.#metrics.keys()) {
       if (!this.#series.has(name)) this.#series.set(name, this.#times.map(() => null));
     }
+    this.#times.push(t);
     for (const [name, values] of this.#series) {
       values.push(this.#metrics.get(name) ?? null);
     }
@@ -84,7 +86,7 @@ export class MetricsView {
     this.#chart = new uPlot({
       ...this.#size(),
       series: [{}, ...[...this.#series.keys()].map((label, i) => ({
-        label, stroke: palette[i % palette.length], width: 2,
+        label, stroke: palette[i % palette.length], width: 2, spanGaps: true,
       }))],
       axes: [axis, axis],
     }, data, this.figure.querySelector("div"));

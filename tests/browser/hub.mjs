@@ -187,5 +187,5 @@ export async function screenshot(page, name) {
 /** The page's <main> fits a phone's width: no sideways scrolling. */
 export async function fitsWidth(page) {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the window`);
+  assert.ok(overflow <= 0, `${page.url()} is ${overflow}px wider than the window`);
 }

@@ -73,6 +73,10 @@ describe("pages", () => {
     await visits.filter({ hasText: /^7$/ }).waitFor({ timeout: WAIT });
     await page.locator('[data-metric="signups"] .tile-value').filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT });
     assert.ok((await points()) > before, "the chart gained a point");
+    for (const value of [9, 12, 16]) {
+      await hub.ingest([{ user_id: users.alice, metric: "visits", value, op: "set" }]);
+      await visits.filter({ hasText: new RegExp(`^${value}$`) }).waitFor({ timeout: WAIT });
+    }
     await page.locator("#chart canvas").waitFor();
     await accessible(page, "the dashboard");
     await screenshot(page, "dashboard");
@@ -175,6 +179,8 @@ describe("pages", () => {
     await first.click("#record-submit");
     await first.locator("#f-name-error").filter({ hasText: "hyphen" }).waitFor({ timeout: WAIT });
     assert.equal(await first.getAttribute("#f-name", "aria-invalid"), "true");
+    await accessible(first, "the DNS panel showing a refusal");
+    await screenshot(first, "dns");
 
     // An edit from a stale copy is a conflict that offers the current record.
     await second.locator("#records tbody tr").filter({ hasText: "192.0.2.1" }).getByRole("button", { name: /^Edit/ }).click();
@@ -189,8 +195,8 @@ describe("pages", () => {
 
     await first.click("#load-history");
     await first.locator("#history tbody tr").first().waitFor({ timeout: WAIT });
-    await accessible(first, "the DNS panel");
-    await screenshot(first, "dns");
+    await accessible(first, "the DNS panel with its history");
+    await screenshot(second, "dns-conflict");
     checkPage(first);
     checkPage(second);
     await context.close();
