@@ -93,13 +93,18 @@ export class Hub {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Runs the hub's CLI on this hub's database; returns what it printed. */
+  cli(args, input = "") {
+    const out = spawnSync(HUB_BIN, args, { env: { ...this.env, RUST_LOG: "warn" }, input, encoding: "utf8" });
+    assert.equal(out.status, 0, `hub ${args.join(" ")}: ${out.stderr}`);
+    return out.stdout;
+  }
+
   /** Creates a user with the hub's CLI; returns its id. */
   createUser(username, password, { staff = false } = {}) {
     const args = ["user", "create", "--username", username, "--password-stdin"];
     if (staff) args.push("--staff");
-    const out = spawnSync(HUB_BIN, args, { env: { ...this.env, RUST_LOG: "warn" }, input: `${password}\n`, encoding: "utf8" });
-    assert.equal(out.status, 0, `hub user create ${username}: ${out.stderr}`);
-    return Number(/\(id (\d+)\)/.exec(out.stdout)[1]);
+    return Number(/\(id (\d+)\)/.exec(this.cli(args, `${password}\n`))[1]);
   }
 
   /** Posts metric events as the backend does, with the ingest key. */

@@ -2,6 +2,7 @@
 // page as a person would, checks it with axe-core and saves a screenshot.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
   Hub, WAIT, accessible, checkPage, connected, fitsWidth, launch, open, screenshot, signIn,
@@ -193,6 +194,17 @@ describe("pages", () => {
     await second.getByRole("button", { name: "Edit the current record" }).click();
     assert.equal(await second.inputValue("#f-ttl"), "600");
 
+    // The zone file downloads; an import with a bad line names that line
+    // and changes nothing.
+    const [download] = await Promise.all([first.waitForEvent("download"), first.click("#export")]);
+    assert.equal(download.suggestedFilename(), "example.com.zone");
+    const exported = readFileSync(await download.path(), "utf8");
+    assert.match(exported, /^www\s+600\s+IN\s+A\s+192\.0\.2\.1$/m);
+    await first.fill("#import-text", `${exported}\nfoo- 300 IN A 192.0.2.9\n`);
+    await first.click("#import button[type=submit]");
+    await first.locator("#import-errors li").filter({ hasText: /^line \d+: name: / }).waitFor({ timeout: WAIT });
+    assert.equal(await first.locator("#records tbody tr").count(), 1);
+
     await first.click("#load-history");
     await first.locator("#history tbody tr").first().waitFor({ timeout: WAIT });
     await accessible(first, "the DNS panel with its history");
@@ -299,6 +311,38 @@ describe("a hub with short-lived access tokens", () => {
     assert.equal(page.sockets[0].isClosed(), false);
     await hub.ingest([{ user_id: alice, metric: "visits", value: 1, op: "add" }]);
     await page.locator('[data-metric="visits"] .tile-value').filter({ hasText: /^1$/ }).waitFor({ timeout: WAIT });
+    checkPage(page);
+    await context.close();
+  });
+});
+
+describe("a hub that rechecks its users every second", () => {
+  let hub;
+  let browser;
+
+  before(async () => {
+    hub = await Hub.start({ HUB_USER_RECHECK_SECS: "1" });
+    hub.createUser("carol", PASSWORD);
+    browser = await launch();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await hub?.close();
+  });
+
+  test("a page closed with 4003 says why and does not reconnect", async () => {
+    const context = await browser.newContext();
+    const page = await open(context, hub, "/dashboard.html");
+    await signIn(page, "carol", PASSWORD);
+    await connected(page);
+    hub.cli(["user", "set-active", "carol", "false"]);
+    await page.locator("#conn-state[data-state=stopped]").filter({ hasText: "deactivated" }).waitFor({ timeout: WAIT });
+    // Several times the first reconnect delay (0.25 to 0.75 s): a page that
+    // wrongly reconnected would have opened another socket by then.
+    const sockets = page.sockets.length;
+    await page.waitForTimeout(3000);
+    assert.equal(page.sockets.length, sockets, "no socket was opened after 4003");
     checkPage(page);
     await context.close();
   });
