@@ -26,7 +26,11 @@ const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.mi
 assert.ok(HUB_BIN, "HUB_BIN must name the hub binary (tests/browser.rs sets it)");
 mkdirSync(SHOTS, { recursive: true });
 
-/** The real hub, as a process: started, stopped (SIGTERM) and started again on its port. */
+/**
+ * The real hub, as a process on a database of its own: its users made with
+ * its CLI before it serves, then started, stopped (SIGTERM) and started again
+ * on its port.
+ */
 export class Hub {
   constructor(env = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "hub-browser-"));
@@ -44,12 +48,6 @@ export class Hub {
     this.port = 0;
   }
 
-  static async start(env) {
-    const hub = new Hub(env);
-    await hub.serve();
-    return hub;
-  }
-
   get url() {
     return `http://127.0.0.1:${this.port}`;
   }
@@ -62,9 +60,15 @@ export class Hub {
     });
     this.exited = new Promise((resolve) => this.child.once("exit", resolve));
     const lines = createInterface({ input: this.child.stderr });
+    const log = [];
+    this.stopping = false;
+    // A hub that dies under a test is told with its last words, or the
+    // test would only see refused connections.
+    this.child.once("exit", (code, signal) => {
+      if (!this.stopping) console.error(`the hub exited (${code ?? signal}) unasked; its log ends:\n${log.slice(-20).join("\n")}`);
+    });
     return new Promise((resolve, reject) => {
-      const log = [];
-      this.child.once("exit", (code) => reject(new Error(`hub exited (${code}) before serving:\n${log.join("\n")}`)));
+      this.child.once("exit", (code, signal) => reject(new Error(`hub exited (${code ?? signal}) before serving:\n${log.join("\n")}`)));
       lines.on("line", (line) => {
         log.push(line);
         let entry;
@@ -84,6 +88,7 @@ export class Hub {
   /** SIGTERM: the hub closes its sockets with 1012 and exits. */
   async stop() {
     if (!this.child || this.child.exitCode !== null) return;
+    this.stopping = true;
     this.child.kill("SIGTERM");
     await this.exited;
   }

@@ -17,11 +17,12 @@ describe("pages", () => {
   const users = {};
 
   before(async () => {
-    hub = await Hub.start({ HUB_MAX_CHAT_CHARS: "200" });
+    hub = new Hub({ HUB_MAX_CHAT_CHARS: "200" });
     users.alice = hub.createUser("alice", PASSWORD);
     users.bob = hub.createUser("bob", PASSWORD);
     users.sam = hub.createUser("sam", PASSWORD, { staff: true });
     users.hostile = hub.createUser(HOSTILE, PASSWORD);
+    await hub.serve();
     browser = await launch();
   });
 
@@ -241,6 +242,8 @@ describe("pages", () => {
     await dns.click("#load-history");
     await dns.locator("#history tbody td").filter({ hasText: HOSTILE }).waitFor({ timeout: WAIT });
 
+    await screenshot(page, "hostile-chat");
+    await screenshot(dns, "hostile-dns");
     for (const p of [page, dns]) {
       assert.equal(await p.locator('img[src="x"]').count(), 0, "the text became markup");
       checkPage(p);
@@ -282,8 +285,9 @@ describe("a hub with short-lived access tokens", () => {
 
   before(async () => {
     // Six seconds: the test sees several expiries in well under a minute.
-    hub = await Hub.start({ JWT_ACCESS_TOKEN_LIFETIME: "0.1" });
+    hub = new Hub({ JWT_ACCESS_TOKEN_LIFETIME: "0.1" });
     alice = hub.createUser("alice", PASSWORD);
+    await hub.serve();
     browser = await launch();
   });
 
@@ -311,6 +315,7 @@ describe("a hub with short-lived access tokens", () => {
     assert.equal(page.sockets[0].isClosed(), false);
     await hub.ingest([{ user_id: alice, metric: "visits", value: 1, op: "add" }]);
     await page.locator('[data-metric="visits"] .tile-value').filter({ hasText: /^1$/ }).waitFor({ timeout: WAIT });
+    await screenshot(page, "dashboard-after-refreshes");
     checkPage(page);
     await context.close();
   });
@@ -321,8 +326,9 @@ describe("a hub that rechecks its users every second", () => {
   let browser;
 
   before(async () => {
-    hub = await Hub.start({ HUB_USER_RECHECK_SECS: "1" });
+    hub = new Hub({ HUB_USER_RECHECK_SECS: "1" });
     hub.createUser("carol", PASSWORD);
+    await hub.serve();
     browser = await launch();
   });
 
@@ -343,6 +349,7 @@ describe("a hub that rechecks its users every second", () => {
     const sockets = page.sockets.length;
     await page.waitForTimeout(3000);
     assert.equal(page.sockets.length, sockets, "no socket was opened after 4003");
+    await screenshot(page, "dashboard-deactivated");
     checkPage(page);
     await context.close();
   });
@@ -353,7 +360,8 @@ describe("a hub that restarts", () => {
   let browser;
 
   before(async () => {
-    hub = await Hub.start();
+    hub = new Hub();
+    await hub.serve();
     browser = await launch();
   });
 
