@@ -140,6 +140,9 @@ export class Connection extends EventTarget {
   #timer = null;
   #refs = 0;
   #stopped = false;
+  // Bumped by every start and stop: an opening that awaited a token refresh
+  // meanwhile gives way to the newer one.
+  #generation = 0;
 
   constructor(path, { query = () => "", guest = false } = {}) {
     super();
@@ -167,6 +170,7 @@ export class Connection extends EventTarget {
   }
 
   start() {
+    this.#generation += 1;
     this.#stopped = false;
     session.addEventListener("token", this.onToken);
     this.#drop();
@@ -174,6 +178,7 @@ export class Connection extends EventTarget {
   }
 
   stop(detail = "") {
+    this.#generation += 1;
     this.#stopped = true;
     session.removeEventListener("token", this.onToken);
     this.#drop();
@@ -197,6 +202,7 @@ export class Connection extends EventTarget {
   }
 
   async #open() {
+    const generation = this.#generation;
     this.#set("connecting");
     if (session.signedIn && session.expiresIn() < 2) {
       try {
@@ -206,7 +212,7 @@ export class Connection extends EventTarget {
         return this.#backoff(`could not refresh the token: ${err.message}`);
       }
     }
-    if (this.#stopped) return;
+    if (this.#stopped || generation !== this.#generation) return;
     if (!session.signedIn && !this.guest) {
       return this.#set("stopped", "sign in to connect");
     }
