@@ -26,6 +26,11 @@ const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.mi
 assert.ok(HUB_BIN, "HUB_BIN must name the hub binary (tests/browser.rs sets it)");
 mkdirSync(SHOTS, { recursive: true });
 
+const running = new Set();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 /**
  * The real hub, as a process on a database of its own: its users made with
  * its CLI before it serves, then started, stopped (SIGTERM) and started again
@@ -54,10 +59,16 @@ export class Hub {
 
   /** Starts `hub serve` (on the port it had, once it has one). */
   serve() {
+    // A process group of its own: the hub is signalled only by this
+    // harness (SIGTERM, to restart it), never by a signal meant for the
+    // test runner's group; the runner's exit still takes it down.
     this.child = spawn(HUB_BIN, ["serve"], {
       env: { ...this.env, HUB_BIND: `127.0.0.1:${this.port}` },
       stdio: ["ignore", "ignore", "pipe"],
+      detached: true,
     });
+    running.add(this.child);
+    this.child.once("exit", () => running.delete(this.child));
     this.exited = new Promise((resolve) => this.child.once("exit", resolve));
     const lines = createInterface({ input: this.child.stderr });
     const log = [];
