@@ -302,8 +302,10 @@ impl Settings {
             key,
             key_generated,
             algorithm,
-            access_lifetime: Duration::from_secs(
-                60 * number(&var, "JWT_ACCESS_TOKEN_LIFETIME", 5u64, 1..=24 * 60)?,
+            // Minutes, as simplejwt's `timedelta(minutes=...)`; a fraction
+            // (`0.1`, six seconds) lets a test see several expiries quickly.
+            access_lifetime: Duration::from_secs_f64(
+                60.0 * number(&var, "JWT_ACCESS_TOKEN_LIFETIME", 5.0, 0.05..=24.0 * 60.0)?,
             ),
             refresh_lifetime: Duration::from_secs(
                 86_400 * number(&var, "JWT_REFRESH_TOKEN_LIFETIME", 1u64, 1..=365)?,
@@ -470,6 +472,16 @@ mod tests {
         let err = settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
         assert_eq!(err.var, "DATABASE_URL");
         assert!(err.detail.contains("mysql"));
+    }
+
+    #[test]
+    fn the_access_lifetime_takes_fractional_minutes_within_its_range() {
+        let s = settings(&[("JWT_ACCESS_TOKEN_LIFETIME", "0.1")]).unwrap();
+        assert_eq!(s.jwt.access_lifetime.as_secs(), 6);
+        for refused in ["0.01", "NaN", "1441"] {
+            let err = settings(&[("JWT_ACCESS_TOKEN_LIFETIME", refused)]).unwrap_err();
+            assert_eq!(err.var, "JWT_ACCESS_TOKEN_LIFETIME", "{refused}");
+        }
     }
 
     #[test]

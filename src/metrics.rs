@@ -48,6 +48,15 @@ impl Metrics {
         self.lock().get(endpoint).copied().unwrap_or(0)
     }
 
+    /// Open connections by endpoint, as `/api/stats/` shows them to staff.
+    pub fn connections(&self) -> BTreeMap<&'static str, i64> {
+        self.lock().clone()
+    }
+
+    pub fn rooms(&self) -> i64 {
+        self.rooms.load(Relaxed)
+    }
+
     pub fn refused(&self, refusal: Refusal) {
         self.refused[refusal.index()].fetch_add(1, Relaxed);
     }
@@ -177,7 +186,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP hub_rooms Chat rooms with members on this node.\n# TYPE hub_rooms gauge\nhub_rooms {}",
-            self.rooms.load(Relaxed)
+            self.rooms()
         );
         let gauges = [
             (

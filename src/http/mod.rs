@@ -71,6 +71,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(readable("/healthz", ops::healthz))
         .service(readable("/readyz", ops::readyz))
         .service(readable("/metrics", ops::metrics))
+        .service(readable("/api/stats/", ops::stats))
         .service(readable("/", |req: HttpRequest| async move {
             assets::serve(&req, "index.html")
         }));

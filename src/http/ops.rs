@@ -1,4 +1,5 @@
-//! Operators' endpoints: liveness, readiness and metrics.
+//! Operators' endpoints: liveness, readiness, metrics, and the live figures
+//! of the staff console.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,6 +8,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::guard;
+use crate::auth::refusal::Refusal;
+use crate::auth::users;
 use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
@@ -75,4 +78,26 @@ pub async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render()))
+}
+
+/// The hub's live figures as JSON for the staff console: open sockets by
+/// endpoint and chat rooms. A staff access token reads them; `/metrics`
+/// stays the operators' (it may be open to the network, or need its own
+/// token a browser should never hold).
+pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let token = guard::bearer_token(&req).ok_or(Refusal::TokenMissing)?;
+    let auth = users::authenticate(&state.tokens, &state.users, &state.db, token).await?;
+    if !auth.user.is_staff {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Refusal::StaffOnly.code(),
+            "the hub's live figures are for staff only",
+        ));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "connections": state.metrics.connections(),
+            "rooms": state.metrics.rooms(),
+        })))
 }

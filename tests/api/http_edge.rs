@@ -19,8 +19,11 @@ on_both_backends!(
 const GET_PATHS: &[&str] = &[
     "/",
     "/index.html",
-    "/chat.js",
+    "/chat.html",
+    "/conn.js",
     "/hub.css",
+    "/badge-hostadvice-2026.svg",
+    "/vendor/uplot/uPlot.esm.js",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -178,7 +181,7 @@ async fn the_apis_answer_cors_for_listed_origins_only(backend: Backend) {
 
 async fn pages_carry_a_content_security_policy_and_referrer_policy(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for path in ["/", "/index.html", "/chat.js", "/hub.css"] {
+    for path in ["/", "/index.html", "/dns.html", "/conn.js", "/hub.css"] {
         let resp = reqwest::get(app.http(path)).await.unwrap();
         let h = resp.headers();
         let csp = h["content-security-policy"].to_str().unwrap();

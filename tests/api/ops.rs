@@ -8,7 +8,8 @@ use crate::on_both_backends;
 
 on_both_backends!(
     health_readiness_and_metrics_answer,
-    a_bad_room_name_is_a_404_before_any_upgrade
+    a_bad_room_name_is_a_404_before_any_upgrade,
+    the_live_figures_answer_staff_tokens_only
 );
 
 async fn health_readiness_and_metrics_answer(backend: Backend) {
@@ -26,6 +27,40 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
     let index = reqwest::get(app.http("/")).await.unwrap();
     assert_eq!(index.status(), 200);
     assert!(index.text().await.unwrap().contains("<html"));
+}
+
+async fn the_live_figures_answer_staff_tokens_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let staff = app.create_user("sam", true);
+    let member = app.create_user("alice", false);
+    let (_c, _, _) = join(&app, "/ws/chat/lobby/").await;
+    let client = reqwest::Client::new();
+    let stats = |token: Option<String>| {
+        let request = client.get(app.http("/api/stats/"));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+    };
+
+    let resp = stats(Some(app.token(staff))).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["connections"]["chat"], 1, "{body}");
+    assert_eq!(body["rooms"], 1, "{body}");
+
+    for (token, status, code) in [
+        (Some(app.token(member)), 403, "staff_only"),
+        (None, 401, "token_missing"),
+        (Some("not-a-token".to_owned()), 401, "token_invalid"),
+    ] {
+        let resp = stats(token).await.unwrap();
+        assert_eq!(resp.status(), status, "{code}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], code);
+    }
 }
 
 async fn a_bad_room_name_is_a_404_before_any_upgrade(backend: Backend) {

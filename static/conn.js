@@ -1,0 +1,275 @@
+// The one connection module every page uses: the signed-in session (tokens
+// in memory, only the refresh token in sessionStorage so a reload or another
+// page of this tab stays signed in) and sockets that carry the access token
+// in Sec-WebSocket-Protocol, refresh it before it expires and reconnect as
+// the close codes of the contract say.
+
+const REFRESH_KEY = "hub.refresh";
+const USERNAME_KEY = "hub.username";
+
+/** An error the token API answered, with its field errors if it named any. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(ApiError.describe(body) || `the hub answered ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+
+  static describe(body) {
+    if (!body || typeof body !== "object") return "";
+    if (typeof body.detail === "string") return body.detail;
+    return Object.entries(body)
+      .filter(([, v]) => Array.isArray(v))
+      .map(([field, v]) => `${field}: ${v.join(" ")}`)
+      .join("; ");
+  }
+}
+
+async function postJson(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(res.status, answer);
+  return answer;
+}
+
+/** The `exp` and `iat` claims of a JWT, in seconds, without checking it. */
+function claims(jwt) {
+  const payload = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(payload));
+}
+
+/**
+ * The signed-in user of this tab. Listeners hear "change" (signed in or
+ * out) and "token" (a new access token, which open sockets pass on with
+ * `auth.refresh`).
+ */
+class Session extends EventTarget {
+  #access = null;
+  #timer = null;
+
+  get access() { return this.#access; }
+  get username() { return this.#access ? sessionStorage.getItem(USERNAME_KEY) : null; }
+  get signedIn() { return this.#access !== null; }
+
+  async signIn(username, password) {
+    const tokens = await postJson("/api/token/", { username, password });
+    sessionStorage.setItem(REFRESH_KEY, tokens.refresh);
+    sessionStorage.setItem(USERNAME_KEY, username.trim());
+    this.#use(tokens.access);
+    this.dispatchEvent(new Event("change"));
+  }
+
+  signOut(reason) {
+    clearTimeout(this.#timer);
+    this.#access = null;
+    sessionStorage.removeItem(REFRESH_KEY);
+    sessionStorage.removeItem(USERNAME_KEY);
+    this.signOutReason = reason || "";
+    this.dispatchEvent(new Event("change"));
+  }
+
+  /** Signs this page in from the tab's refresh token, if it has one. */
+  async restore() {
+    if (!sessionStorage.getItem(REFRESH_KEY)) return;
+    try {
+      await this.refresh();
+      this.dispatchEvent(new Event("change"));
+    } catch (err) {
+      // A refused refresh token (expired, user gone) signs out; the hub
+      // being down leaves the session to be tried again by the sockets.
+      if (err instanceof ApiError && err.status === 401) this.signOut(err.message);
+    }
+  }
+
+  /** A new access token from the refresh token. */
+  async refresh() {
+    const refresh = sessionStorage.getItem(REFRESH_KEY);
+    if (!refresh) throw new ApiError(401, { detail: "not signed in" });
+    try {
+      const tokens = await postJson("/api/token/refresh/", { refresh });
+      this.#use(tokens.access);
+      this.dispatchEvent(new Event("token"));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) this.signOut(err.message);
+      throw err;
+    }
+  }
+
+  /** Seconds until the access token expires (negative once it has). */
+  expiresIn() {
+    return this.#access ? claims(this.#access).exp - Date.now() / 1000 : -Infinity;
+  }
+
+  // Refreshes ahead of expiry: a third of the lifetime early (at most 30 s),
+  // so a slow round trip still lands before the hub closes the sockets.
+  #use(access) {
+    this.#access = access;
+    const { exp, iat } = claims(access);
+    const margin = Math.min(30, Math.max(1, (exp - iat) / 3));
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.refresh().catch(() => {
+        // Retried by the sockets: on 4001 they refresh before reconnecting.
+      });
+    }, Math.max(0, (exp - margin) * 1000 - Date.now()));
+  }
+
+  /** The Authorization header for the hub's HTTP APIs. */
+  authorization() {
+    return { authorization: `Bearer ${this.#access}` };
+  }
+}
+
+export const session = new Session();
+
+const MAX_BACKOFF_MS = 15000;
+
+/**
+ * A socket to one of the hub's endpoints that stays connected. `state` is
+ * what the page shows: "connecting", "open", "waiting" (to reconnect),
+ * "stopped". `query()` gives the URL's query (never a token) each time it
+ * connects, so a chat reconnects with `?since=`.
+ */
+export class Connection extends EventTarget {
+  #socket = null;
+  #retry = 0;
+  #timer = null;
+  #refs = 0;
+  #stopped = false;
+  // Bumped by every start and stop: an opening that awaited a token refresh
+  // meanwhile gives way to the newer one.
+  #generation = 0;
+
+  constructor(path, { query = () => "", guest = false } = {}) {
+    super();
+    this.path = path;
+    this.query = query;
+    this.guest = guest;
+    this.state = "stopped";
+    this.detail = "";
+    this.onToken = () => {
+      if (this.#socket?.readyState === WebSocket.OPEN) {
+        this.send({ type: "auth.refresh", ref: this.nextRef("auth"), token: session.access });
+      }
+    };
+  }
+
+  nextRef(prefix = "r") {
+    this.#refs += 1;
+    return `${prefix}${this.#refs}`;
+  }
+
+  #set(state, detail = "") {
+    this.state = state;
+    this.detail = detail;
+    this.dispatchEvent(new Event("state"));
+  }
+
+  start() {
+    this.#generation += 1;
+    this.#stopped = false;
+    session.addEventListener("token", this.onToken);
+    this.#drop();
+    this.#open();
+  }
+
+  stop(detail = "") {
+    this.#generation += 1;
+    this.#stopped = true;
+    session.removeEventListener("token", this.onToken);
+    this.#drop();
+    this.#set("stopped", detail);
+  }
+
+  // Closes the socket (if any) without the reconnect its close would start.
+  #drop() {
+    clearTimeout(this.#timer);
+    if (this.#socket) {
+      this.#socket.onclose = null;
+      this.#socket.close(1000);
+      this.#socket = null;
+    }
+  }
+
+  send(frame) {
+    if (this.#socket?.readyState !== WebSocket.OPEN) return false;
+    this.#socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  async #open() {
+    const generation = this.#generation;
+    this.#set("connecting");
+    if (session.signedIn && session.expiresIn() < 2) {
+      try {
+        await session.refresh();
+      } catch (err) {
+        if (!session.signedIn) return this.#closed({ code: 4001, reason: err.message });
+        return this.#backoff(`could not refresh the token: ${err.message}`);
+      }
+    }
+    if (this.#stopped || generation !== this.#generation) return;
+    if (!session.signedIn && !this.guest) {
+      return this.#set("stopped", "sign in to connect");
+    }
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const query = this.query();
+    const url = `${scheme}://${location.host}${this.path}${query ? `?${query}` : ""}`;
+    const socket = session.signedIn
+      ? new WebSocket(url, ["bearer", session.access])
+      : new WebSocket(url);
+    this.#socket = socket;
+    socket.onopen = () => {
+      this.#retry = 0;
+      this.#set("open");
+    };
+    socket.onmessage = (ev) => {
+      let frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
+    };
+    socket.onclose = (ev) => {
+      if (this.#socket === socket) this.#socket = null;
+      this.#closed(ev);
+    };
+  }
+
+  #closed({ code, reason }) {
+    if (this.#stopped) return;
+    this.dispatchEvent(new CustomEvent("closed", { detail: { code } }));
+    switch (code) {
+      case 4001:
+        // The token expired on the socket: refresh it, then reconnect at once.
+        if (!session.signedIn) return this.#set("stopped", `signed out: ${reason || "token refused"}`);
+        return this.#backoff("the token expired; renewing it", 0);
+      case 4003:
+        return this.#set("stopped", "the hub closed this connection: the account was deactivated or lost the staff right");
+      case 1000:
+        return this.#set("stopped", "closed");
+      case 1008:
+        return this.#set("stopped", "closed for sending too fast; reload the page to try again");
+      case 1009:
+        return this.#set("stopped", "closed: a message was too large");
+      default:
+        // 1006 (dropped, or a refused handshake), 1011, 1012 (restart),
+        // 1013 (too slow): try again with backoff and jitter.
+        return this.#backoff(code === 1012 ? "the hub is restarting" : `connection lost (${code})`);
+    }
+  }
+
+  #backoff(why, delay) {
+    const wait = delay ?? Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#retry) * (0.5 + Math.random());
+    this.#retry += 1;
+    this.retryAt = Date.now() + wait;
+    this.#set("waiting", why);
+    this.#timer = setTimeout(() => this.#open(), wait);
+  }
+}

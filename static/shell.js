@@ -1,0 +1,111 @@
+// What every page shares around its own content: the header (navigation,
+// the connection state, signing in and out) and the footer. Built here so
+// the pages hold only their own markup.
+
+import { session } from "./conn.js";
+
+const PAGES = [
+  ["/", "Home"],
+  ["/dashboard.html", "Dashboard"],
+  ["/chat.html", "Chat"],
+  ["/dns.html", "DNS"],
+  ["/staff.html", "Staff"],
+  ["/about.html", "About"],
+];
+
+/** An element with attributes and children; text is always text. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function signInForm() {
+  const error = el("p", { id: "signin-error", class: "error", role: "alert" });
+  const form = el("form", { id: "signin", class: "signin", "aria-label": "Sign in" },
+    el("label", { for: "signin-username", text: "Username" }),
+    el("input", { id: "signin-username", name: "username", autocomplete: "username", required: true }),
+    el("label", { for: "signin-password", text: "Password" }),
+    el("input", { id: "signin-password", name: "password", type: "password", autocomplete: "current-password", required: true }),
+    el("button", { type: "submit", text: "Sign in" }),
+    error,
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await session.signIn(form.username.value, form.password.value);
+    } catch (err) {
+      error.textContent = err.message;
+      form.password.focus();
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+function account() {
+  const box = el("div", { id: "account", class: "account" });
+  const render = () => {
+    if (session.signedIn) {
+      box.replaceChildren(
+        el("span", {}, "Signed in as ", el("strong", { id: "whoami", text: session.username })),
+        el("button", { type: "button", id: "signout", text: "Sign out", onclick: () => session.signOut() }),
+      );
+    } else {
+      box.replaceChildren(signInForm());
+      if (session.signOutReason) {
+        box.querySelector("#signin-error").textContent = `Signed out: ${session.signOutReason}`;
+      }
+    }
+  };
+  session.addEventListener("change", render);
+  render();
+  return box;
+}
+
+/**
+ * Puts the header and footer around the page's <main> and signs the tab in
+ * from its refresh token. Resolves once the session is known.
+ */
+export async function mountShell() {
+  const here = location.pathname === "/index.html" ? "/" : location.pathname;
+  const nav = el("nav", { "aria-label": "Pages" },
+    el("ul", {}, ...PAGES.map(([href, label]) =>
+      el("li", {}, el("a", { href, text: label, "aria-current": href === here ? "page" : null })))));
+  const status = el("p", { id: "conn-state", class: "conn-state", role: "status", "data-state": "none" });
+  const header = el("header", { class: "site" },
+    el("a", { href: "/", class: "brand", text: "Realtime hub" }), nav, status, account());
+  const footer = el("footer", { class: "site" },
+    el("p", {}, "The realtime hub: chat, dashboards and DNS panels, live. ",
+      el("a", { href: "/about.html", text: "About us" })));
+  document.body.prepend(header);
+  document.body.append(footer);
+  await session.restore();
+}
+
+/** Shows a connection's state in the header, in words. */
+export function showState(connection, label) {
+  const status = document.getElementById("conn-state");
+  const render = () => {
+    const words = {
+      connecting: "connecting…",
+      open: "connected",
+      waiting: `reconnecting (${connection.detail})`,
+      stopped: connection.detail ? `disconnected: ${connection.detail}` : "disconnected",
+    }[connection.state];
+    status.dataset.state = connection.state;
+    status.textContent = `${label}: ${words}`;
+  };
+  connection.addEventListener("state", render);
+  render();
+}
