@@ -37,7 +37,9 @@ struct Node {
 
 /// Reads a node's log to its end in a thread of its own, so the node never
 /// blocks on a full pipe, and keeps its last lines.
-fn drain(mut stderr: std::io::BufReader<std::process::ChildStderr>) -> Arc<Mutex<VecDeque<String>>> {
+fn drain(
+    mut stderr: std::io::BufReader<std::process::ChildStderr>,
+) -> Arc<Mutex<VecDeque<String>>> {
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let kept = tail.clone();
     std::thread::spawn(move || {
@@ -250,8 +252,15 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for (i, node) in self.nodes.iter().enumerate() {
-                let log = node.log.lock().map(|l| l.iter().cloned().collect::<String>());
-                eprintln!("--- node {i} (port {}), last log lines:\n{}", node.port, log.unwrap_or_default());
+                let log = node
+                    .log
+                    .lock()
+                    .map(|l| l.iter().cloned().collect::<String>());
+                eprintln!(
+                    "--- node {i} (port {}), last log lines:\n{}",
+                    node.port,
+                    log.unwrap_or_default()
+                );
             }
         }
     }
@@ -829,7 +838,8 @@ async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channel
                 for cycle in (w..CYCLES).step_by(AT_ONCE) {
                     let port = ports[cycle % ports.len()];
                     if cycle % 4 == 3 {
-                        let mut dash = open_at(port, &format!("/ws/analytics/?token={token}")).await;
+                        let mut dash =
+                            open_at(port, &format!("/ws/analytics/?token={token}")).await;
                         dash.recv().await;
                     } else {
                         let room = format!("churn-{}", cycle % 25);

@@ -210,7 +210,10 @@ async fn the_test_redis_server_can_be_killed_and_started_again_on_its_port() {
     assert_eq!(redis.keys("hub:*").await, ["hub:fixture"]);
 
     redis.kill();
-    assert!(redis.try_connect().await.is_err(), "a killed server answers");
+    assert!(
+        redis.try_connect().await.is_err(),
+        "a killed server answers"
+    );
 
     redis.restart().await;
     assert_eq!(redis.port, port);
