@@ -96,6 +96,46 @@ fn redact_url(raw: &str) -> String {
     url.into()
 }
 
+/// Where the nodes of a cluster meet (`REDIS_URL`); its `Debug` shows no
+/// password.
+#[derive(Clone)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        if raw.starts_with("redis://") || raw.starts_with("rediss://") {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ConfigError::new(
+                "REDIS_URL",
+                "use redis://[:password@]host[:port][/db] (or rediss:// for TLS)",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// How the nodes of a cluster share rooms, users and zones.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `None`: this node serves alone, over the in-process bus.
+    pub redis_url: Option<RedisUrl>,
+    /// How long a node's presence entries outlive it when it dies without
+    /// a word; it refreshes them well within this.
+    pub presence_ttl: Duration,
+    /// Several hub processes on one machine share the port (`SO_REUSEPORT`).
+    pub reuse_port: bool,
+}
+
 /// A secret (the signing key, the ingest key, the metrics token). Its `Debug`
 /// never shows the bytes.
 #[derive(Clone)]
@@ -205,6 +245,7 @@ pub struct Settings {
     pub analytics_interval: Duration,
     pub limits: Limits,
     pub dns: DnsLimits,
+    pub cluster: Cluster,
 }
 
 /// PBKDF2 rounds for new passwords: Django 6.1's default work factor.
@@ -346,6 +387,19 @@ impl Settings {
             )?),
             limits,
             dns,
+            cluster: Cluster {
+                redis_url: var("REDIS_URL")
+                    .as_deref()
+                    .map(RedisUrl::parse)
+                    .transpose()?,
+                presence_ttl: Duration::from_secs(number(
+                    &var,
+                    "HUB_PRESENCE_TTL_SECS",
+                    15,
+                    2..=3600,
+                )?),
+                reuse_port: flag(&var, "HUB_REUSE_PORT")?,
+            },
         })
     }
 
@@ -360,6 +414,17 @@ fn comma_list(raw: &str) -> BTreeSet<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+fn flag(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match var(name).as_deref().map(str::trim) {
+        None | Some("0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(ConfigError::new(
+            name,
+            format!("'{other}' is not a flag: use true or false"),
+        )),
+    }
 }
 
 fn number<T>(
@@ -414,6 +479,7 @@ mod tests {
             ("DATABASE_URL", "postgres://hub:pa55word@db/hub"),
             ("HUB_INGEST_KEY", "ingest-s3cret"),
             ("HUB_METRICS_TOKEN", "metrics-s3cret"),
+            ("REDIS_URL", "redis://:redis-s3cret@cache:6379/0"),
         ])
         .unwrap();
         let shown = format!("{s:?}");

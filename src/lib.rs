@@ -12,6 +12,9 @@
 //! - [`auth`]: simplejwt-compatible tokens, Django password hashes, the
 //!   login throttle, users and their cache, and the refusals.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`bus`]: how what one node produces reaches every node's sessions:
+//!   topics over a broker, in-process alone or Redis in a cluster, and the
+//!   presence entries a cluster shares.
 //! - [`ws`]: the session actor every socket is, with its limits, heartbeat
 //!   and token lifetime, close codes, and the one fan-out path broadcasters
 //!   reach sessions through.
@@ -25,7 +28,7 @@
 //!
 //! Dependencies run one way, each layer using only those before it:
 //! [`text`] and [`names`] (leaves), [`config`], [`db`], [`auth`],
-//! [`metrics`], [`state`], [`ws`], then [`chat`], [`analytics`] and [`dns`], then
+//! [`metrics`], [`bus`], [`state`], [`ws`], then [`chat`], [`analytics`] and [`dns`], then
 //! [`http`], [`startup`] and [`cli`]. `.ci/module-order` checks it.
 //! - [`state`]: what handlers and sessions share (settings, database,
 //!   tokens, users, counters), below the socket layer.
@@ -34,6 +37,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod bus;
 pub mod chat;
 pub mod cli;
 pub mod config;

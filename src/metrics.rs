@@ -17,6 +17,18 @@ pub struct Metrics {
     dropped: AtomicU64,
     slow_closed: AtomicU64,
     rooms: AtomicI64,
+    bus: BusCounters,
+}
+
+/// The bus between nodes: whether it is up and what crosses it.
+#[derive(Default)]
+struct BusCounters {
+    up: AtomicI64,
+    state_changes: AtomicU64,
+    published: AtomicU64,
+    received: AtomicU64,
+    topics: AtomicI64,
+    gap_fills: AtomicU64,
 }
 
 impl Metrics {
@@ -66,6 +78,33 @@ impl Metrics {
         self.rooms.fetch_sub(1, Relaxed);
     }
 
+    /// The bus went up or down.
+    pub fn bus_state(&self, up: bool) {
+        self.bus.up.store(i64::from(up), Relaxed);
+        self.bus.state_changes.fetch_add(1, Relaxed);
+    }
+
+    pub fn bus_published(&self, messages: u64) {
+        self.bus.published.fetch_add(messages, Relaxed);
+    }
+
+    pub fn bus_received(&self) {
+        self.bus.received.fetch_add(1, Relaxed);
+    }
+
+    pub fn bus_topic_subscribed(&self) {
+        self.bus.topics.fetch_add(1, Relaxed);
+    }
+
+    pub fn bus_topic_unsubscribed(&self) {
+        self.bus.topics.fetch_sub(1, Relaxed);
+    }
+
+    /// A subscriber caught up on what it missed while the bus was down.
+    pub fn bus_gap_filled(&self) {
+        self.bus.gap_fills.fetch_add(1, Relaxed);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP hub_connections Open WebSocket connections.");
@@ -107,6 +146,26 @@ impl Metrics {
                 "Members closed for not keeping up.",
                 &self.slow_closed,
             ),
+            (
+                "hub_bus_state_changes_total",
+                "Times the bus between nodes went up or down.",
+                &self.bus.state_changes,
+            ),
+            (
+                "hub_bus_published_total",
+                "Messages published on the bus.",
+                &self.bus.published,
+            ),
+            (
+                "hub_bus_received_total",
+                "Messages received from the bus for local subscribers.",
+                &self.bus.received,
+            ),
+            (
+                "hub_bus_gap_fills_total",
+                "Catch-ups after the bus was down (a room, a dashboard set, a panel set).",
+                &self.bus.gap_fills,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -120,6 +179,25 @@ impl Metrics {
             "# HELP hub_rooms Chat rooms with members on this node.\n# TYPE hub_rooms gauge\nhub_rooms {}",
             self.rooms.load(Relaxed)
         );
+        let gauges = [
+            (
+                "hub_bus_up",
+                "1 while this node reaches the other nodes over the bus.",
+                &self.bus.up,
+            ),
+            (
+                "hub_bus_topics",
+                "Topics this node is subscribed to.",
+                &self.bus.topics,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
         out
     }
 }

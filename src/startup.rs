@@ -8,7 +8,10 @@
 //!   out, the hub's heaviest work, then uses every core instead of one;
 //! - the analytics broadcaster, on an arbiter of its own, so its ticks never
 //!   wait behind a busy room; the DNS broadcaster shares that arbiter (it
-//!   only passes on frames, a few per change).
+//!   only passes on frames, a few per change);
+//! - the bus's broker tasks (with `REDIS_URL`: publishing, reading what
+//!   Redis pushes, probing the link), on one more, so reading from Redis
+//!   never waits behind anything.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::auth::cache::UserCache;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
+use crate::bus::Bus;
 use crate::chat::guests::Guests;
 use crate::chat::room::RoomConfig;
 use crate::chat::rooms::Rooms;
@@ -69,10 +73,14 @@ impl Application {
         let workers = settings.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        let arbiters: Vec<Arbiter> = (0..=workers).map(|_| Arbiter::new()).collect();
-        let (analytics_arbiter, room_arbiters) = arbiters
+        let arbiters: Vec<Arbiter> = (0..workers + 2).map(|_| Arbiter::new()).collect();
+        let (bus_arbiter, arbiters_left) = arbiters
             .split_first()
-            .expect("at least one arbiter was made");
+            .expect("at least three arbiters were made");
+        let (analytics_arbiter, room_arbiters) = arbiters_left
+            .split_first()
+            .expect("at least two arbiters were left");
+        let bus = Bus::start(&settings.cluster, metrics.clone(), bus_arbiter.handle())?;
         let room_handles: Vec<_> = room_arbiters.iter().map(Arbiter::handle).collect();
         let rooms = Rooms::start(
             &RoomConfig {
@@ -83,6 +91,7 @@ impl Application {
                 // fits, with room for the presence list and live messages.
                 history_bytes: settings.limits.send_queue_bytes / 2,
                 presence_limit: settings.limits.presence_limit,
+                bus: bus.clone(),
             },
             settings.staff_rooms.clone(),
             &room_handles,
@@ -106,6 +115,7 @@ impl Application {
             metrics,
             throttle: LoginThrottle::standard(),
             users: UserCache::new(user_recheck, 200_000),
+            bus,
         });
         let rooms_data = web::Data::new(rooms.clone());
         let analytics_data = web::Data::new(analytics.clone());

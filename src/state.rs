@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::auth::cache::UserCache;
 use crate::auth::jwt::TokenCodec;
 use crate::auth::throttle::LoginThrottle;
+use crate::bus::Bus;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -19,4 +20,5 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub throttle: LoginThrottle,
     pub users: UserCache,
+    pub bus: Bus,
 }

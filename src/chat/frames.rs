@@ -2,12 +2,12 @@
 
 use bytestring::ByteString;
 use chrono::NaiveDateTime;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ws::frames::{Ref, wire_time};
 
 /// A chat participant as other members see them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Who {
     pub id: Option<i32>,
     pub username: String,

@@ -42,8 +42,15 @@ impl History {
         self.forgotten_up_to = i64::MAX;
     }
 
+    /// Keeps a message in id order: messages from several nodes can come
+    /// in another order than their ids, and `since` counts by id.
     pub fn remember(&mut self, id: i64, frame: ByteString) {
-        self.kept.push_back((id, frame));
+        let at = self
+            .kept
+            .iter()
+            .rposition(|(kept, _)| *kept < id)
+            .map_or(0, |i| i + 1);
+        self.kept.insert(at, (id, frame));
         while self.kept.len() > self.max_len {
             let Some((old, _)) = self.kept.pop_front() else {
                 break;
@@ -125,6 +132,20 @@ mod tests {
         assert_eq!(parse(&h.frame("r", Some(2))), (vec![3, 4, 5], false));
         assert_eq!(parse(&h.frame("r", Some(1))), (vec![3, 4, 5], true));
         assert_eq!(parse(&h.frame("r", Some(5))), (vec![], false));
+    }
+
+    #[test]
+    fn messages_that_come_out_of_id_order_are_kept_in_it() {
+        let mut h = History::new(3, 1 << 20);
+        h.loaded([
+            msg(1, "x"),
+            msg(3, "x"),
+            msg(2, "x"),
+            msg(5, "x"),
+            msg(4, "x"),
+        ]);
+        assert_eq!(parse(&h.frame("r", None)), (vec![3, 4, 5], false));
+        assert_eq!(parse(&h.frame("r", Some(3))), (vec![4, 5], false));
     }
 
     #[test]

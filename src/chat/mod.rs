@@ -4,10 +4,12 @@
 //! first join and forgets them once idle, the [`frames`] rooms send, and
 //! unique [`guests`] names.
 
+pub mod events;
 pub mod frames;
 pub mod guests;
 pub mod history;
 pub mod presence;
 pub mod room;
 pub mod rooms;
+pub mod seen;
 pub mod socket;

@@ -1,9 +1,11 @@
 //! Who is in a room, per person: one user with several tabs is one member,
-//! and a guest is one member per socket. Pure: the room asks it whether an
+//! and a guest is one member per socket. [`People`] counts this node's
+//! sockets per person; [`Roster`] is the room as every node sees it, a
+//! person with the nodes they are on. Pure: the room asks them whether an
 //! arrival or a departure is news.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::frames::Who;
@@ -22,6 +24,102 @@ impl PersonKey {
             Some(id) => Self::User(id),
             None => Self::Guest(session),
         }
+    }
+
+    /// The person's name among the nodes: a user is the same person on
+    /// every node; a guest's socket is one only on its own.
+    pub fn person(&self, node: &str) -> String {
+        match self {
+            Self::User(id) => format!("u{id}"),
+            Self::Guest(session) => format!("g{node}-{}", session.get()),
+        }
+    }
+}
+
+struct Present {
+    who: Arc<Who>,
+    nodes: BTreeSet<String>,
+}
+
+/// The room across nodes: each person once, however many nodes and tabs.
+#[derive(Default)]
+pub struct Roster {
+    people: HashMap<String, Present>,
+}
+
+impl Roster {
+    /// `person` is on `node`; true when the room did not have them.
+    pub fn arrive(&mut self, node: &str, person: &str, who: Arc<Who>) -> bool {
+        match self.people.get_mut(person) {
+            Some(present) => {
+                present.nodes.insert(node.to_owned());
+                false
+            }
+            None => {
+                let nodes = BTreeSet::from([node.to_owned()]);
+                self.people
+                    .insert(person.to_owned(), Present { who, nodes });
+                true
+            }
+        }
+    }
+
+    /// `person` left `node`; the person when no node has them any more.
+    pub fn depart(&mut self, node: &str, person: &str) -> Option<Arc<Who>> {
+        let present = self.people.get_mut(person)?;
+        present.nodes.remove(node);
+        if present.nodes.is_empty() {
+            self.people.remove(person).map(|p| p.who)
+        } else {
+            None
+        }
+    }
+
+    /// How the person is shown now; true when that changed.
+    pub fn update(&mut self, person: &str, who: Arc<Who>) -> bool {
+        match self.people.get_mut(person) {
+            Some(present) if present.who != who => {
+                present.who = who;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.people.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.people.is_empty()
+    }
+
+    /// Everyone, by name.
+    pub fn list(&self) -> Vec<&Who> {
+        let mut members: Vec<&Who> = self.people.values().map(|p| &*p.who).collect();
+        members.sort_by(|a, b| a.username.cmp(&b.username));
+        members
+    }
+
+    /// Every node each person is on, as (node, person) pairs.
+    pub fn nodes_people(&self) -> Vec<(String, String)> {
+        self.people
+            .iter()
+            .flat_map(|(person, p)| {
+                p.nodes
+                    .iter()
+                    .map(move |node| (node.clone(), person.clone()))
+            })
+            .collect()
+    }
+
+    /// Every person on `node`, with how they are shown.
+    pub fn on(&self, node: &str) -> Vec<(&str, &Arc<Who>)> {
+        self.people
+            .iter()
+            .filter(|(_, p)| p.nodes.contains(node))
+            .map(|(person, p)| (person.as_str(), &p.who))
+            .collect()
     }
 }
 
@@ -74,13 +172,6 @@ impl People {
     pub fn is_empty(&self) -> bool {
         self.people.is_empty()
     }
-
-    /// Everyone, by name.
-    pub fn list(&self) -> Vec<&Who> {
-        let mut members: Vec<&Who> = self.people.values().map(|p| &*p.who).collect();
-        members.sort_by(|a, b| a.username.cmp(&b.username));
-        members
-    }
 }
 
 #[cfg(test)]
@@ -121,7 +212,35 @@ mod tests {
         assert!(!people.update(&key, who(Some(5), "sam", true)));
         assert!(people.update(&key, who(Some(5), "sam", false)));
         assert!(!people.who(&key).unwrap().is_staff);
-        let names: Vec<_> = people.list().iter().map(|w| w.username.clone()).collect();
+    }
+
+    #[test]
+    fn a_person_on_two_nodes_is_one_member_until_the_last_node_lets_go() {
+        let mut roster = Roster::default();
+        let alice = who(Some(1), "alice", false);
+        let person = PersonKey::of(&alice, SessionId::for_tests(1)).person("a");
+        assert!(roster.arrive("a", &person, alice.clone()));
+        assert!(!roster.arrive("b", &person, alice.clone()));
+        assert_eq!(roster.len(), 1);
+        assert!(roster.depart("a", &person).is_none());
+        assert_eq!(roster.on("b").len(), 1);
+        assert_eq!(roster.depart("b", &person).as_deref(), Some(&*alice));
+        assert_eq!(roster.len(), 0);
+        assert!(roster.depart("b", &person).is_none(), "a repeat is no news");
+    }
+
+    #[test]
+    fn guests_on_different_nodes_are_different_people_and_the_list_is_by_name() {
+        let mut roster = Roster::default();
+        let g = who(None, "guest-1", false);
+        let key = PersonKey::of(&g, SessionId::for_tests(1));
+        roster.arrive("a", &key.person("a"), g.clone());
+        roster.arrive("b", &key.person("b"), g.clone());
+        let sam = who(Some(5), "sam", true);
+        roster.arrive("b", "u5", sam.clone());
+        assert!(roster.update("u5", who(Some(5), "sam", false)));
+        assert!(!roster.update("u5", who(Some(5), "sam", false)));
+        let names: Vec<_> = roster.list().iter().map(|w| w.username.clone()).collect();
         assert_eq!(names, ["guest-1", "guest-1", "sam"]);
     }
 }

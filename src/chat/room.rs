@@ -1,8 +1,13 @@
-//! One chat room: its members (through the one [`Fanout`]), presence per
-//! person ([`super::presence`]), recent history ([`super::history`]), and the
-//! writer that stores what is said before it is broadcast. It holds no pool
-//! of its own beyond the [`Db`] handle it stores messages through, and never
-//! waits on a member.
+//! One chat room on this node: its members here (through the one
+//! [`Fanout`]), presence per person ([`super::presence`]), recent history
+//! ([`super::history`]), and the writer that stores what is said.
+//!
+//! What it stores it publishes on the room's topic ([`super::events`]), and
+//! it delivers only what comes back from the bus, its own included: members
+//! on every node get every message once ([`super::seen`]), in each sender's
+//! order, whichever node either is on. When the bus comes back after an
+//! outage the room reads what it missed from the database. It holds no pool
+//! of its own beyond the [`Db`] handle, and never waits on a member.
 //!
 //! Where it runs: on the arbiter of its registry shard (see
 //! [`super::rooms`]), never on a worker thread that serves sockets. One
@@ -18,9 +23,12 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use chrono::Utc;
 
+use super::events::{RoomEvent, entry_field, split_field};
 use super::frames::{PresenceCount, PresenceEvent, PresenceList, Who, message_frame, with_ref};
 use super::history::History;
-use super::presence::{People, PersonKey};
+use super::presence::{People, PersonKey, Roster};
+use super::seen::Seen;
+use crate::bus::{Arrived, Bus, Resumed, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
 use crate::metrics::Metrics;
@@ -39,6 +47,8 @@ const WRITE_BATCH: usize = 256;
 const ROOM_MAILBOX: usize = 1024;
 /// How often a crowded room sends its member count, at most.
 const COUNT_INTERVAL: Duration = Duration::from_secs(1);
+/// Messages read from the database at a time when catching up.
+const CATCH_UP_PAGE: usize = 1000;
 
 // The messages a room handles.
 
@@ -100,6 +110,7 @@ pub struct RoomConfig {
     /// outbox with room to spare, or every joiner would be closed as slow.
     pub history_bytes: usize,
     pub presence_limit: usize,
+    pub bus: Bus,
 }
 
 /// What the room keeps per member.
@@ -125,7 +136,19 @@ pub struct ChatServer {
     config: RoomConfig,
     registry: Recipient<Idle>,
     members: Fanout<Member>,
+    /// This node's sockets per person.
     people: People,
+    /// The room on every node: what presence frames show.
+    roster: Roster,
+    topic: Topic,
+    subscription: Option<SubscriptionId>,
+    watch: Option<SubscriptionId>,
+    /// Messages delivered, so none is delivered twice.
+    seen: Seen,
+    /// Messages this room published for a sender that gave a `ref`: the
+    /// sender gets its copy with the ref when the message comes back.
+    own: HashMap<i64, (SessionId, Ref)>,
+    catching_up: bool,
     history: History,
     queue: VecDeque<Queued>,
     writing: bool,
@@ -155,6 +178,7 @@ impl ChatServer {
         registry: Recipient<Idle>,
     ) -> Self {
         Self {
+            topic: Topic::room(name.as_str()),
             name,
             staff_only,
             members: Fanout::new(config.metrics.clone()),
@@ -162,6 +186,12 @@ impl ChatServer {
             config,
             registry,
             people: People::default(),
+            roster: Roster::default(),
+            subscription: None,
+            watch: None,
+            seen: Seen::default(),
+            own: HashMap::new(),
+            catching_up: false,
             queue: VecDeque::new(),
             writing: false,
             next_seq: 0,
@@ -187,7 +217,7 @@ impl ChatServer {
         let count = PresenceCount {
             kind: "presence.count",
             room: self.name.as_str(),
-            count: self.people.len(),
+            count: self.roster.len(),
         };
         serde_json::to_string(&count).expect("plain struct").into()
     }
@@ -196,7 +226,7 @@ impl ChatServer {
         let list = PresenceList {
             kind: "presence",
             room: self.name.as_str(),
-            members: self.people.list(),
+            members: self.roster.list(),
         };
         serde_json::to_string(&list).expect("plain struct").into()
     }
@@ -216,18 +246,59 @@ impl ChatServer {
     }
 
     /// A person's socket has left: once everything said before is out, the
-    /// person leaves the presence list if that was their last socket.
+    /// person leaves this node if that was their last socket here, and the
+    /// rooms on every node hear of it behind those words.
     fn depart(&mut self, key: PersonKey) {
         if self.next_seq > self.done_seq {
             self.departures.push_back((self.next_seq, key));
             return;
         }
-        if let Some(who) = self.people.depart(&key)
-            && !self.crowded
-        {
-            let leave = self.presence_event("presence.leave", &who);
-            self.broadcast(&leave, None);
+        if self.people.depart(&key).is_some() {
+            let node = self.config.bus.node().to_owned();
+            let person = key.person(&node);
+            self.forget_entry(entry_field(&node, &person));
+            self.publish(&RoomEvent::Depart { node, person });
         }
+    }
+
+    fn publish(&self, event: &RoomEvent) {
+        self.config.bus.publish(&self.topic, event.to_bytes());
+    }
+
+    /// Whether `person` has a socket in this room on this node.
+    fn is_here(&self, person: &str) -> bool {
+        let node = self.config.bus.node();
+        self.members
+            .values()
+            .map(|m| &m.key)
+            .chain(self.leaving.values())
+            .any(|key| key.person(node) == person)
+    }
+
+    /// Shares this node's entry for a person with the other nodes.
+    fn share_entry(&self, ctx: &mut Context<Self>, person: &str, who: &Who) {
+        let presence = self.config.bus.presence().clone();
+        if !presence.is_shared() {
+            return;
+        }
+        let field = entry_field(self.config.bus.node(), person);
+        let shown = serde_json::to_string(who).expect("plain struct");
+        let room = self.name.as_str().to_owned();
+        ctx.spawn(
+            async move {
+                presence.put(&room, vec![(field, shown)]).await;
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn forget_entry(&self, field: String) {
+        let presence = self.config.bus.presence().clone();
+        if !presence.is_shared() {
+            return;
+        }
+        let room = self.name.as_str().to_owned();
+        actix::spawn(async move { presence.remove(&room, field).await });
     }
 
     /// A frame for one member alone.
@@ -306,7 +377,7 @@ impl ChatServer {
         }));
     }
 
-    /// One message's fate: broadcast with its id, or an error to its sender.
+    /// One message's fate: published with its id, or an error to its sender.
     fn stored(&mut self, q: &Queued, id: Option<i64>) {
         let Some(id) = id else {
             let detail = "the message could not be stored; send it again";
@@ -318,20 +389,215 @@ impl ChatServer {
             );
         };
         let frame = message_frame(id, self.name.as_str(), &q.who, &q.body, q.sent_at);
+        if let Some(reference) = &q.reference {
+            self.own.insert(id, (q.session, reference.clone()));
+        }
+        self.publish(&RoomEvent::Message {
+            id,
+            frame: frame.to_string(),
+        });
+    }
+
+    /// A stored message, from whichever node: kept in the history and sent
+    /// to every member here, once.
+    fn deliver_message(&mut self, id: i64, frame: ByteString) {
+        if !self.seen.first(id) {
+            return;
+        }
         self.history.remember(id, frame.clone());
-        match &q.reference {
+        match self.own.remove(&id) {
             None => self.broadcast(&frame, None),
-            Some(reference) => {
-                self.broadcast(&frame, Some(q.session));
-                self.tell(q.session, &with_ref(&frame, reference));
+            Some((session, reference)) => {
+                self.broadcast(&frame, Some(session));
+                self.tell(session, &with_ref(&frame, &reference));
             }
         }
+    }
+
+    /// A person arrived on some node (this one's own arrivals were shown
+    /// when they joined).
+    fn arrived(&mut self, ctx: &mut Context<Self>, node: &str, person: &str, who: Arc<Who>) {
+        if node == self.config.bus.node() {
+            return;
+        }
+        let new = self.roster.arrive(node, person, who.clone());
+        self.crowd_check(ctx);
+        if new && !self.crowded {
+            let event = self.presence_event("presence.join", &who);
+            self.broadcast(&event, None);
+        }
+    }
+
+    /// A person left some node. Another node may have let go of an entry of
+    /// this node's that expired while the bus was down: a person still here
+    /// is announced again instead.
+    fn departed(&mut self, ctx: &mut Context<Self>, node: &str, person: &str) {
+        if node == self.config.bus.node() && self.is_here(person) {
+            if let Some(who) = self
+                .roster
+                .on(node)
+                .into_iter()
+                .find(|(p, _)| *p == person)
+                .map(|(_, who)| who.clone())
+            {
+                self.share_entry(ctx, person, &who);
+                self.publish(&RoomEvent::Arrive {
+                    node: node.to_owned(),
+                    person: person.to_owned(),
+                    who,
+                });
+            }
+            return;
+        }
+        if let Some(who) = self.roster.depart(node, person)
+            && !self.crowded
+        {
+            let leave = self.presence_event("presence.leave", &who);
+            self.broadcast(&leave, None);
+        }
+    }
+
+    fn updated(&mut self, person: &str, who: Arc<Who>) {
+        if self.roster.update(person, who.clone()) && !self.crowded {
+            let event = self.presence_event("presence.update", &who);
+            self.broadcast(&event, None);
+        }
+    }
+
+    fn crowd_check(&mut self, ctx: &mut Context<Self>) {
+        if !self.crowded && self.roster.len() > self.config.presence_limit {
+            self.become_crowded(ctx);
+        }
+    }
+
+    /// Reads from the database every message after the oldest this room
+    /// remembers delivering, page by page, and delivers those it has not:
+    /// what was said on other nodes while the bus was down.
+    fn catch_up(&mut self, ctx: &mut Context<Self>, after: i64) {
+        self.catching_up = true;
+        let db = self.config.db.clone();
+        let room = self.name.as_str().to_owned();
+        let read = async move {
+            db.run(move |conn| chat::after(conn, &room, after, CATCH_UP_PAGE))
+                .await
+        };
+        ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
+            let rows = match read {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::error!(room = %act.name, error = %err, "catching up on chat messages failed");
+                    act.catching_up = false;
+                    return act.go_if_idle(ctx);
+                }
+            };
+            let full = rows.len() == CATCH_UP_PAGE;
+            let last = rows.last().map_or(after, |row| row.id);
+            for row in rows {
+                let frame = stored_frame(act.name.as_str(), row);
+                act.deliver_message(frame.0, frame.1);
+            }
+            if full {
+                act.catch_up(ctx, last);
+            } else {
+                act.catching_up = false;
+                act.config.metrics.bus_gap_filled();
+                act.go_if_idle(ctx);
+            }
+        }));
+    }
+
+    /// After an outage the other nodes' entries may have changed: the
+    /// roster is read again, this node's own entries shared again, and the
+    /// difference shown as joins and leaves.
+    fn reload_roster(&mut self, ctx: &mut Context<Self>) {
+        let presence = self.config.bus.presence().clone();
+        if !presence.is_shared() {
+            return;
+        }
+        let room = self.name.as_str().to_owned();
+        let node = self.config.bus.node().to_owned();
+        let mine = self.own_entries();
+        ctx.spawn(
+            async move {
+                presence.put(&room, mine).await;
+                presence.load(&room).await
+            }
+            .into_actor(self)
+            .map(move |entries, act, ctx| {
+                let remote: HashMap<(String, String), Arc<Who>> = entries
+                    .into_iter()
+                    .filter_map(|(field, shown)| {
+                        let (n, person) = split_field(&field)?;
+                        let who: Who = serde_json::from_str(&shown).ok()?;
+                        (n != node).then(|| ((n.to_owned(), person.to_owned()), Arc::new(who)))
+                    })
+                    .collect();
+                let known: Vec<(String, String)> = act
+                    .roster
+                    .nodes_people()
+                    .into_iter()
+                    .filter(|(n, _)| *n != node)
+                    .collect();
+                for (n, person) in known {
+                    if !remote.contains_key(&(n.clone(), person.clone())) {
+                        act.departed(ctx, &n, &person);
+                    }
+                }
+                for ((n, person), who) in remote {
+                    act.arrived(ctx, &n, &person, who);
+                }
+            }),
+        );
+    }
+
+    /// This node's entries: each person here, as shown.
+    fn own_entries(&self) -> Vec<(String, String)> {
+        let node = self.config.bus.node();
+        self.roster
+            .on(node)
+            .into_iter()
+            .map(|(person, who)| {
+                (
+                    entry_field(node, person),
+                    serde_json::to_string(&**who).expect("plain struct"),
+                )
+            })
+            .collect()
+    }
+
+    /// Keeps this node's entries alive and lets go of other nodes' that
+    /// expired: a node that died without a word leaves with one
+    /// `presence.leave` per person, on every node, within the TTL.
+    fn tend_entries(&mut self, ctx: &mut Context<Self>) {
+        let presence = self.config.bus.presence().clone();
+        let room = self.name.as_str().to_owned();
+        let mine = self.own_entries();
+        ctx.spawn(
+            async move {
+                presence.put(&room, mine).await;
+                presence.reap(&room).await
+            }
+            .into_actor(self)
+            .map(|dead, act, _| {
+                for field in dead {
+                    if let Some((node, person)) = split_field(&field) {
+                        act.publish(&RoomEvent::Depart {
+                            node: node.to_owned(),
+                            person: person.to_owned(),
+                        });
+                    }
+                }
+            }),
+        );
     }
 
     /// Nobody here and nothing to store: ask the registry to forget this
     /// room, and stop if it agrees (no join is on its way).
     fn go_if_idle(&mut self, ctx: &mut Context<Self>) {
-        let busy = self.writing || !self.queue.is_empty() || !self.departures.is_empty();
+        let busy = self.writing
+            || self.catching_up
+            || !self.queue.is_empty()
+            || !self.departures.is_empty();
         let occupied = !self.members.is_empty() || !self.leaving.is_empty();
         if self.asked_to_go || busy || occupied {
             return;
@@ -353,7 +619,7 @@ impl ChatServer {
     fn become_crowded(&mut self, ctx: &mut Context<Self>) {
         self.crowded = true;
         ctx.run_interval(COUNT_INTERVAL, |act, _| {
-            let count = act.people.len();
+            let count = act.roster.len();
             let frame = act.count_frame();
             let gone = act.members.deliver(&frame, |_, member| {
                 let news = member.count_seen != count;
@@ -383,29 +649,102 @@ impl Actor for ChatServer {
         ctx.wait(load.into_actor(self).map(|loaded, act, _| match loaded {
             Ok(rows) => {
                 let name = act.name.clone();
-                act.history
-                    .loaded(rows.into_iter().map(|row: StoredMessage| {
-                        let m = row.message;
-                        let who = Who {
-                            id: m.user_id,
-                            username: m.username,
-                            is_staff: m.is_staff,
-                        };
-                        (
-                            row.id,
-                            message_frame(row.id, name.as_str(), &who, &m.body, m.sent_at),
-                        )
-                    }));
+                let frames: Vec<(i64, ByteString)> = rows
+                    .into_iter()
+                    .map(|row| stored_frame(name.as_str(), row))
+                    .collect();
+                // What history holds was delivered as far as this room goes:
+                // the same message coming from the bus is not sent again.
+                for (id, _) in &frames {
+                    act.seen.first(*id);
+                }
+                act.history.loaded(frames);
             }
             Err(err) => {
                 tracing::error!(room = %act.name, error = %err, "loading chat history failed");
                 act.history.unavailable();
             }
         }));
+        let bus = self.config.bus.clone();
+        self.subscription = Some(bus.subscribe(&self.topic, ctx.address().recipient()));
+        self.watch = Some(bus.watch(ctx.address().recipient()));
+        // In a cluster, joins also wait for who is here on other nodes.
+        let presence = bus.presence().clone();
+        if let Some(every) = presence.refresh_every() {
+            let room = self.name.as_str().to_owned();
+            let node = bus.node().to_owned();
+            ctx.wait(
+                async move { presence.load(&room).await }
+                    .into_actor(self)
+                    .map(move |entries, act, _| {
+                        for (field, shown) in entries {
+                            let Some((n, person)) = split_field(&field) else {
+                                continue;
+                            };
+                            if let (false, Ok(who)) =
+                                (n == node, serde_json::from_str::<Who>(&shown))
+                            {
+                                act.roster.arrive(n, person, Arc::new(who));
+                            }
+                        }
+                    }),
+            );
+            ctx.run_interval(every, |act, ctx| act.tend_entries(ctx));
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.config.metrics.room_closed();
+        let bus = &self.config.bus;
+        if let Some(id) = self.subscription.take() {
+            bus.unsubscribe(&self.topic, id);
+        }
+        if let Some(id) = self.watch.take() {
+            bus.unwatch(id);
+        }
+    }
+}
+
+/// A stored message as its `chat.message` frame.
+fn stored_frame(room: &str, row: StoredMessage) -> (i64, ByteString) {
+    let m = row.message;
+    let who = Who {
+        id: m.user_id,
+        username: m.username,
+        is_staff: m.is_staff,
+    };
+    (
+        row.id,
+        message_frame(row.id, room, &who, &m.body, m.sent_at),
+    )
+}
+
+impl Handler<Arrived> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, arrived: Arrived, ctx: &mut Self::Context) {
+        let Some(event) = RoomEvent::parse(&arrived.payload) else {
+            tracing::warn!(room = %self.name, "an unreadable event on the room's topic was ignored");
+            return;
+        };
+        match event {
+            RoomEvent::Message { id, frame } => self.deliver_message(id, frame.into()),
+            RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
+            RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
+            RoomEvent::Update { person, who } => self.updated(&person, who),
+        }
+    }
+}
+
+impl Handler<Resumed> for ChatServer {
+    type Result = ();
+
+    /// The bus is back: what other nodes said meanwhile is in the database,
+    /// and who came and went is in the shared entries.
+    fn handle(&mut self, _: Resumed, ctx: &mut Self::Context) {
+        let after = self.seen.catch_up_from().unwrap_or(0);
+        self.catch_up(ctx, after);
+        self.reload_roster(ctx);
     }
 }
 
@@ -423,12 +762,21 @@ impl Handler<Join> for ChatServer {
             return MessageResult(ctx.address());
         }
         let key = PersonKey::of(&join.who, join.session);
-        let arrived = self.people.arrive(key.clone(), join.who.clone());
-        if !self.crowded && self.people.len() > self.config.presence_limit {
-            self.become_crowded(ctx);
+        let mut new_person = false;
+        if self.people.arrive(key.clone(), join.who.clone()) {
+            let node = self.config.bus.node().to_owned();
+            let person = key.person(&node);
+            new_person = self.roster.arrive(&node, &person, join.who.clone());
+            self.share_entry(ctx, &person, &join.who);
+            self.publish(&RoomEvent::Arrive {
+                node,
+                person,
+                who: join.who.clone(),
+            });
         }
+        self.crowd_check(ctx);
         let history = self.history.frame(self.name.as_str(), join.since);
-        let count = self.people.len();
+        let count = self.roster.len();
         let greeting = if self.crowded {
             self.count_frame()
         } else {
@@ -444,7 +792,7 @@ impl Handler<Join> for ChatServer {
         );
         self.tell(join.session, &history);
         self.tell(join.session, &greeting);
-        if arrived && !self.crowded && self.members.get(join.session).is_some() {
+        if new_person && !self.crowded && self.members.get(join.session).is_some() {
             let event = self.presence_event("presence.join", &join.who);
             self.broadcast(&event, Some(join.session));
         }
@@ -507,14 +855,19 @@ impl Handler<Reshow> for ChatServer {
     type Result = ();
 
     /// What the room shows for a person follows their user: the next
-    /// message, the presence list and a `presence.update` say the new flags.
-    fn handle(&mut self, reshow: Reshow, _: &mut Self::Context) {
+    /// message, the presence list and a `presence.update` on every node say
+    /// the new flags.
+    fn handle(&mut self, reshow: Reshow, ctx: &mut Self::Context) {
         let Some(key) = self.members.get(reshow.session).map(|m| m.key.clone()) else {
             return;
         };
-        if self.people.update(&key, reshow.who.clone()) && !self.crowded {
-            let event = self.presence_event("presence.update", &reshow.who);
-            self.broadcast(&event, None);
+        if self.people.update(&key, reshow.who.clone()) {
+            let person = key.person(self.config.bus.node());
+            self.share_entry(ctx, &person, &reshow.who);
+            self.publish(&RoomEvent::Update {
+                person,
+                who: reshow.who,
+            });
         }
     }
 }

@@ -195,6 +195,7 @@ mod tests {
         db.migrate().unwrap();
         let config = RoomConfig {
             db,
+            bus: crate::bus::Bus::local(metrics.clone()),
             metrics,
             history_len: 5,
             history_bytes: 1 << 16,

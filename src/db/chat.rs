@@ -66,3 +66,20 @@ pub fn recent(
     rows.reverse();
     Ok(rows)
 }
+
+/// Up to `limit` messages of a room with ids above `after`, oldest first: a
+/// room catching up on what the bus could not bring.
+pub fn after(
+    conn: &mut DbConnection,
+    room: &str,
+    after: i64,
+    limit: usize,
+) -> QueryResult<Vec<StoredMessage>> {
+    hub_chat_message::table
+        .filter(hub_chat_message::room.eq(room))
+        .filter(hub_chat_message::id.gt(after))
+        .order(hub_chat_message::id.asc())
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .select(StoredMessage::as_select())
+        .load(conn)
+}

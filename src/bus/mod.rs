@@ -1,0 +1,340 @@
+//! The bus: how what one node produces reaches the sessions of every node.
+//!
+//! Everything that fans out across nodes (chat messages and presence,
+//! analytics changes, DNS changes, user re-checks) takes one path: its
+//! producer publishes it on a topic, the [`Broker`] carries it to every node
+//! subscribed to that topic (this one included), and each node hands it to
+//! its local subscribers, which deliver it through their [`Fanout`]. A lone
+//! node's broker ([`local::LocalBroker`]) hands it back at once; with
+//! `REDIS_URL`, [`redis::RedisBroker`] carries it over Redis pub/sub.
+//!
+//! The broker interface is narrow on purpose (publish; subscribe and
+//! unsubscribe a topic; report what arrives and whether the link is up), so
+//! another transport fits without touching the rooms.
+//!
+//! A node subscribes a topic while at least one local subscriber wants it.
+//! When the link to the other nodes comes back after an outage, every
+//! watcher is told ([`Resumed`]) so it can fetch what it missed from the
+//! database: the bus delays messages, the database loses none.
+//!
+//! [`Fanout`]: crate::ws::fanout::Fanout
+
+pub mod local;
+pub mod presence;
+pub mod redis;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::config::Cluster;
+use crate::metrics::Metrics;
+use presence::SharedPresence;
+
+/// A topic's name, the same on every node: `room:<name>`, `user:<id>`,
+/// `analytics:global`, `dns:user:<id>`, `dns:staff`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Topic(Arc<str>);
+
+impl Topic {
+    pub fn room(name: &str) -> Self {
+        Self(format!("room:{name}").into())
+    }
+
+    pub fn user(id: i32) -> Self {
+        Self(format!("user:{id}").into())
+    }
+
+    pub fn analytics_global() -> Self {
+        Self("analytics:global".into())
+    }
+
+    pub fn dns_user(id: i32) -> Self {
+        Self(format!("dns:user:{id}").into())
+    }
+
+    pub fn dns_staff() -> Self {
+        Self("dns:staff".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something published on a topic this subscriber wants.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Arrived {
+    pub topic: Topic,
+    pub payload: Bytes,
+}
+
+/// The link to the other nodes is back after an outage: what was published
+/// meanwhile may never arrive, so fetch it from where it is kept.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Resumed;
+
+/// What carries messages between nodes.
+pub trait Broker: Send + Sync + 'static {
+    /// Sends `payload` to every node subscribed to `topic`, this one
+    /// included (it comes back through [`Events::arrived`]). Never waits:
+    /// while the link is down it delivers to this node alone.
+    fn publish(&self, topic: &Topic, payload: Bytes);
+    /// This node now has a local subscriber for `topic`.
+    fn subscribe(&self, topic: &Topic);
+    /// This node's last local subscriber of `topic` left; the broker may
+    /// wait a little and ask [`Events::wanted`] again before letting go.
+    fn unsubscribe(&self, topic: &Topic);
+}
+
+/// A subscriber's place on a topic, to leave it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(u64);
+
+/// How a broker reaches this node's subscribers: the routing table, and
+/// the link's state.
+#[derive(Clone)]
+pub struct Events(Arc<Routes>);
+
+struct Routes {
+    table: RwLock<HashMap<Topic, Vec<(SubscriptionId, Recipient<Arrived>)>>>,
+    watchers: Mutex<Vec<(SubscriptionId, Recipient<Resumed>)>>,
+    next_id: AtomicU64,
+    up: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Events {
+    fn new(metrics: Arc<Metrics>, up: bool) -> Self {
+        Self(Arc::new(Routes {
+            table: RwLock::new(HashMap::new()),
+            watchers: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            up: AtomicBool::new(up),
+            metrics,
+        }))
+    }
+
+    fn table(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<Topic, Vec<(SubscriptionId, Recipient<Arrived>)>>>
+    {
+        self.0.table.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a message to every local subscriber of its topic.
+    pub fn arrived(&self, topic: &Topic, payload: Bytes) {
+        let table = self.table();
+        let Some(subscribers) = table.get(topic) else {
+            return;
+        };
+        self.0.metrics.bus_received();
+        for (_, recipient) in subscribers {
+            recipient.do_send(Arrived {
+                topic: topic.clone(),
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    /// Whether any local subscriber still wants `topic`.
+    pub fn wanted(&self, topic: &Topic) -> bool {
+        self.table().contains_key(topic)
+    }
+
+    /// Every topic some local subscriber wants.
+    pub fn topics(&self) -> Vec<Topic> {
+        self.table().keys().cloned().collect()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.0.up.load(Relaxed)
+    }
+
+    /// The link went down: from now on what this node publishes reaches
+    /// its own subscribers alone. Logged once per change.
+    pub fn down(&self, why: &str) {
+        if self.0.up.swap(false, Relaxed) {
+            self.0.metrics.bus_state(false);
+            tracing::warn!(
+                why,
+                "bus down: delivering locally until the other nodes are reachable again"
+            );
+        }
+    }
+
+    /// The link is up again, every wanted topic subscribed: watchers fetch
+    /// what they missed.
+    pub fn up(&self) {
+        if self.0.up.swap(true, Relaxed) {
+            return;
+        }
+        self.0.metrics.bus_state(true);
+        tracing::info!("bus up: reaching the other nodes");
+        let watchers = self.0.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, watcher) in watchers.iter() {
+            watcher.do_send(Resumed);
+        }
+    }
+}
+
+/// This node's end of the bus, shared by every actor that publishes or
+/// subscribes.
+#[derive(Clone)]
+pub struct Bus {
+    events: Events,
+    broker: Arc<dyn Broker>,
+    node: Arc<str>,
+    presence: SharedPresence,
+}
+
+/// A name for this process among the nodes, new at each start, so entries a
+/// dead process left behind are never taken for a live one's.
+fn node_name() -> Arc<str> {
+    format!("{:016x}", rand::random::<u64>()).into()
+}
+
+impl Bus {
+    /// The bus of a node that serves alone: always up, nothing leaves the
+    /// process.
+    pub fn local(metrics: Arc<Metrics>) -> Self {
+        let events = Events::new(metrics, true);
+        let broker = Arc::new(local::LocalBroker::new(events.clone()));
+        Self {
+            events,
+            broker,
+            node: node_name(),
+            presence: SharedPresence::Alone,
+        }
+    }
+
+    /// The bus `cluster` asks for: alone without `REDIS_URL`; with it, a
+    /// Redis broker whose tasks run on `runtime`, down until it has shown
+    /// that it reaches the other nodes.
+    pub fn start(
+        cluster: &Cluster,
+        metrics: Arc<Metrics>,
+        runtime: actix::ArbiterHandle,
+    ) -> anyhow::Result<Self> {
+        let Some(url) = &cluster.redis_url else {
+            return Ok(Self::local(metrics));
+        };
+        let events = Events::new(metrics.clone(), false);
+        let node = node_name();
+        let (broker, connection) =
+            redis::RedisBroker::start(url, &node, events.clone(), metrics, runtime)?;
+        tracing::info!(node = %node, redis = ?url, "joining the cluster over Redis");
+        Ok(Self {
+            events,
+            broker,
+            node,
+            presence: SharedPresence::Redis {
+                connection,
+                ttl: cluster.presence_ttl,
+            },
+        })
+    }
+
+    /// This node's name among the nodes.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The presence entries this node shares with the others.
+    pub fn presence(&self) -> &SharedPresence {
+        &self.presence
+    }
+
+    pub fn publish(&self, topic: &Topic, payload: impl Into<Bytes>) {
+        self.broker.publish(topic, payload.into());
+    }
+
+    fn next_id(&self) -> SubscriptionId {
+        SubscriptionId(self.events.0.next_id.fetch_add(1, Relaxed))
+    }
+
+    /// `recipient` receives what is published on `topic` until it leaves.
+    pub fn subscribe(&self, topic: &Topic, recipient: Recipient<Arrived>) -> SubscriptionId {
+        let id = self.next_id();
+        let first = {
+            let mut table = self
+                .events
+                .0
+                .table
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let subscribers = table.entry(topic.clone()).or_default();
+            subscribers.push((id, recipient));
+            subscribers.len() == 1
+        };
+        if first {
+            self.events.0.metrics.bus_topic_subscribed();
+            self.broker.subscribe(topic);
+        }
+        id
+    }
+
+    pub fn unsubscribe(&self, topic: &Topic, id: SubscriptionId) {
+        let last = {
+            let mut table = self
+                .events
+                .0
+                .table
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let Some(subscribers) = table.get_mut(topic) else {
+                return;
+            };
+            subscribers.retain(|(each, _)| *each != id);
+            let last = subscribers.is_empty();
+            if last {
+                table.remove(topic);
+            }
+            last
+        };
+        if last {
+            self.events.0.metrics.bus_topic_unsubscribed();
+            self.broker.unsubscribe(topic);
+        }
+    }
+
+    /// `watcher` is told each time the link comes back after an outage.
+    pub fn watch(&self, watcher: Recipient<Resumed>) -> SubscriptionId {
+        let id = self.next_id();
+        let mut watchers = self
+            .events
+            .0
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watchers.push((id, watcher));
+        id
+    }
+
+    pub fn unwatch(&self, id: SubscriptionId) {
+        let mut watchers = self
+            .events
+            .0
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watchers.retain(|(each, _)| *each != id);
+    }
+
+    /// Whether this node reaches the other nodes (always, alone).
+    pub fn is_up(&self) -> bool {
+        self.events.is_up()
+    }
+}

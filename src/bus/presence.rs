@@ -1,0 +1,151 @@
+//! The presence entries a cluster shares, so a room on a node that opens
+//! late knows who is already there, and the members of a node that died
+//! without a word are let go.
+//!
+//! Per room, a hash `hub:presence:<room>` (field `<node>|<person>`, value
+//! what the room shows for the person) and a sorted set
+//! `hub:presence:<room>:expiry` of the same fields scored by when they
+//! expire, in Redis's own clock (so nodes' clocks never matter). Each node
+//! refreshes its own fields well within the TTL; any node may reap expired
+//! fields, and the script that reaps is atomic, so each dead entry is
+//! reaped, and announced, once. Both keys vanish with their last field.
+//!
+//! A node alone keeps nothing here: its rooms know all their members.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+/// Adds or refreshes fields: ARGV = ttl in ms, then field/value pairs.
+const PUT: &str = r"
+local t = redis.call('TIME')
+local expires = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[2], expires, ARGV[i])
+end
+return 1";
+
+/// Removes and returns every expired field.
+const REAP: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, field in ipairs(dead) do
+  redis.call('ZREM', KEYS[2], field)
+  redis.call('HDEL', KEYS[1], field)
+end
+return dead";
+
+/// A command that takes longer has failed; presence waits for the next
+/// refresh rather than hold up its room.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub enum SharedPresence {
+    Alone,
+    Redis {
+        connection: ConnectionManager,
+        ttl: Duration,
+    },
+}
+
+fn keys(room: &str) -> [String; 2] {
+    [
+        format!("hub:presence:{room}"),
+        format!("hub:presence:{room}:expiry"),
+    ]
+}
+
+impl SharedPresence {
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Redis { .. })
+    }
+
+    /// How often a node refreshes its entries and reaps others': three
+    /// times per TTL, so one missed refresh never lets a live entry expire.
+    pub fn refresh_every(&self) -> Option<Duration> {
+        match self {
+            Self::Alone => None,
+            Self::Redis { ttl, .. } => Some(*ttl / 3),
+        }
+    }
+
+    /// Adds or refreshes this node's entries (`(field, shown)` pairs).
+    pub async fn put(&self, room: &str, entries: Vec<(String, String)>) -> bool {
+        let Self::Redis {
+            connection, ttl, ..
+        } = self
+        else {
+            return true;
+        };
+        if entries.is_empty() {
+            return true;
+        }
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(PUT)
+            .arg(2)
+            .arg(&keys(room))
+            .arg(ttl.as_millis().to_string());
+        for (field, shown) in entries {
+            eval.arg(field).arg(shown);
+        }
+        let mut connection = connection.clone();
+        matches!(
+            tokio::time::timeout(TIMEOUT, eval.query_async::<i64>(&mut connection)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Removes one entry of this node's.
+    pub async fn remove(&self, room: &str, field: String) {
+        let Self::Redis { connection, .. } = self else {
+            return;
+        };
+        let [hash, expiry] = keys(room);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hdel(hash, &field)
+            .ignore()
+            .zrem(expiry, &field)
+            .ignore();
+        let mut connection = connection.clone();
+        let _ = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut connection)).await;
+    }
+
+    /// Every entry of the room, `(field, shown)`.
+    pub async fn load(&self, room: &str) -> Vec<(String, String)> {
+        let Self::Redis { connection, .. } = self else {
+            return Vec::new();
+        };
+        let [hash, _] = keys(room);
+        let mut connection = connection.clone();
+        let mut all = redis::cmd("HGETALL");
+        all.arg(hash);
+        match tokio::time::timeout(
+            TIMEOUT,
+            all.query_async::<Vec<(String, String)>>(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok(entries)) => entries,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Removes the room's expired entries and returns their fields: only
+    /// the node whose call removed an entry is told of it.
+    pub async fn reap(&self, room: &str) -> Vec<String> {
+        let Self::Redis { connection, .. } = self else {
+            return Vec::new();
+        };
+        let mut connection = connection.clone();
+        let mut reap = redis::cmd("EVAL");
+        reap.arg(REAP).arg(2).arg(&keys(room));
+        match tokio::time::timeout(TIMEOUT, reap.query_async::<Vec<String>>(&mut connection)).await
+        {
+            Ok(Ok(dead)) => dead,
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The broker of a cluster: Redis pub/sub, channel `hub:<topic>`.
+//!
+//! Three tasks on the bus's own thread:
+//! - the publisher drains a bounded queue in pipelines over one
+//!   `ConnectionManager`, in order, so one node's messages on a topic reach
+//!   every other node in the order they were published;
+//! - the dispatcher reads the subscriber connection's RESP3 pushes as fast
+//!   as they come (Redis cuts a subscriber that falls 32 MB behind) and
+//!   hands each to the node's routes;
+//! - the controller owns the subscriber connection: it subscribes and
+//!   unsubscribes topics (a topic is let go only after a grace, and only if
+//!   still unwanted), PINGs it every second and publishes a probe to this
+//!   node's own channel. The link counts as up only while probes come back:
+//!   a subscriber that reconnected but is deaf (a failover can do that while
+//!   every PING succeeds) is replaced by a new one.
+//!
+//! Reconnecting never gives up: the crate's default of six tries leaves a
+//! subscriber deaf for good after an outage of about 15 s.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+
+use super::{Broker, Events, Topic};
+use crate::config::RedisUrl;
+use crate::metrics::Metrics;
+
+/// Messages waiting to be published; past this a publish is delivered on
+/// this node alone rather than wait (the others catch up from the database).
+const PUBLISH_QUEUE: usize = 65_536;
+/// Messages sent to Redis in one pipeline.
+const PUBLISH_BATCH: usize = 512;
+/// How often the subscriber is pinged and a probe published.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Without a probe back for this long, the link is down.
+const PROBE_LOST: Duration = Duration::from_secs(3);
+/// Without a probe back for this long while Redis answers, the subscriber
+/// is deaf: it is replaced.
+const DEAF_AFTER: Duration = Duration::from_secs(5);
+/// A command that takes longer has failed (the link is down).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reconnect attempts back off up to this delay, without limit on tries.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long a topic stays subscribed after its last local subscriber left,
+/// so a quick leave-and-rejoin keeps delivery.
+const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
+
+fn channel(topic: &Topic) -> String {
+    format!("hub:{topic}")
+}
+
+enum Command {
+    Subscribe(Topic),
+    /// Let go of a topic once its grace is over, if it is still unwanted.
+    Release(Topic),
+}
+
+pub struct RedisBroker {
+    events: Events,
+    outgoing: mpsc::Sender<(Topic, Bytes)>,
+    commands: mpsc::UnboundedSender<Command>,
+    runtime: actix::ArbiterHandle,
+}
+
+impl RedisBroker {
+    /// Starts the broker's tasks on `runtime` and returns it with a
+    /// connection for other commands (the shared presence entries). It
+    /// connects in the background: a node whose Redis is away serves alone
+    /// until it is back.
+    pub fn start(
+        url: &RedisUrl,
+        node: &str,
+        events: Events,
+        metrics: Arc<Metrics>,
+        runtime: actix::ArbiterHandle,
+    ) -> anyhow::Result<(Arc<Self>, ConnectionManager)> {
+        let client = redis::Client::open(resp3(url.as_str()))?;
+        let (outgoing, queued) = mpsc::channel(PUBLISH_QUEUE);
+        let (commands, commanded) = mpsc::unbounded_channel();
+        let probe = Topic(format!("probe:{node}").into());
+        // The connections are made on the bus's thread, so their own tasks
+        // (reading replies, redialling) run there and nowhere else.
+        let (made, take) = std::sync::mpsc::channel();
+        let task_events = events.clone();
+        runtime.spawn(async move {
+            let publisher =
+                match ConnectionManager::new_lazy_with_config(client.clone(), manager_config()) {
+                    Ok(publisher) => publisher,
+                    Err(err) => {
+                        let _ = made.send(Err(err));
+                        return;
+                    }
+                };
+            let (push_tx, pushes) = mpsc::unbounded_channel();
+            let echoes = Arc::new(Echoes::default());
+            let control = Controller {
+                client,
+                push_tx,
+                subscriber: None,
+                publisher: publisher.clone(),
+                events: task_events.clone(),
+                probe: probe.clone(),
+                echoes: echoes.clone(),
+                stale: HashSet::new(),
+                started: Instant::now(),
+            };
+            tokio::spawn(publish(
+                publisher.clone(),
+                queued,
+                task_events.clone(),
+                metrics,
+            ));
+            tokio::spawn(dispatch(pushes, task_events, probe, echoes));
+            tokio::spawn(control.run(commanded));
+            let _ = made.send(Ok(publisher));
+        });
+        let connection = take
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the bus thread stopped before connecting"))??;
+        let broker = Arc::new(Self {
+            events,
+            outgoing,
+            commands,
+            runtime,
+        });
+        Ok((broker, connection))
+    }
+}
+
+/// The subscriber must speak RESP3 to get pushes on a managed connection.
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(usize::MAX)
+        .set_max_delay(MAX_RETRY_DELAY)
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+}
+
+impl Broker for RedisBroker {
+    fn publish(&self, topic: &Topic, payload: Bytes) {
+        if !self.events.is_up() {
+            return self.events.arrived(topic, payload);
+        }
+        if let Err(err) = self.outgoing.try_send((topic.clone(), payload)) {
+            let (topic, payload) = match err {
+                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => {
+                    item
+                }
+            };
+            tracing::warn!(%topic, "bus publish queue full: delivered on this node only");
+            self.events.arrived(&topic, payload);
+        }
+    }
+
+    fn subscribe(&self, topic: &Topic) {
+        let _ = self.commands.send(Command::Subscribe(topic.clone()));
+    }
+
+    fn unsubscribe(&self, topic: &Topic) {
+        let commands = self.commands.clone();
+        let topic = topic.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(UNSUBSCRIBE_GRACE).await;
+            let _ = commands.send(Command::Release(topic));
+        });
+    }
+}
+
+/// Publishes in order, a pipeline at a time. A pipeline that fails is
+/// delivered here (its messages may or may not have reached the others;
+/// receivers that must not see a message twice drop repeats) and the link
+/// is marked down until probes come back.
+async fn publish(
+    mut connection: ConnectionManager,
+    mut queued: mpsc::Receiver<(Topic, Bytes)>,
+    events: Events,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (topic, payload) in &batch {
+            pipe.publish(channel(topic), payload.as_ref()).ignore();
+        }
+        let sent = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection));
+        match sent.await {
+            Ok(Ok(())) => metrics.bus_published(u64::try_from(batch.len()).unwrap_or(u64::MAX)),
+            failed => {
+                let why = match failed {
+                    Ok(Err(err)) => format!("publishing failed: {err}"),
+                    _ => "publishing timed out".to_owned(),
+                };
+                events.down(&why);
+                for (topic, payload) in batch.drain(..) {
+                    events.arrived(&topic, payload);
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// The newest probe that came back: when it was sent, in milliseconds
+/// since the broker started (probes are stamped from 1, so 0 is none).
+#[derive(Default)]
+struct Echoes {
+    sent_ms: AtomicU64,
+}
+
+/// Hands every message push to the routes; a dropped connection is a gap.
+async fn dispatch(
+    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
+    events: Events,
+    probe: Topic,
+    echoes: Arc<Echoes>,
+) {
+    let probe_channel = channel(&probe);
+    while let Some(push) = pushes.recv().await {
+        match push.kind {
+            PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(name)), Some(Value::BulkString(payload))) =
+                    (data.next(), data.next())
+                else {
+                    continue;
+                };
+                if name == probe_channel.as_bytes() {
+                    if let Some(sent) = std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                    {
+                        echoes.sent_ms.fetch_max(sent, Relaxed);
+                    }
+                    continue;
+                }
+                let Some(topic) = std::str::from_utf8(&name)
+                    .ok()
+                    .and_then(|n| n.strip_prefix("hub:"))
+                else {
+                    continue;
+                };
+                events.arrived(&Topic(topic.into()), Bytes::from(payload));
+            }
+            PushKind::Disconnection => events.down("the subscriber connection dropped"),
+            _ => {}
+        }
+    }
+}
+
+struct Controller {
+    client: redis::Client,
+    push_tx: mpsc::UnboundedSender<PushInfo>,
+    subscriber: Option<ConnectionManager>,
+    publisher: ConnectionManager,
+    events: Events,
+    probe: Topic,
+    echoes: Arc<Echoes>,
+    /// Topics whose unsubscribe failed: let go of again once reconnected.
+    stale: HashSet<Topic>,
+    started: Instant,
+}
+
+impl Controller {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// How old the newest probe that came back is; `None` before the first.
+    fn heard(&self) -> Option<Duration> {
+        match self.echoes.sent_ms.load(Relaxed) {
+            0 => None,
+            sent => Some(Duration::from_millis(self.now_ms().saturating_sub(sent))),
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the subscriber was (re)made: it gets time to connect before
+        // silence counts as deafness.
+        let mut made_at = Instant::now();
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Subscribe(topic)) => {
+                        self.subscribe(&topic).await;
+                    }
+                    Some(Command::Release(topic)) => self.release(topic).await,
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if self.subscriber.is_none() {
+                        made_at = Instant::now();
+                        self.connect().await;
+                    }
+                    let reachable = self.probe().await;
+                    let heard = self.heard();
+                    if heard.is_some_and(|age| age < PROBE_LOST) {
+                        if !self.events.is_up() && self.reconcile().await {
+                            self.events.up();
+                        }
+                    } else {
+                        self.events.down("probes stopped coming back");
+                        // Redis answers but this node hears nothing: its
+                        // subscriber is deaf.
+                        if reachable && made_at.elapsed() > DEAF_AFTER {
+                            tracing::warn!("bus subscriber deaf: replacing it");
+                            self.subscriber = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new subscriber connection, subscribed to the probe and every
+    /// wanted topic.
+    async fn connect(&mut self) {
+        let config = manager_config()
+            .set_push_sender(self.push_tx.clone())
+            .set_automatic_resubscription();
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
+            Ok(subscriber) => {
+                self.subscriber = Some(subscriber);
+                self.stale.clear();
+                self.reconcile().await;
+            }
+            Err(err) => tracing::warn!(error = %err, "bus subscriber could not be made"),
+        }
+    }
+
+    /// Subscribes the probe and every wanted topic (again: subscribing is
+    /// idempotent) and lets go of topics an earlier unsubscribe missed.
+    /// False, and stopped at once, when Redis stops answering: the next
+    /// recovery does it all again.
+    async fn reconcile(&mut self) -> bool {
+        let mut topics = self.events.topics();
+        topics.push(self.probe.clone());
+        for topic in topics {
+            if !self.subscribe(&topic).await {
+                return false;
+            }
+        }
+        let stale: Vec<Topic> = self.stale.drain().collect();
+        for topic in stale {
+            self.release(topic).await;
+        }
+        true
+    }
+
+    /// False when the subscription could not be made; the reconcile that
+    /// follows reconnection makes it.
+    async fn subscribe(&mut self, topic: &Topic) -> bool {
+        let Some(subscriber) = self.subscriber.as_mut() else {
+            return false;
+        };
+        let done =
+            tokio::time::timeout(COMMAND_TIMEOUT, subscriber.subscribe(channel(topic))).await;
+        matches!(done, Ok(Ok(())))
+    }
+
+    async fn release(&mut self, topic: Topic) {
+        if self.events.wanted(&topic) {
+            return;
+        }
+        let Some(subscriber) = self.subscriber.as_mut() else {
+            return;
+        };
+        let done =
+            tokio::time::timeout(COMMAND_TIMEOUT, subscriber.unsubscribe(channel(&topic))).await;
+        if !matches!(done, Ok(Ok(()))) {
+            self.stale.insert(topic);
+        }
+    }
+
+    /// PINGs the subscriber (so a dead link is noticed and redialled) and
+    /// publishes this node's probe, stamped with the time it was sent.
+    /// Whether Redis took the probe.
+    async fn probe(&mut self) -> bool {
+        if let Some(subscriber) = self.subscriber.as_mut() {
+            let ping = redis::cmd("PING");
+            let _ =
+                tokio::time::timeout(COMMAND_TIMEOUT, ping.query_async::<Value>(subscriber)).await;
+        }
+        let stamp = self.now_ms();
+        let publish = self
+            .publisher
+            .publish::<_, _, ()>(channel(&self.probe), stamp);
+        let sent = matches!(
+            tokio::time::timeout(COMMAND_TIMEOUT, publish).await,
+            Ok(Ok(()))
+        );
+        if !sent {
+            self.events.down("Redis does not answer");
+        }
+        sent
+    }
+}
