@@ -286,15 +286,23 @@ async fn until_within<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
 
 /// The next frame of this type, skipping others, within `within`.
 async fn next_of(client: &mut Client, kind: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let frame = client
-            .recv_within(deadline.saturating_duration_since(Instant::now()))
-            .await;
-        if frame["type"] == kind {
-            return frame;
+    try_next_of(client, kind, within)
+        .await
+        .unwrap_or_else(|| panic!("no {kind} within {within:?}"))
+}
+
+/// The next frame of this type, skipping others, or `None` after `within`.
+async fn try_next_of(client: &mut Client, kind: &str, within: Duration) -> Option<Value> {
+    tokio::time::timeout(within, async {
+        loop {
+            let frame = client.recv_within(PATIENCE + within).await;
+            if frame["type"] == kind {
+                return frame;
+            }
         }
-    }
+    })
+    .await
+    .ok()
 }
 
 /// The usernames a `presence` frame lists, sorted.
@@ -377,9 +385,20 @@ async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_
                         client.say(&format!("{id}:{seq}")).await;
                     }
                 }
-                let mut frames = Vec::with_capacity(total);
+                let mut frames: Vec<Value> = Vec::with_capacity(total);
                 while frames.len() < total {
-                    frames.push(next_of(&mut client, "chat.message", PATIENCE).await);
+                    let Some(frame) = try_next_of(&mut client, "chat.message", PATIENCE).await
+                    else {
+                        let mut got: HashMap<i64, usize> = HashMap::new();
+                        for f in &frames {
+                            *got.entry(f["user"]["id"].as_i64().unwrap()).or_default() += 1;
+                        }
+                        panic!(
+                            "member {id} got {} of {total}, by sender: {got:?}",
+                            frames.len()
+                        );
+                    };
+                    frames.push(frame);
                 }
                 (client, id, frames)
             })
