@@ -488,6 +488,9 @@ async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_on
     );
     let (mut alice_a, _, presence) = cluster.join(0, room, alice).await;
     assert_eq!(listed(&presence), ["alice"]);
+    // A hears the room once it listens on its channel.
+    let channel = format!("hub:room:{room}");
+    cluster.until_subscribed(&channel, 1).await;
 
     let (bob_tab_b, _, presence) = cluster.join(1, room, bob).await;
     assert_eq!(listed(&presence), ["alice", "bob"]);
@@ -541,8 +544,12 @@ async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_
         cluster.user("carol"),
         cluster.user("dave"),
     );
+    // Each hears the room once its node listens on the room's channel.
+    let channel = format!("hub:room:{room}");
     let (mut alice_a, _, _) = cluster.join(0, room, alice).await;
+    cluster.until_subscribed(&channel, 1).await;
     let (mut bob_b, _, _) = cluster.join(1, room, bob).await;
+    cluster.until_subscribed(&channel, 2).await;
     next_of(&mut alice_a, "presence.join", PATIENCE).await;
     let before_c = cluster.redis.keys("hub:presence:*").await;
     let probes = cluster.redis.channels("hub:probe:*").await;
