@@ -177,6 +177,41 @@ impl RedisServer {
         names.sort();
         names
     }
+
+    /// Every `hub:presence:*` key with what it holds (members, fields and
+    /// values, scores), whatever its type, so a test can look for an entry
+    /// without knowing the layout.
+    pub async fn presence_entries(&self) -> Vec<(String, Vec<String>)> {
+        let mut con = self.client().await;
+        let mut entries = Vec::new();
+        for key in self.keys("hub:presence:*").await {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .expect("TYPE");
+            let read = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&key).clone(),
+                "hash" => redis::cmd("HGETALL").arg(&key).clone(),
+                "set" => redis::cmd("SMEMBERS").arg(&key).clone(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .clone(),
+                "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).clone(),
+                // Gone between KEYS and TYPE.
+                _ => continue,
+            };
+            let held: Vec<String> = match kind.as_str() {
+                "string" => vec![read.query_async(&mut con).await.expect("GET")],
+                _ => read.query_async(&mut con).await.expect("read a key"),
+            };
+            entries.push((key, held));
+        }
+        entries
+    }
 }
 
 impl Drop for RedisServer {
