@@ -7,10 +7,12 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use crate::auth::jwt::{TokenCodec, TokenKind};
 use crate::auth::password;
+use crate::bus::{self, Topic};
 use crate::config::Settings;
 use crate::db::users::{self, Flag};
 use crate::db::{self, Db};
 use crate::startup::Application;
+use crate::ws::session::USER_CHANGED;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +32,11 @@ enum Command {
         /// Refuse to start without a configured signing key (as HUB_ENV=production).
         #[arg(long)]
         production: bool,
+        /// Share the port with other hub processes on this machine
+        /// (SO_REUSEPORT; as HUB_REUSE_PORT=true): the kernel spreads new
+        /// connections over them.
+        #[arg(long)]
+        reuse_port: bool,
     },
     /// Apply the database migrations and exit.
     Migrate,
@@ -87,9 +94,24 @@ pub fn init_tracing() {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or(Command::Serve { production: false });
-    let production = matches!(command, Command::Serve { production: true });
-    let settings = Settings::from_env(production)?;
+    let command = cli.command.unwrap_or(Command::Serve {
+        production: false,
+        reuse_port: false,
+    });
+    let production = matches!(
+        command,
+        Command::Serve {
+            production: true,
+            ..
+        }
+    );
+    let mut settings = Settings::from_env(production)?;
+    if let Command::Serve {
+        reuse_port: true, ..
+    } = command
+    {
+        settings.cluster.reuse_port = true;
+    }
     match command {
         Command::Serve { .. } => actix_web::rt::System::new().block_on(async move {
             let app = Application::build(settings)?;
@@ -173,5 +195,14 @@ fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
         anyhow::bail!("no user named '{username}'");
     }
     println!("user '{username}': {flag:?} = {on}");
+    // In a cluster every node's sockets of this user load it again now,
+    // rather than at their next re-check.
+    if let Some(url) = &settings.cluster.redis_url {
+        let found = db.run_here(|conn| users::find_by_username(conn, &username))?;
+        if let Some(user) = found {
+            bus::redis::publish_once(url, &Topic::user(user.id), USER_CHANGED)?;
+            println!("told every node's sockets of '{username}'");
+        }
+    }
     Ok(())
 }

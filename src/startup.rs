@@ -66,7 +66,7 @@ impl Application {
             );
         }
         raise_file_limit();
-        let listener = TcpListener::bind(&settings.bind)?;
+        let listener = listen(&settings.bind, settings.cluster.reuse_port)?;
         let port = listener.local_addr()?.port();
 
         let metrics = Arc::new(Metrics::default());
@@ -97,14 +97,20 @@ impl Application {
             &room_handles,
         );
         let (db_for_analytics, metrics_for_analytics) = (db.clone(), metrics.clone());
+        let bus_for_analytics = bus.clone();
         let interval = settings.analytics_interval;
         let analytics =
             AnalyticsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
-                AnalyticsBroadcaster::new(db_for_analytics, metrics_for_analytics, interval)
+                AnalyticsBroadcaster::new(
+                    db_for_analytics,
+                    metrics_for_analytics,
+                    interval,
+                    bus_for_analytics,
+                )
             });
-        let metrics_for_dns = metrics.clone();
+        let (db_for_dns, bus_for_dns, metrics_for_dns) = (db.clone(), bus.clone(), metrics.clone());
         let dns = DnsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
-            DnsBroadcaster::new(metrics_for_dns)
+            DnsBroadcaster::new(db_for_dns, bus_for_dns, metrics_for_dns)
         });
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
@@ -195,6 +201,28 @@ impl Application {
         stop(&self.arbiters);
         served
     }
+}
+
+/// Binds the listening socket; with `reuse_port`, several hub processes on
+/// this machine bind the same port and the kernel spreads connections over
+/// them.
+fn listen(bind: &str, reuse_port: bool) -> anyhow::Result<TcpListener> {
+    if !reuse_port {
+        return Ok(TcpListener::bind(bind)?);
+    }
+    let addr: std::net::SocketAddr = bind
+        .parse()
+        .map_err(|_| anyhow::anyhow!("HUB_BIND: '{bind}' is not an address and port"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
 
 fn stop(arbiters: &[Arbiter]) {

@@ -8,6 +8,12 @@
 //! dashboard already has is dropped, so a dashboard always ends on the
 //! stored value.
 //!
+//! Ingest on any node publishes what it stored on the bus (per user, and
+//! the names of what changed for the totals); the broadcaster of every node
+//! with a dashboard for that user (or for the totals) takes it from there.
+//! When the bus comes back after an outage every dashboard gets a fresh
+//! snapshot, since changes published meanwhile may never arrive.
+//!
 //! Where it runs: on an arbiter of its own (see `startup`), so its ticks
 //! never queue behind rooms or sockets.
 
@@ -20,6 +26,7 @@ use bytestring::ByteString;
 use serde::Serialize;
 
 use super::SNAPSHOT_LIMIT;
+use crate::bus::{Arrived, Bus, Resumed, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::db::metrics::{self as store, Current};
 use crate::metrics::Metrics;
@@ -113,6 +120,10 @@ struct Dashboard {
 pub struct AnalyticsBroadcaster {
     db: Db,
     metrics: Arc<Metrics>,
+    bus: Bus,
+    /// The topics this broadcaster's dashboards need: a user's while one of
+    /// theirs is open, the totals' while a staff dashboard watches them.
+    topics: HashMap<Topic, SubscriptionId>,
     interval: Duration,
     own: HashMap<i32, Fanout<Dashboard>>,
     global: Fanout<Dashboard>,
@@ -125,11 +136,13 @@ pub struct AnalyticsBroadcaster {
 }
 
 impl AnalyticsBroadcaster {
-    pub fn new(db: Db, metrics: Arc<Metrics>, interval: Duration) -> Self {
+    pub fn new(db: Db, metrics: Arc<Metrics>, interval: Duration, bus: Bus) -> Self {
         Self {
             db,
             global: Fanout::new(metrics.clone()),
             metrics,
+            bus,
+            topics: HashMap::new(),
             interval,
             own: HashMap::new(),
             newest: HashMap::new(),
@@ -173,6 +186,53 @@ impl AnalyticsBroadcaster {
         self.own.remove(&user_id);
         self.newest.remove(&user_id);
         self.pending.remove(&user_id);
+        self.leave_topic(&Topic::analytics_user(user_id));
+    }
+
+    fn join_topic(&mut self, topic: Topic, ctx: &mut Context<Self>) {
+        if !self.topics.contains_key(&topic) {
+            let id = self.bus.subscribe(&topic, ctx.address().recipient());
+            self.topics.insert(topic, id);
+        }
+    }
+
+    fn leave_topic(&mut self, topic: &Topic) {
+        if let Some(id) = self.topics.remove(topic) {
+            self.bus.unsubscribe(topic, id);
+        }
+    }
+
+    /// No staff dashboard watches the totals any more.
+    fn tidy_global(&mut self) {
+        if self.global.is_empty() {
+            self.pending_global.clear();
+            self.leave_topic(&Topic::analytics_global());
+        }
+    }
+
+    /// Changes from the bus, for a user with dashboards here.
+    fn take_in(&mut self, changes: Vec<Current>) {
+        for change in changes {
+            // Changes of users with no dashboard open are not kept: the next
+            // dashboard reads them in its snapshot.
+            if !self.own.contains_key(&change.user_id) {
+                continue;
+            }
+            let newest = self
+                .newest
+                .entry(change.user_id)
+                .or_default()
+                .entry(change.metric.clone())
+                .or_default();
+            if change.version <= *newest {
+                continue;
+            }
+            *newest = change.version;
+            self.pending
+                .entry(change.user_id)
+                .or_default()
+                .insert(change.metric, (change.value, change.version));
+        }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -183,8 +243,7 @@ impl AnalyticsBroadcaster {
             return;
         }
         if self.global.is_empty() {
-            self.pending_global.clear();
-            return;
+            return self.tidy_global();
         }
         let names: Vec<String> = std::mem::take(&mut self.pending_global)
             .into_iter()
@@ -284,6 +343,7 @@ impl Actor for AnalyticsBroadcaster {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |act, ctx| act.tick(ctx));
+        self.bus.watch(ctx.address().recipient());
     }
 }
 
@@ -291,6 +351,11 @@ impl Handler<Subscribe> for AnalyticsBroadcaster {
     type Result = ();
 
     fn handle(&mut self, sub: Subscribe, ctx: &mut Self::Context) {
+        let topic = match sub.scope {
+            Scope::Own => Topic::analytics_user(sub.user_id),
+            Scope::Global => Topic::analytics_global(),
+        };
+        self.join_topic(topic, ctx);
         let audience = match sub.scope {
             Scope::Own => self
                 .own
@@ -314,6 +379,7 @@ impl Handler<Unsubscribe> for AnalyticsBroadcaster {
             }
         }
         self.global.remove(unsub.session);
+        self.tidy_global();
     }
 }
 
@@ -322,38 +388,75 @@ impl Handler<EndGlobal> for AnalyticsBroadcaster {
 
     fn handle(&mut self, end: EndGlobal, _: &mut Self::Context) {
         self.global.remove(end.session);
+        self.tidy_global();
     }
 }
 
 impl Handler<Changed> for AnalyticsBroadcaster {
     type Result = ();
 
+    /// What an ingest on this node stored goes out on the bus, to every
+    /// node's dashboards this one's included.
     fn handle(&mut self, changed: Changed, _: &mut Self::Context) {
-        let watching_totals = !self.global.is_empty();
+        let mut by_user: BTreeMap<i32, Vec<Current>> = BTreeMap::new();
+        let mut names = BTreeSet::new();
         for change in changed.changes {
-            if watching_totals {
-                self.pending_global.insert(change.metric.clone());
-            }
-            // Changes of users with no dashboard open are not kept: the next
-            // dashboard reads them in its snapshot.
-            if !self.own.contains_key(&change.user_id) {
-                continue;
-            }
-            let newest = self
-                .newest
-                .entry(change.user_id)
-                .or_default()
-                .entry(change.metric.clone())
-                .or_default();
-            if change.version <= *newest {
-                continue;
-            }
-            *newest = change.version;
-            self.pending
-                .entry(change.user_id)
-                .or_default()
-                .insert(change.metric, (change.value, change.version));
+            names.insert(change.metric.clone());
+            by_user.entry(change.user_id).or_default().push(change);
         }
+        for (user_id, changes) in by_user {
+            let payload = serde_json::to_vec(&changes).expect("plain data serialises");
+            self.bus.publish(&Topic::analytics_user(user_id), payload);
+        }
+        if !names.is_empty() {
+            let payload = serde_json::to_vec(&names).expect("plain data serialises");
+            self.bus.publish(&Topic::analytics_global(), payload);
+        }
+    }
+}
+
+impl Handler<Arrived> for AnalyticsBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, arrived: Arrived, _: &mut Self::Context) {
+        if arrived.topic == Topic::analytics_global() {
+            if let Ok(names) = serde_json::from_slice::<Vec<String>>(&arrived.payload)
+                && !self.global.is_empty()
+            {
+                self.pending_global.extend(names);
+            }
+        } else if let Ok(changes) = serde_json::from_slice::<Vec<Current>>(&arrived.payload) {
+            self.take_in(changes);
+        }
+    }
+}
+
+impl Handler<Resumed> for AnalyticsBroadcaster {
+    type Result = ();
+
+    /// Changes published while the bus was down may never arrive: every
+    /// dashboard gets its snapshot again, and what comes meanwhile follows
+    /// it, as for a new dashboard.
+    fn handle(&mut self, _: Resumed, ctx: &mut Self::Context) {
+        let mut again = Vec::new();
+        for (user_id, audience) in &mut self.own {
+            for session in audience.sessions() {
+                if let Some(dashboard) = audience.get_mut(session) {
+                    dashboard.ready = false;
+                }
+                again.push((Scope::Own, *user_id, session));
+            }
+        }
+        for session in self.global.sessions() {
+            if let Some(dashboard) = self.global.get_mut(session) {
+                dashboard.ready = false;
+            }
+            again.push((Scope::Global, 0, session));
+        }
+        for (scope, user_id, session) in again {
+            self.send_snapshot(scope, user_id, session, ctx);
+        }
+        self.metrics.bus_gap_filled();
     }
 }
 

@@ -35,7 +35,8 @@ use crate::config::Cluster;
 use crate::metrics::Metrics;
 use presence::SharedPresence;
 
-/// A topic's name, the same on every node: `room:<name>`, `user:<id>`,
+/// A topic's name, the same on every node: `room:<name>`, `user:<id>` (a
+/// user changed: sockets load it again), `analytics:user:<id>`,
 /// `analytics:global`, `dns:user:<id>`, `dns:staff`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Topic(Arc<str>);
@@ -51,6 +52,10 @@ impl Topic {
 
     pub fn analytics_global() -> Self {
         Self("analytics:global".into())
+    }
+
+    pub fn analytics_user(id: i32) -> Self {
+        Self(format!("analytics:user:{id}").into())
     }
 
     pub fn dns_user(id: i32) -> Self {
@@ -108,8 +113,12 @@ pub struct SubscriptionId(u64);
 #[derive(Clone)]
 pub struct Events(Arc<Routes>);
 
+/// Local subscribers by topic; a topic with thousands (a user's sockets)
+/// still loses one in constant time.
+type Table = HashMap<Topic, HashMap<SubscriptionId, Recipient<Arrived>>>;
+
 struct Routes {
-    table: RwLock<HashMap<Topic, Vec<(SubscriptionId, Recipient<Arrived>)>>>,
+    table: RwLock<Table>,
     watchers: Mutex<Vec<(SubscriptionId, Recipient<Resumed>)>>,
     next_id: AtomicU64,
     up: AtomicBool,
@@ -127,10 +136,7 @@ impl Events {
         }))
     }
 
-    fn table(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<Topic, Vec<(SubscriptionId, Recipient<Arrived>)>>>
-    {
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         self.0.table.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -141,7 +147,7 @@ impl Events {
             return;
         };
         self.0.metrics.bus_received();
-        for (_, recipient) in subscribers {
+        for recipient in subscribers.values() {
             recipient.do_send(Arrived {
                 topic: topic.clone(),
                 payload: payload.clone(),
@@ -276,7 +282,7 @@ impl Bus {
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
             let subscribers = table.entry(topic.clone()).or_default();
-            subscribers.push((id, recipient));
+            subscribers.insert(id, recipient);
             subscribers.len() == 1
         };
         if first {
@@ -297,7 +303,9 @@ impl Bus {
             let Some(subscribers) = table.get_mut(topic) else {
                 return;
             };
-            subscribers.retain(|(each, _)| *each != id);
+            if subscribers.remove(&id).is_none() {
+                return;
+            }
             let last = subscribers.is_empty();
             if last {
                 table.remove(topic);

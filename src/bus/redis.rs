@@ -133,6 +133,18 @@ impl RedisBroker {
     }
 }
 
+/// Publishes one message from a process that is no node (the command
+/// line), waiting until Redis has taken it.
+pub fn publish_once(url: &RedisUrl, topic: &Topic, payload: &[u8]) -> anyhow::Result<()> {
+    let client = redis::Client::open(url.as_str())?;
+    let mut connection = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+    redis::cmd("PUBLISH")
+        .arg(channel(topic))
+        .arg(payload)
+        .query::<i64>(&mut connection)?;
+    Ok(())
+}
+
 /// The subscriber must speak RESP3 to get pushes on a managed connection.
 fn resp3(url: &str) -> String {
     if url.contains("protocol=") {

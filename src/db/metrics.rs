@@ -27,7 +27,7 @@ pub struct Event {
 }
 
 /// A metric's value after an event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Current {
     pub user_id: i32,
     pub metric: String,

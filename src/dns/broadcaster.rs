@@ -1,13 +1,30 @@
 //! The DNS fan-out: every open DNS panel, with whose it is, so a change to
 //! a zone reaches exactly the panels that may see that zone (its owner's
-//! and staff's), the one that made it included.
+//! and staff's), the one that made it included, on every node.
 //!
-//! Where it runs: on the analytics arbiter (see `startup`); it only moves
-//! frames that its sessions serialised, and never touches the database.
+//! A change goes out on the bus twice: on its owner's topic, for the
+//! owner's panels, and on the staff topic, for staff panels (who see every
+//! zone); each panel hears it once, on the one topic that is its. The
+//! broadcaster keeps every zone's serial as of the last change it passed
+//! on; when the bus comes back after an outage it reads the zones again
+//! and sends each panel a `dns.resync` naming the zones it sees whose
+//! serial moved meanwhile.
+//!
+//! Where it runs: on the analytics arbiter (see `startup`); it moves frames
+//! its sessions serialised, and reads the database only to compare serials
+//! across an outage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use super::zone::{self, ZoneView};
+use crate::bus::{Arrived, Bus, Resumed, SubscriptionId, Topic};
+use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::ws::close::CloseCode;
 use crate::ws::fanout::Fanout;
@@ -51,34 +68,146 @@ pub struct Reflag {
     pub is_staff: bool,
 }
 
-/// A frame about a zone owned by `owner_id`, for every panel that sees it.
+/// A frame about zone `zone` owned by `owner_id`, for every panel that
+/// sees it; `serial` is the zone's serial after the change (`None`: the
+/// zone was deleted).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Publish {
     pub owner_id: i32,
-    pub frame: ByteString,
+    pub zone: String,
+    pub serial: Option<i64>,
+    pub frame: String,
+}
+
+/// What crosses the bus for one change.
+#[derive(Serialize, Deserialize)]
+struct Carried {
+    zone: String,
+    serial: Option<i64>,
+    frame: String,
+}
+
+/// Which topic a panel hears changes on: its owner's, or staff's.
+fn topic_of(panel: Panel) -> Topic {
+    if panel.is_staff {
+        Topic::dns_staff()
+    } else {
+        Topic::dns_user(panel.user_id)
+    }
 }
 
 pub struct DnsBroadcaster {
     panels: Fanout<Panel>,
+    db: Db,
+    bus: Bus,
+    metrics: Arc<Metrics>,
+    /// Each topic this node's panels hear on, with how many panels do.
+    topics: HashMap<Topic, (SubscriptionId, usize)>,
+    /// Every zone's serial as of the last change passed on; `None` until
+    /// first read.
+    serials: Option<HashMap<String, i64>>,
 }
 
 impl DnsBroadcaster {
-    pub fn new(metrics: std::sync::Arc<Metrics>) -> Self {
+    pub fn new(db: Db, bus: Bus, metrics: Arc<Metrics>) -> Self {
         Self {
-            panels: Fanout::new(metrics),
+            panels: Fanout::new(metrics.clone()),
+            db,
+            bus,
+            metrics,
+            topics: HashMap::new(),
+            serials: None,
         }
+    }
+
+    fn hear(&mut self, panel: Panel, ctx: &mut Context<Self>) {
+        let topic = topic_of(panel);
+        if let Some((_, panels)) = self.topics.get_mut(&topic) {
+            *panels += 1;
+            return;
+        }
+        let id = self.bus.subscribe(&topic, ctx.address().recipient());
+        self.topics.insert(topic, (id, 1));
+    }
+
+    fn unhear(&mut self, panel: Panel) {
+        let topic = topic_of(panel);
+        let Some((id, panels)) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        *panels -= 1;
+        if *panels == 0 {
+            let id = *id;
+            self.topics.remove(&topic);
+            self.bus.unsubscribe(&topic, id);
+        }
+    }
+
+    fn remove(&mut self, session: SessionId) {
+        if let Some(panel) = self.panels.remove(session) {
+            self.unhear(panel);
+        }
+    }
+
+    /// Reads every zone's serial; with `resync`, first tells each panel
+    /// which of the zones it sees moved since the last read.
+    fn read_serials(&mut self, resync: bool, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let load = async move { db.run(zone::all_zones).await };
+        ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
+            let zones = match loaded {
+                Ok(zones) => zones,
+                Err(err) => {
+                    tracing::error!(error = %err, "reading zone serials failed");
+                    return;
+                }
+            };
+            if resync && let Some(before) = &act.serials {
+                let moved: Vec<&ZoneView> = zones
+                    .iter()
+                    .filter(|z| before.get(&z.name) != Some(&z.serial))
+                    .collect();
+                act.resync(&moved);
+            }
+            act.serials = Some(zones.into_iter().map(|z| (z.name, z.serial)).collect());
+        }));
+    }
+
+    fn resync(&mut self, moved: &[&ZoneView]) {
+        for session in self.panels.sessions() {
+            let Some(panel) = self.panels.get(session).copied() else {
+                continue;
+            };
+            let seen: Vec<&&ZoneView> = moved.iter().filter(|z| panel.sees(z.owner_id)).collect();
+            if seen.is_empty() {
+                continue;
+            }
+            let frame: ByteString = json!({"type": "dns.resync", "zones": seen})
+                .to_string()
+                .into();
+            if let Some(gone) = self.panels.send_to(session, &frame) {
+                self.unhear(gone.data);
+            }
+        }
+        self.metrics.bus_gap_filled();
     }
 }
 
 impl Actor for DnsBroadcaster {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.bus.watch(ctx.address().recipient());
+        self.read_serials(false, ctx);
+    }
 }
 
 impl Handler<Open> for DnsBroadcaster {
     type Result = ();
 
-    fn handle(&mut self, open: Open, _: &mut Self::Context) {
+    fn handle(&mut self, open: Open, ctx: &mut Self::Context) {
+        self.hear(open.panel, ctx);
         self.panels.insert(open.session, open.outlet, open.panel);
     }
 }
@@ -87,16 +216,25 @@ impl Handler<Close> for DnsBroadcaster {
     type Result = ();
 
     fn handle(&mut self, close: Close, _: &mut Self::Context) {
-        self.panels.remove(close.session);
+        self.remove(close.session);
     }
 }
 
 impl Handler<Reflag> for DnsBroadcaster {
     type Result = ();
 
-    fn handle(&mut self, reflag: Reflag, _: &mut Self::Context) {
+    fn handle(&mut self, reflag: Reflag, ctx: &mut Self::Context) {
+        let Some(panel) = self.panels.get(reflag.session).copied() else {
+            return;
+        };
+        let now = Panel {
+            is_staff: reflag.is_staff,
+            ..panel
+        };
+        self.unhear(panel);
+        self.hear(now, ctx);
         if let Some(panel) = self.panels.get_mut(reflag.session) {
-            panel.is_staff = reflag.is_staff;
+            *panel = now;
         }
     }
 }
@@ -104,11 +242,53 @@ impl Handler<Reflag> for DnsBroadcaster {
 impl Handler<Publish> for DnsBroadcaster {
     type Result = ();
 
+    /// A change made on this node goes out on the bus, to the panels of
+    /// every node that see its zone.
     fn handle(&mut self, publish: Publish, _: &mut Self::Context) {
+        let carried = Carried {
+            zone: publish.zone,
+            serial: publish.serial,
+            frame: publish.frame,
+        };
+        let payload = serde_json::to_vec(&carried).expect("plain data serialises");
+        self.bus
+            .publish(&Topic::dns_user(publish.owner_id), payload.clone());
+        self.bus.publish(&Topic::dns_staff(), payload);
+    }
+}
+
+impl Handler<Arrived> for DnsBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, arrived: Arrived, _: &mut Self::Context) {
+        let Ok(carried) = serde_json::from_slice::<Carried>(&arrived.payload) else {
+            tracing::warn!(topic = %arrived.topic, "an unreadable DNS change on the bus was ignored");
+            return;
+        };
+        if let Some(serials) = &mut self.serials {
+            match carried.serial {
+                Some(serial) => serials.insert(carried.zone, serial),
+                None => serials.remove(&carried.zone),
+            };
+        }
+        let frame: ByteString = carried.frame.into();
+        let topic = arrived.topic;
         // Panels that could not keep up were closed by the fan-out; they
         // have nothing more to be told.
-        self.panels
-            .deliver(&publish.frame, |_, panel| panel.sees(publish.owner_id));
+        let gone = self
+            .panels
+            .deliver(&frame, |_, panel| topic_of(*panel) == topic);
+        for member in gone {
+            self.unhear(member.data);
+        }
+    }
+}
+
+impl Handler<Resumed> for DnsBroadcaster {
+    type Result = ();
+
+    fn handle(&mut self, _: Resumed, ctx: &mut Self::Context) {
+        self.read_serials(true, ctx);
     }
 }
 

@@ -256,14 +256,19 @@ fn changed(by: &User, applied: &Applied) -> Publish {
     });
     Publish {
         owner_id: applied.zone.owner_id,
-        frame: frame.to_string().into(),
+        zone: applied.zone.name.clone(),
+        serial: Some(applied.zone.serial),
+        frame: frame.to_string(),
     }
 }
 
-fn zone_event(kind: &str, zone: &ZoneView) -> Publish {
+/// A zone made (with its serial) or deleted (`serial` is `None`).
+fn zone_event(kind: &str, zone: &ZoneView, serial: Option<i64>) -> Publish {
     Publish {
         owner_id: zone.owner_id,
-        frame: json!({"type": kind, "zone": zone}).to_string().into(),
+        zone: zone.name.clone(),
+        serial,
+        frame: json!({"type": kind, "zone": zone}).to_string(),
     }
 }
 
@@ -497,7 +502,7 @@ impl Endpoint for Dns {
                     single,
                     move |conn, _| zone::create_zone(conn, &origin, owner, limits.max_zones),
                     |act, zone| {
-                        let created = zone_event("dns.zone.created", &zone);
+                        let created = zone_event("dns.zone.created", &zone, Some(zone.serial));
                         act.endpoint.broadcaster.do_send(created);
                         json!({ "zone": zone })
                     },
@@ -517,7 +522,7 @@ impl Endpoint for Dns {
                     single,
                     move |conn, user| zone::delete_zone(conn, user, zone.as_str(), req.serial),
                     |act, zone| {
-                        let deleted = zone_event("dns.zone.deleted", &zone);
+                        let deleted = zone_event("dns.zone.deleted", &zone, None);
                         act.endpoint.broadcaster.do_send(deleted);
                         json!({ "zone": zone })
                     },

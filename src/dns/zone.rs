@@ -185,6 +185,14 @@ pub fn zones(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<Vec<Zo
         .collect())
 }
 
+/// Every zone, for a broadcaster comparing serials across an outage.
+pub fn all_zones(conn: &mut DbConnection) -> diesel::QueryResult<Vec<ZoneView>> {
+    Ok(store::zones(conn, None, i64::MAX)?
+        .into_iter()
+        .map(ZoneView::new)
+        .collect())
+}
+
 /// Locks the zone first thing in the transaction (see
 /// [`store::lock_zone`]), then reads it as this transaction now holds it.
 fn locked_zone(conn: &mut DbConnection, user: &User, key: ZoneKey<'_>) -> Result<ZoneRow, Abort> {

@@ -13,19 +13,40 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers a query.
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.db.run(|conn| conn.batch_execute("SELECT 1")).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"}))),
+/// Ready when the database answers a query and, in a cluster, the bus
+/// reaches the other nodes: a node that cannot would serve its sockets
+/// alone, so a load balancer should send new ones elsewhere.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = match state.db.run(|conn| conn.batch_execute("SELECT 1")).await {
+        Ok(()) => "ok",
         Err(err) => {
             tracing::warn!(error = %err, "readiness: database unreachable");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the database is unreachable",
-            ))
+            "unreachable"
         }
+    };
+    let bus = match (
+        state.settings.cluster.redis_url.is_some(),
+        state.bus.is_up(),
+    ) {
+        (false, _) => "local",
+        (true, true) => "up",
+        (true, false) => "down",
+    };
+    if database == "ok" && bus != "down" {
+        return HttpResponse::Ok()
+            .json(json!({"status": "ready", "database": database, "bus": bus}));
     }
+    let detail = if database == "ok" {
+        "the bus to the other nodes is down"
+    } else {
+        "the database is unreachable"
+    };
+    HttpResponse::ServiceUnavailable().json(json!({
+        "error": "not_ready",
+        "detail": detail,
+        "database": database,
+        "bus": bus,
+    }))
 }
 
 /// Prometheus text. With `HUB_METRICS_TOKEN` set, only a scraper that

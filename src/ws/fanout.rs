@@ -71,6 +71,10 @@ impl<M> Fanout<M> {
         self.members.is_empty()
     }
 
+    pub fn sessions(&self) -> Vec<SessionId> {
+        self.members.keys().copied().collect()
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &M> {
         self.members.values().map(|m| &m.data)
     }

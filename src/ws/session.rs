@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::jwt::TokenKind;
 use crate::auth::refusal::Refusal;
 use crate::auth::users::{self, Authenticated};
+use crate::bus::{Arrived, SubscriptionId, Topic};
 use crate::config::Settings;
 use crate::db::users::User;
 use crate::state::AppState;
@@ -110,7 +111,22 @@ pub struct Session<E: Endpoint> {
     inbox: Option<Inbox>,
     /// When the user was last read from the database.
     loaded_at: Instant,
+    /// This session's place on its user's topic, where any node says the
+    /// user changed (deactivated, staff granted or taken away).
+    user_topic: Option<SubscriptionId>,
     pub endpoint: E,
+}
+
+/// What a node publishes on a user's topic when the user changed: every
+/// socket of theirs, on every node, loads them again.
+pub const USER_CHANGED: &[u8] = b"changed";
+
+/// Why a session loads its user again: on its own (a re-check, a refresh),
+/// or because the bus said the user changed (then it tells nobody else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Told {
+    Nobody,
+    ByTheBus,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +174,7 @@ impl<E: Endpoint> Session<E> {
             outlet,
             inbox: Some(inbox),
             loaded_at,
+            user_topic: None,
             endpoint,
         }
     }
@@ -296,6 +313,7 @@ impl<E: Endpoint> Session<E> {
         let unavailable_ref = reference.clone();
         self.reload_user(
             ctx,
+            Told::Nobody,
             move |act, ctx| {
                 act.expires = Some(expiry_time(verified.exp));
                 act.schedule_expiry(ctx);
@@ -350,6 +368,7 @@ impl<E: Endpoint> Session<E> {
             // the next interval.
             act.reload_user(
                 ctx,
+                Told::Nobody,
                 |_, _| {},
                 |act, ctx| {
                     act.loaded_at = Instant::now();
@@ -366,6 +385,7 @@ impl<E: Endpoint> Session<E> {
     fn reload_user(
         &mut self,
         ctx: &mut Ctx<E>,
+        told: Told,
         kept: impl FnOnce(&mut Self, &mut Ctx<E>) + 'static,
         unavailable: impl FnOnce(&mut Self, &mut Ctx<E>) + 'static,
     ) {
@@ -390,7 +410,13 @@ impl<E: Endpoint> Session<E> {
                         kept(act, ctx);
                     }
                     Err(Refusal::Unavailable) => unavailable(act, ctx),
-                    Ok(_) | Err(_) => {
+                    Ok(_) => Self::close(ctx, CloseCode::Forbidden, "no longer allowed here"),
+                    Err(_) => {
+                        // Deactivated or deleted: this node found out first,
+                        // so it tells the others' sockets of this user.
+                        if told == Told::Nobody {
+                            act.state.bus.publish(&Topic::user(id), USER_CHANGED);
+                        }
                         Self::close(ctx, CloseCode::Forbidden, "no longer allowed here");
                     }
                 }),
@@ -419,13 +445,38 @@ impl<E: Endpoint> Actor for Session<E> {
         });
         self.schedule_expiry(ctx);
         self.schedule_recheck(ctx);
+        if let Some(id) = self.user.as_ref().map(|u| u.id) {
+            let topic = Topic::user(id);
+            self.user_topic = Some(self.state.bus.subscribe(&topic, ctx.address().recipient()));
+        }
         E::opened(self, ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         // Counted first, so whoever sees this session leave sees it gone.
         self.state.metrics.connection_closed(E::NAME);
+        if let (Some(subscription), Some(user)) = (self.user_topic.take(), &self.user) {
+            self.state
+                .bus
+                .unsubscribe(&Topic::user(user.id), subscription);
+        }
         E::closed(self);
+    }
+}
+
+/// A node said this session's user changed: load them now, not at the next
+/// re-check, so a deactivation closes every socket of theirs at once.
+impl<E: Endpoint> Handler<Arrived> for Session<E> {
+    type Result = ();
+
+    fn handle(&mut self, arrived: Arrived, ctx: &mut Self::Context) {
+        if &arrived.payload[..] != USER_CHANGED {
+            return;
+        }
+        if let Some(user) = &self.user {
+            self.state.users.remove(user.id);
+        }
+        self.reload_user(ctx, Told::ByTheBus, |_, _| {}, |_, _| {});
     }
 }
 
