@@ -422,12 +422,26 @@ async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_
                 while frames.len() < total {
                     let Some(frame) = try_next_of(&mut client, "chat.message", PATIENCE).await
                     else {
-                        let mut got: HashMap<i64, usize> = HashMap::new();
+                        let mut got: HashMap<i64, Vec<&str>> = HashMap::new();
                         for f in &frames {
-                            *got.entry(f["user"]["id"].as_i64().unwrap()).or_default() += 1;
+                            got.entry(f["user"]["id"].as_i64().unwrap())
+                                .or_default()
+                                .push(f["message"].as_str().unwrap());
                         }
+                        // Which of each sender's were missed, not just how many.
+                        let got: HashMap<i64, Vec<usize>> = got
+                            .into_iter()
+                            .map(|(from, texts)| {
+                                let heard: HashSet<String> =
+                                    texts.iter().map(|t| (*t).to_owned()).collect();
+                                let missed = (0..PER_SENDER)
+                                    .filter(|seq| !heard.contains(&format!("{from}:{seq}")))
+                                    .collect();
+                                (from, missed)
+                            })
+                            .collect();
                         panic!(
-                            "member {id} got {} of {total}, by sender: {got:?}",
+                            "member {id} got {} of {total}; missed, by sender: {got:?}",
                             frames.len()
                         );
                     };
@@ -455,7 +469,13 @@ async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_
         for (from, seqs) in &by_sender {
             assert!(
                 seqs.iter().copied().eq(0..PER_SENDER),
-                "member {id} got sender {from}'s messages out of order or not all"
+                "member {id} got sender {from}'s messages out of order or not all: first \
+                 differences (position, got) {:?}",
+                seqs.iter()
+                    .enumerate()
+                    .filter(|(i, s)| i != *s)
+                    .take(5)
+                    .collect::<Vec<_>>()
             );
         }
         clients.push(client);
