@@ -556,6 +556,8 @@ async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_on
     // Bob's second tab, on a third node, is no second member.
     let (bob_tab_c, _, presence) = cluster.join(2, room, bob).await;
     assert_eq!(listed(&presence), ["alice", "bob"]);
+    // (Joins on a node whose room has only just opened are the next test's.)
+    cluster.until_subscribed(&channel, 3).await;
     // Carol joins on the same node after it: her join is the next presence
     // event Alice gets, so no second join of Bob's came before it.
     let (_carol_c, _, presence) = cluster.join(2, room, carol).await;
@@ -581,6 +583,29 @@ async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_on
     let left = next_of(&mut alice_a, "presence.leave", PATIENCE).await;
     assert_eq!(left["user"]["username"], "bob");
     alice_a.silent_for(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "porch";
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
+    let (mut alice_a, _, _) = cluster.join(0, room, alice).await;
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 1)
+        .await;
+    // Each join opens the room on its node: the first thing that node says
+    // about it is that someone arrived.
+    let (_bob_b, _, _) = cluster.join(1, room, bob).await;
+    let (_carol_c, _, _) = cluster.join(2, room, carol).await;
+    let joined = announced(&mut alice_a, "presence.join", &["bob", "carol"], PATIENCE).await;
+    assert_eq!(joined, ["bob", "carol"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
