@@ -113,13 +113,15 @@ impl Cluster {
                 log,
             });
         }
-        // Each node is on the bus once its own probe channel is subscribed.
+        // Each node listens on its own probe channel, and says it is on the
+        // bus once a probe came back: before that it delivers locally only.
         cluster
             .until("every node subscribes its probe channel", || async {
                 let probes = cluster.redis.channels("hub:probe:*").await;
                 (probes.len() == NODES).then_some(()).ok_or(probes)
             })
             .await;
+        cluster.until_metric_everywhere("hub_bus_up 1").await;
         Some(cluster)
     }
 
