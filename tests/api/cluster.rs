@@ -307,17 +307,6 @@ async fn try_next_of(client: &mut Client, kind: &str, within: Duration) -> Optio
     .ok()
 }
 
-/// The next DNS push of this kind about this zone, skipping warm-up zones'.
-async fn next_about(client: &mut Client, kind: &str, zone: &str) -> Value {
-    loop {
-        let push = next_of(client, kind, PATIENCE).await;
-        let about = push["zone"]["name"].as_str().or(push["zone"].as_str());
-        if about == Some(zone) {
-            return push;
-        }
-    }
-}
-
 /// Reads `kind` presence events until each of `names` has come, in
 /// whatever order the nodes' events arrive; every name read, sorted, so
 /// that one announced twice shows.
@@ -809,45 +798,24 @@ async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
         .until_subscribed(&format!("hub:user:{olga}"), 1)
         .await;
     cluster.until_heard("hub:analytics:global").await;
-    // A node may take a moment after a dashboard opens to listen for its
-    // user: warm-up events go in until both dashboards have heard one.
-    let ingest = |metric: &'static str, value: f64| {
-        let url = format!("http://127.0.0.1:{}/api/analytics/events", cluster.port(0));
-        async move {
-            let resp = reqwest::Client::new()
-                .post(url)
-                .header("x-hub-ingest-key", INGEST_KEY)
-                .json(&json!([{"user_id": olga, "metric": metric, "value": value, "op": "add"}]))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-        }
-    };
-    let deadline = Instant::now() + PATIENCE;
-    for dashboard in [&mut own, &mut totals] {
-        loop {
-            ingest("warmup", 1.0).await;
-            if try_next_of(dashboard, "analytics.update", Duration::from_secs(1))
-                .await
-                .is_some()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no dashboard update ever came");
-        }
-    }
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/api/analytics/events",
+            cluster.port(0)
+        ))
+        .header("x-hub-ingest-key", INGEST_KEY)
+        .json(&json!([{"user_id": olga, "metric": "visits", "value": 3, "op": "add"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 
-    ingest("visits", 3.0).await;
     for (dashboard, scope) in [(&mut own, "own"), (&mut totals, "global")] {
-        let update = loop {
-            let update = next_of(dashboard, "analytics.update", PATIENCE).await;
-            if update["metrics"].get("visits").is_some() {
-                break update;
-            }
-        };
-        assert_eq!(update["scope"], scope);
-        assert_eq!(update["metrics"]["visits"], 3.0);
+        let update = next_of(dashboard, "analytics.update", PATIENCE).await;
+        assert_eq!(
+            (update["scope"].as_str(), &update["metrics"]),
+            (Some(scope), &json!({"visits": 3.0}))
+        );
     }
 }
 
@@ -874,26 +842,9 @@ async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_ot
         .await;
     cluster.until_heard("hub:dns:staff").await;
 
-    // A node may take a moment after NUMSUB shows it listening before its
-    // panels hear: warm-up zones are made until both panels have heard one.
-    let deadline = Instant::now() + PATIENCE;
-    for (n, client) in [&mut dora_a, &mut staff_c].into_iter().enumerate() {
-        for attempt in 0.. {
-            let name = format!("warm{n}-{attempt}.example");
-            dns::create_zone(&mut dora_b, &name).await;
-            if try_next_of(client, "dns.zone.created", Duration::from_secs(1))
-                .await
-                .is_some()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no DNS push ever crossed");
-        }
-    }
-
     let zone = dns::create_zone(&mut dora_b, "cluster.example").await;
     for client in [&mut dora_a, &mut staff_c] {
-        let created = next_about(client, "dns.zone.created", "cluster.example").await;
+        let created = next_of(client, "dns.zone.created", PATIENCE).await;
         assert_eq!(created["zone"], zone);
     }
     let record = dns::create(
@@ -903,7 +854,7 @@ async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_ot
     )
     .await;
     for client in [&mut dora_a, &mut staff_c] {
-        let changed = next_about(client, "dns.changed", "cluster.example").await;
+        let changed = next_of(client, "dns.changed", PATIENCE).await;
         assert_eq!(changed["zone"], "cluster.example");
         assert_eq!(changed["serial"], record["serial"]);
         assert_eq!(
