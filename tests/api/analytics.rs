@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Client, TestApp};
+use crate::helpers::{Backend, Client, TestApp, open_at};
 use crate::on_both_backends;
 
 const INGEST_KEY: &str = "ingest-key-for-tests";
@@ -34,9 +34,12 @@ async fn spawn_with(backend: Backend, more: &[(&str, &str)]) -> TestApp {
 /// A staff dashboard subscribed to the totals, with both snapshots read;
 /// the totals' snapshot with it.
 async fn watching_totals(app: &TestApp, user_id: i32) -> (Client, Value) {
-    let mut dash = app
-        .connect(&format!("/ws/analytics/?token={}", app.token(user_id)))
-        .await;
+    watching_totals_at(app.port, &app.token(user_id)).await
+}
+
+/// `watching_totals` on the hub at `port`, whichever node of a cluster.
+pub(crate) async fn watching_totals_at(port: u16, token: &str) -> (Client, Value) {
+    let mut dash = open_at(port, &format!("/ws/analytics/?token={token}")).await;
     let own = dash.recv().await;
     assert_eq!(
         (own["type"].as_str(), own["scope"].as_str()),

@@ -484,18 +484,23 @@ pub async fn connect_at(
     Ok(Client { ws, protocol })
 }
 
+/// Opens a socket on this path of the hub at `port`, or panics with the refusal.
+pub async fn open_at(port: u16, path: &str) -> Client {
+    let request = format!("ws://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .expect("valid URL");
+    connect_at(port, request, None)
+        .await
+        .expect("connect accepted")
+}
+
 /// Connects a chat member and reads its join frames (history, presence).
 pub async fn join(app: &TestApp, path: &str) -> (Client, Value, Value) {
     join_at(app.port, path).await
 }
 
 pub async fn join_at(port: u16, path: &str) -> (Client, Value, Value) {
-    let request = format!("ws://127.0.0.1:{port}{path}")
-        .into_client_request()
-        .expect("valid URL");
-    let mut c = connect_at(port, request, None)
-        .await
-        .expect("connect accepted");
+    let mut c = open_at(port, path).await;
     let history = c.recv_type("chat.history").await;
     let presence = c.recv().await;
     (c, history, presence)

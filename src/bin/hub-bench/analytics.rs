@@ -54,8 +54,9 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     let drain_end = end + Duration::from_secs(3);
 
     let mut readers = Vec::new();
-    for id in &ids {
-        let mut request = format!("ws://{}/ws/analytics/", target.server).into_client_request()?;
+    for (i, id) in ids.iter().enumerate() {
+        let mut request =
+            format!("ws://{}/ws/analytics/", target.server(i)).into_client_request()?;
         request.headers_mut().insert(
             "authorization",
             format!("Bearer {}", users::access_token(&codec, *id)).parse()?,
@@ -87,7 +88,13 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     println!("analytics: {} dashboards connected", ids.len());
 
     let client = reqwest::Client::new();
-    let url = format!("http://{}/api/analytics/events", target.server);
+    // Posts take the nodes in turn, as a backend behind a balancer would.
+    let urls: Vec<String> = target
+        .servers
+        .iter()
+        .map(|s| format!("http://{s}/api/analytics/events"))
+        .collect();
+    let mut posts = 0usize;
     let posts_per_sec = (args.events_per_sec as f64 / args.batch as f64).max(0.1);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / posts_per_sec));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,9 +114,10 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
                 serde_json::json!({"user_id": ids[next_user], "metric": "bench.sent_us", "value": now_us(), "op": "set"})
             })
             .collect();
+        posts += 1;
         let (client, url, key, sent, failed) = (
             client.clone(),
-            url.clone(),
+            urls[posts % urls.len()].clone(),
             args.ingest_key.clone(),
             sent.clone(),
             failed.clone(),

@@ -88,14 +88,13 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
         if count == 0 {
             break;
         }
+        let nodes = target
+            .servers
+            .iter()
+            .flat_map(|s| ["--server".to_owned(), s.to_string()]);
         let child = std::process::Command::new(&exe)
-            .args([
-                "--server",
-                &target.server.to_string(),
-                "--threads",
-                "1",
-                "connect-worker",
-            ])
+            .args(nodes)
+            .args(["--threads", "1", "connect-worker"])
             .args(["--first", &first.to_string(), "--count", &count.to_string()])
             .args([
                 "--total",
@@ -193,7 +192,8 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
         let token = users::access_token(&codec, *id);
         let (limit, tx) = (limit.clone(), tx.clone());
         let path = format!("/ws/chat/bench-{}/", i % args.rooms.max(1));
-        let (server, source) = (target.server, args.source);
+        // Socket i goes to node i mod N, whichever worker opens it.
+        let (server, source) = (target.server(i), args.source);
         tokio::spawn(async move {
             let permit = limit.acquire_owned().await.expect("never closed");
             let began = Instant::now();

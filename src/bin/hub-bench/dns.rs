@@ -4,6 +4,7 @@
 //! second in all. Each record's content is its send time, so every panel
 //! measures write-to-push latency, and counts the pushes it should have had.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,8 +58,8 @@ fn zone_name(owner: usize) -> String {
     format!("bench{owner}.example")
 }
 
-async fn panel(target: Target, token: &str) -> anyhow::Result<Socket> {
-    let mut request = format!("ws://{}/ws/dns/", target.server).into_client_request()?;
+async fn panel(server: SocketAddr, token: &str) -> anyhow::Result<Socket> {
+    let mut request = format!("ws://{server}/ws/dns/").into_client_request()?;
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
@@ -118,7 +119,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     // database may have made it already: `conflict` is fine).
     let mut writers = Vec::with_capacity(args.zones);
     for (owner, token) in tokens.iter().enumerate() {
-        let mut ws = panel(target, token).await?;
+        let mut ws = panel(target.server(owner), token).await?;
         let reply = ask(
             &mut ws,
             serde_json::json!({"type": "dns.zone.create", "ref": 0, "name": zone_name(owner)}),
@@ -134,11 +135,13 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
 
     // Panel i watches owner i % Z's zone. A panel counts as watching once
     // the hub has answered it: by then its session is registered for pushes.
+    // A zone's panels take the nodes in turn (its writer is on one of them),
+    // so with several nodes most pushes cross from one node to another.
     let mut watchers = vec![0u64; args.zones];
     let mut panels = Vec::with_capacity(args.panels);
     for i in 0..args.panels {
         let owner = i % args.zones;
-        let mut ws = panel(target, &tokens[owner]).await?;
+        let mut ws = panel(target.server(i / args.zones), &tokens[owner]).await?;
         let reply = ask(&mut ws, serde_json::json!({"type": "dns.zones", "ref": 0})).await?;
         anyhow::ensure!(
             reply.contains(&zone_name(owner)),

@@ -92,7 +92,10 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     // Connect everyone and wait for their join frames before anyone speaks.
     let mut sockets = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
-        let mut request = format!("ws://{}/ws/chat/fanout-{}/", target.server, i % args.rooms)
+        let (room, member) = (i % args.rooms, i / args.rooms);
+        // A room's members (its publishers first) take the nodes in turn,
+        // so with several nodes each room spans them.
+        let mut request = format!("ws://{}/ws/chat/fanout-{room}/", target.server(member))
             .into_client_request()?;
         request.headers_mut().insert(
             "authorization",

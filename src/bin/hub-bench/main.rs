@@ -33,9 +33,17 @@ use clap::{Parser, Subcommand};
     about = "Load generator for the hub (loopback only)"
 )]
 pub struct Cli {
-    /// The hub's address; must be a loopback address.
-    #[arg(long, default_value = "127.0.0.1:8000", global = true)]
-    server: SocketAddr,
+    /// A node of the hub (`127.0.0.1:8000` or `ws://127.0.0.1:8000/`); must
+    /// be a loopback address. Repeated, the nodes of one cluster: sockets
+    /// are spread over them in turn.
+    #[arg(
+        long,
+        visible_alias = "url",
+        default_value = "127.0.0.1:8000",
+        value_parser = parse_node,
+        global = true
+    )]
+    server: Vec<SocketAddr>,
     /// The hub's process id, to read its CPU time and memory from /proc.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
@@ -57,24 +65,42 @@ enum Scenario {
     Dns(dns::Args),
 }
 
-/// Where the hub is and how to reach it.
-#[derive(Clone, Copy)]
+/// Where the hub's nodes are and how to reach them.
+#[derive(Clone)]
 pub struct Target {
-    pub server: SocketAddr,
+    /// One node, or the nodes of a cluster (at least one).
+    pub servers: Vec<SocketAddr>,
+    /// The process whose CPU and memory are reported: one node's.
     pub pid: Option<u32>,
+}
+
+impl Target {
+    /// The node the `i`-th socket (or request) goes to: the nodes in turn.
+    pub fn server(&self, i: usize) -> SocketAddr {
+        self.servers[i % self.servers.len()]
+    }
+}
+
+/// A node's address, given bare or as the URL a browser would use.
+fn parse_node(text: &str) -> Result<SocketAddr, String> {
+    let bare = ["ws://", "http://"]
+        .iter()
+        .find_map(|scheme| text.strip_prefix(scheme))
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    bare.parse()
+        .map_err(|e| format!("{text:?} is not host:port (an IP address and a port): {e}"))
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(
-        cli.server.ip().is_loopback(),
-        "hub-bench only targets this machine's loopback, not {}",
-        cli.server
-    );
+    if let Some(far) = cli.server.iter().find(|s| !s.ip().is_loopback()) {
+        anyhow::bail!("hub-bench only targets this machine's loopback, not {far}");
+    }
     // Each socket is a file; a worker holds up to about 10,000.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let target = Target {
-        server: cli.server,
+        servers: cli.server,
         pid: cli.server_pid,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,4 +116,56 @@ fn main() -> anyhow::Result<()> {
             Scenario::Dns(args) => dns::run(target, args).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Target};
+
+    fn nodes(args: &[&str]) -> Vec<std::net::SocketAddr> {
+        let cli = Cli::try_parse_from(["hub-bench"].iter().chain(args).chain(&["fanout"]))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        cli.server
+    }
+
+    #[test]
+    fn one_node_is_the_default_and_several_are_given_by_repeating_the_flag() {
+        assert_eq!(nodes(&[]), ["127.0.0.1:8000".parse().unwrap()]);
+        assert_eq!(
+            nodes(&["--server", "127.0.0.1:9000"]),
+            ["127.0.0.1:9000".parse().unwrap()]
+        );
+        assert_eq!(
+            nodes(&[
+                "--url",
+                "ws://127.0.0.1:9001/",
+                "--url",
+                "http://127.0.0.1:9002",
+                "--server",
+                "127.0.0.1:9003"
+            ]),
+            [
+                "127.0.0.1:9001".parse().unwrap(),
+                "127.0.0.1:9002".parse().unwrap(),
+                "127.0.0.1:9003".parse().unwrap()
+            ]
+        );
+        assert!(Cli::try_parse_from(["hub-bench", "--url", "localhost", "fanout"]).is_err());
+    }
+
+    #[test]
+    fn sockets_take_the_nodes_in_turn() {
+        let target = Target {
+            servers: vec![
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap(),
+                "127.0.0.1:3".parse().unwrap(),
+            ],
+            pid: None,
+        };
+        let ports: Vec<u16> = (0..7).map(|i| target.server(i).port()).collect();
+        assert_eq!(ports, [1, 2, 3, 1, 2, 3, 1]);
+    }
 }

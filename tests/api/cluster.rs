@@ -1,0 +1,941 @@
+//! Several hubs as one: three real `hub serve` processes on one PostgreSQL
+//! database and one Redis of the test's own, each test talking to all three
+//! over real sockets, as clients behind a load balancer would. Every wait is
+//! for a state (a frame, a subscription count, an HTTP answer) with a generous
+//! bound; nothing here measures speed.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::io::BufRead;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::analytics::watching_totals_at;
+use crate::dns;
+use crate::helpers::{
+    Backend, Client, Ending, HubProcess, KEY, TestApp, join_at, open_at, postgres_admin_url,
+};
+use crate::redis_server::RedisServer;
+
+const NODES: usize = 3;
+const INGEST_KEY: &str = "cluster-test-ingest-key";
+/// The bound on waiting for a state to spread over the cluster: far above
+/// what it takes, so that only a missing behaviour (not a loaded machine)
+/// fails a test.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One node: its process (gone once killed) and the tail of its log, kept
+/// to be shown when a test fails.
+struct Node {
+    hub: Option<HubProcess>,
+    port: u16,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// Reads a node's log to its end in a thread of its own, so the node never
+/// blocks on a full pipe, and keeps its last lines.
+fn drain(
+    mut stderr: std::io::BufReader<std::process::ChildStderr>,
+) -> Arc<Mutex<VecDeque<String>>> {
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let kept = tail.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let mut kept = kept.lock().unwrap();
+            if kept.len() == 30 {
+                kept.pop_front();
+            }
+            kept.push_back(std::mem::take(&mut line));
+        }
+    });
+    tail
+}
+
+/// Three nodes on one fresh PostgreSQL database and one Redis. Fields drop
+/// in order: the nodes stop before Redis and the database go.
+struct Cluster {
+    nodes: Vec<Node>,
+    redis: RedisServer,
+    /// The database (created, migrated, dropped with it), its users and
+    /// tokens. Its own in-process hub has no `REDIS_URL`, so it serves alone
+    /// and is no member of the cluster; the tests never talk to it.
+    app: TestApp,
+    settings: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// Starts the cluster with these settings over the tests' defaults, or
+    /// `None` (after a note) where PostgreSQL or Redis is not there outside CI.
+    async fn start(overrides: &[(&str, &str)]) -> Option<Self> {
+        postgres_admin_url()?;
+        let redis = RedisServer::start().await?;
+        let app = TestApp::spawn(Backend::Postgres).await;
+        let url = redis.url();
+        let mut settings: HashMap<&str, &str> = [
+            ("REDIS_URL", url.as_str()),
+            ("HUB_INGEST_KEY", INGEST_KEY),
+            ("HUB_ANALYTICS_INTERVAL_MS", "200"),
+            ("HUB_DB_POOL_SIZE", "4"),
+            ("HUB_WORKERS", "2"),
+            // Tests send far faster than people do.
+            ("HUB_RATE_PER_SEC", "100000"),
+            ("HUB_RATE_BURST", "100000"),
+            ("HUB_DNS_WRITES_PER_SEC", "1000"),
+        ]
+        .into_iter()
+        .collect();
+        settings.extend(overrides.iter().copied());
+        let settings: Vec<(String, String)> = settings
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            redis,
+            app,
+            settings,
+        };
+        for _ in 0..NODES {
+            let env: Vec<(&str, &str)> = cluster
+                .settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut hub = HubProcess::serve(&cluster.app.database_url, &env);
+            let log = drain(hub.take_stderr());
+            cluster.nodes.push(Node {
+                port: hub.port,
+                hub: Some(hub),
+                log,
+            });
+        }
+        // Each node listens on its own probe channel, and says it is on the
+        // bus once a probe came back: before that it delivers locally only.
+        cluster
+            .until("every node subscribes its probe channel", || async {
+                let probes = cluster.redis.channels("hub:probe:*").await;
+                (probes.len() == NODES).then_some(()).ok_or(probes)
+            })
+            .await;
+        cluster.until_metric_everywhere("hub_bus_up 1").await;
+        Some(cluster)
+    }
+
+    fn port(&self, node: usize) -> u16 {
+        self.nodes[node].port
+    }
+
+    fn user(&self, name: &str) -> i32 {
+        self.app.create_user(name, false)
+    }
+
+    fn staff(&self, name: &str) -> i32 {
+        self.app.create_user(name, true)
+    }
+
+    /// A chat member of `room` on `node`, its join frames (history, presence) read.
+    async fn join(&self, node: usize, room: &str, user: i32) -> (Client, Value, Value) {
+        let token = self.app.token(user);
+        join_at(self.port(node), &format!("/ws/chat/{room}/?token={token}")).await
+    }
+
+    /// Waits until `probe` answers `Ok`, within `PATIENCE`; a failure shows
+    /// the last state it answered.
+    async fn until<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
+        &self,
+        what: &str,
+        probe: impl FnMut() -> F,
+    ) -> T {
+        until_within(what, PATIENCE, probe).await
+    }
+
+    /// Waits until exactly `n` connections (one per node) listen on `channel`.
+    async fn until_subscribed(&self, channel: &str, n: i64) {
+        self.until(&format!("{n} subscribers of {channel}"), || async {
+            let now = self.redis.numsub(channel).await;
+            (now == n).then_some(()).ok_or(now)
+        })
+        .await;
+    }
+
+    /// Waits until someone listens on `channel`, for a channel the promise
+    /// says nothing more about (which nodes hold it while others need it).
+    async fn until_heard(&self, channel: &str) {
+        self.until(&format!("a subscriber of {channel}"), || async {
+            let now = self.redis.numsub(channel).await;
+            (now > 0).then_some(()).ok_or(now)
+        })
+        .await;
+    }
+
+    async fn readyz(&self, node: usize) -> (u16, Value) {
+        let resp = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.port(node)))
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn metrics(&self, node: usize) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port(node)))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until every node's `/metrics` holds this line.
+    async fn until_metric_everywhere(&self, line: &str) {
+        for node in 0..NODES {
+            self.until(&format!("node {node}: {line}"), || async {
+                let metrics = self.metrics(node).await;
+                metrics
+                    .lines()
+                    .any(|l| l == line)
+                    .then_some(())
+                    .ok_or(metrics)
+            })
+            .await;
+        }
+    }
+
+    /// Waits until every node's `/readyz` answers `status`; the bodies.
+    async fn until_ready_is(&self, status: u16) -> Vec<Value> {
+        let mut bodies = Vec::new();
+        for node in 0..NODES {
+            bodies.push(
+                self.until(&format!("node {node}: /readyz {status}"), || async {
+                    let (now, body) = self.readyz(node).await;
+                    if now == status {
+                        Ok(body)
+                    } else {
+                        Err((now, body))
+                    }
+                })
+                .await,
+            );
+        }
+        bodies
+    }
+
+    /// Kills a node with SIGKILL (no goodbye to Redis or its clients) and reaps it.
+    fn kill(&mut self, node: usize) {
+        let mut hub = self.nodes[node].hub.take().expect("a running node");
+        hub.child().kill().unwrap();
+        hub.child().wait().unwrap();
+    }
+
+    /// Runs the `hub` command line as an operator would on a node's machine:
+    /// with that node's database and Redis; it must succeed.
+    fn cli(&self, args: &[&str]) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(args)
+            .env_clear()
+            .env("DATABASE_URL", &self.app.database_url)
+            .env("JWT_SIGNING_KEY", KEY)
+            .env("REDIS_URL", self.redis.url())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run hub");
+        assert!(
+            out.status.success(),
+            "hub {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, node) in self.nodes.iter().enumerate() {
+                let log = node
+                    .log
+                    .lock()
+                    .map(|l| l.iter().cloned().collect::<String>());
+                eprintln!(
+                    "--- node {i} (port {}), last log lines:\n{}",
+                    node.port,
+                    log.unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+async fn until_within<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(done) => return done,
+            Err(state) => assert!(
+                Instant::now() < deadline,
+                "not within {within:?}: {what}; last seen: {state:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The next frame of this type, skipping others, within `within`.
+async fn next_of(client: &mut Client, kind: &str, within: Duration) -> Value {
+    try_next_of(client, kind, within)
+        .await
+        .unwrap_or_else(|| panic!("no {kind} within {within:?}"))
+}
+
+/// The next frame of this type, skipping others, or `None` after `within`.
+async fn try_next_of(client: &mut Client, kind: &str, within: Duration) -> Option<Value> {
+    tokio::time::timeout(within, async {
+        loop {
+            let frame = client.recv_within(PATIENCE + within).await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Reads `kind` presence events until each of `names` has come, in
+/// whatever order the nodes' events arrive; every name read, sorted, so
+/// that one announced twice shows.
+async fn announced(
+    client: &mut Client,
+    kind: &str,
+    names: &[&str],
+    within: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen: Vec<String> = Vec::new();
+    while !names.iter().all(|n| seen.iter().any(|s| s == n)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(frame) = try_next_of(client, kind, left).await else {
+            panic!("{kind} for {names:?} not within {within:?}; had {seen:?}");
+        };
+        seen.push(frame["user"]["username"].as_str().unwrap().to_owned());
+    }
+    seen.sort();
+    seen
+}
+
+/// The usernames a `presence` frame lists, sorted.
+fn listed(presence: &Value) -> Vec<String> {
+    let mut names: Vec<String> = presence["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a member list: {presence}"))
+        .iter()
+        .map(|m| m["username"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The texts of a `chat.history` frame, oldest first.
+fn history_texts(history: &Value) -> Vec<String> {
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Reads chat messages until `done` says the texts counted so far are
+/// enough; every text is counted, so a duplicate shows.
+async fn count_until(
+    client: &mut Client,
+    counts: &mut HashMap<String, usize>,
+    within: Duration,
+    done: impl Fn(&HashMap<String, usize>) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    while !done(counts) {
+        let frame = next_of(
+            client,
+            "chat.message",
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await;
+        *counts
+            .entry(frame["message"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_order() {
+    const PER_SENDER: usize = 300;
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "crowd";
+    // Two senders and one listener on each node.
+    let mut members = Vec::new();
+    for node in 0..NODES {
+        for k in 0..3 {
+            let id = cluster.user(&format!("n{node}m{k}"));
+            let (client, _, _) = cluster.join(node, room, id).await;
+            members.push((client, id, k < 2));
+        }
+    }
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 3)
+        .await;
+    let senders: BTreeSet<i64> = members
+        .iter()
+        .filter(|m| m.2)
+        .map(|m| i64::from(m.1))
+        .collect();
+    let total = senders.len() * PER_SENDER;
+    assert_eq!(total, 1800);
+
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|(mut client, id, sender)| {
+            tokio::spawn(async move {
+                if sender {
+                    for seq in 0..PER_SENDER {
+                        client.say(&format!("{id}:{seq}")).await;
+                    }
+                }
+                let mut frames: Vec<Value> = Vec::with_capacity(total);
+                while frames.len() < total {
+                    let Some(frame) = try_next_of(&mut client, "chat.message", PATIENCE).await
+                    else {
+                        let mut got: HashMap<i64, Vec<&str>> = HashMap::new();
+                        for f in &frames {
+                            got.entry(f["user"]["id"].as_i64().unwrap())
+                                .or_default()
+                                .push(f["message"].as_str().unwrap());
+                        }
+                        // Which of each sender's were missed, not just how many.
+                        let got: HashMap<i64, Vec<usize>> = got
+                            .into_iter()
+                            .map(|(from, texts)| {
+                                let heard: HashSet<String> =
+                                    texts.iter().map(|t| (*t).to_owned()).collect();
+                                let missed = (0..PER_SENDER)
+                                    .filter(|seq| !heard.contains(&format!("{from}:{seq}")))
+                                    .collect();
+                                (from, missed)
+                            })
+                            .collect();
+                        panic!(
+                            "member {id} got {} of {total}; missed, by sender: {got:?}",
+                            frames.len()
+                        );
+                    };
+                    frames.push(frame);
+                }
+                (client, id, frames)
+            })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for task in tasks {
+        let (client, id, frames) = task.await.unwrap();
+        let ids: HashSet<i64> = frames.iter().map(|f| f["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids.len(), total, "member {id} got a message twice");
+        let mut by_sender: HashMap<i64, Vec<usize>> = HashMap::new();
+        for frame in &frames {
+            let (from, seq) = frame["message"].as_str().unwrap().split_once(':').unwrap();
+            assert_eq!(frame["user"]["id"].as_i64().unwrap().to_string(), from);
+            by_sender
+                .entry(from.parse().unwrap())
+                .or_default()
+                .push(seq.parse().unwrap());
+        }
+        assert_eq!(by_sender.keys().copied().collect::<BTreeSet<_>>(), senders);
+        for (from, seqs) in &by_sender {
+            assert!(
+                seqs.iter().copied().eq(0..PER_SENDER),
+                "member {id} got sender {from}'s messages out of order or not all: first \
+                 differences (position, got) {:?}",
+                seqs.iter()
+                    .enumerate()
+                    .filter(|(i, s)| i != *s)
+                    .take(5)
+                    .collect::<Vec<_>>()
+            );
+        }
+        clients.push(client);
+    }
+    // Nothing more was on its way: the next message anyone gets is a last one.
+    clients[0].say("the end").await;
+    for client in &mut clients {
+        assert_eq!(
+            next_of(client, "chat.message", PATIENCE).await["message"],
+            "the end"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_its_history() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "annals";
+    let (alice, bob, carol, dave) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+        cluster.user("dave"),
+    );
+    // The room is open on B (bob is in it) before anything is said on A.
+    let (mut on_b, _, _) = cluster.join(1, room, bob).await;
+    let (mut on_a, _, _) = cluster.join(0, room, alice).await;
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 2)
+        .await;
+    let said = ["one from A", "two from A", "three from A"];
+    for text in said {
+        on_a.echo(text).await;
+    }
+    // B's open room has had them live...
+    for text in said {
+        assert_eq!(
+            next_of(&mut on_b, "chat.message", PATIENCE).await["message"],
+            text
+        );
+    }
+    // ...and a newcomer there, or on a node where the room was closed, gets
+    // them as history.
+    let (_, history_b, _) = cluster.join(1, room, carol).await;
+    assert_eq!(history_texts(&history_b), said);
+    let (_, history_c, _) = cluster.join(2, room, dave).await;
+    assert_eq!(history_texts(&history_c), said);
+    assert_eq!(history_b["messages"], history_c["messages"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_once() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "parlour";
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
+    let (mut alice_a, _, presence) = cluster.join(0, room, alice).await;
+    assert_eq!(listed(&presence), ["alice"]);
+    // A hears the room once it listens on its channel.
+    let channel = format!("hub:room:{room}");
+    cluster.until_subscribed(&channel, 1).await;
+
+    let (bob_tab_b, _, presence) = cluster.join(1, room, bob).await;
+    assert_eq!(listed(&presence), ["alice", "bob"]);
+    let joined = next_of(&mut alice_a, "presence.join", PATIENCE).await;
+    assert_eq!(
+        joined["user"],
+        json!({"id": bob, "username": "bob", "is_staff": false})
+    );
+
+    // Bob's second tab, on a third node, is no second member.
+    let (bob_tab_c, _, presence) = cluster.join(2, room, bob).await;
+    assert_eq!(listed(&presence), ["alice", "bob"]);
+    // (Joins on a node whose room has only just opened are the next test's.)
+    cluster.until_subscribed(&channel, 3).await;
+    // Carol joins on the same node after it: her join is the next presence
+    // event Alice gets, so no second join of Bob's came before it.
+    let (_carol_c, _, presence) = cluster.join(2, room, carol).await;
+    assert_eq!(listed(&presence), ["alice", "bob", "carol"]);
+    let next = next_of(&mut alice_a, "presence.join", PATIENCE).await;
+    assert_eq!(next["user"]["username"], "carol");
+
+    // Bob closes the tab on B: B has no chat socket left, yet Bob stays.
+    drop(bob_tab_b);
+    cluster
+        .until("node B's socket to close", || async {
+            let metrics = cluster.metrics(1).await;
+            let line = "hub_connections{endpoint=\"chat\"} 0";
+            metrics.lines().any(|l| l == line).then_some(()).ok_or(())
+        })
+        .await;
+    alice_a.silent_for(Duration::from_secs(1)).await;
+    let (_dave, _, presence) = cluster.join(0, room, cluster.user("dave")).await;
+    assert_eq!(listed(&presence), ["alice", "bob", "carol", "dave"]);
+
+    // The last tab closes: one leave, everywhere.
+    drop(bob_tab_c);
+    let left = next_of(&mut alice_a, "presence.leave", PATIENCE).await;
+    assert_eq!(left["user"]["username"], "bob");
+    alice_a.silent_for(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "porch";
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
+    let (mut alice_a, _, _) = cluster.join(0, room, alice).await;
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 1)
+        .await;
+    // Each join opens the room on its node: the first thing that node says
+    // about it is that someone arrived.
+    let (_bob_b, _, _) = cluster.join(1, room, bob).await;
+    let (_carol_c, _, _) = cluster.join(2, room, carol).await;
+    let joined = announced(&mut alice_a, "presence.join", &["bob", "carol"], PATIENCE).await;
+    assert_eq!(joined, ["bob", "carol"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_keys_go() {
+    const TTL_SECS: u64 = 3;
+    let ttl = TTL_SECS.to_string();
+    let Some(mut cluster) = Cluster::start(&[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
+        return;
+    };
+    let room = "lobby";
+    let (alice, bob, carol, dave) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+        cluster.user("dave"),
+    );
+    // Carol and Dave are on C (Carol also alone in a room only C serves);
+    // Alice and Bob, on A and B, find them there.
+    let (_carol_c, _, _) = cluster.join(2, room, carol).await;
+    let (_hideout, _, _) = cluster.join(2, "hideout", carol).await;
+    let (_dave_c, _, _) = cluster.join(2, room, dave).await;
+    let (mut alice_a, _, presence) = cluster.join(0, room, alice).await;
+    assert_eq!(listed(&presence), ["alice", "carol", "dave"]);
+    let (mut bob_b, _, presence) = cluster.join(1, room, bob).await;
+    assert!(
+        ["carol", "dave"]
+            .iter()
+            .all(|n| listed(&presence).contains(&(*n).to_owned())),
+        "{presence}"
+    );
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 3)
+        .await;
+    let shared_before = cluster.redis.presence_entries().await;
+    let probes = cluster.redis.channels("hub:probe:*").await;
+
+    cluster.kill(2);
+    let killed_at = Instant::now();
+    // Each of the others sees each of C's members leave once, within the
+    // TTL (plus room for a loaded machine to run the expiry).
+    let within = Duration::from_secs(TTL_SECS) + PATIENCE;
+    for member in [&mut alice_a, &mut bob_b] {
+        let left = within.saturating_sub(killed_at.elapsed());
+        let gone = announced(member, "presence.leave", &["carol", "dave"], left).await;
+        assert_eq!(gone, ["carol", "dave"]);
+    }
+    for member in [&mut alice_a, &mut bob_b] {
+        member.silent_for(Duration::from_secs(1)).await;
+    }
+    let (_erin, _, presence) = cluster.join(0, room, cluster.user("erin")).await;
+    let now_listed = listed(&presence);
+    assert!(
+        !now_listed.iter().any(|n| n == "carol" || n == "dave"),
+        "{presence}"
+    );
+
+    // C's probe channel went with its connection: the one missing is C's id.
+    let probes_after = cluster
+        .until("C's probe channel to go", || async {
+            let now = cluster.redis.channels("hub:probe:*").await;
+            (now.len() == NODES - 1).then_some(now.clone()).ok_or(now)
+        })
+        .await;
+    let c_id = probes
+        .iter()
+        .find(|p| !probes_after.contains(p))
+        .unwrap()
+        .trim_start_matches("hub:probe:")
+        .to_owned();
+    // Whatever the layout of the shared entries, C's named its node; none
+    // of them is left.
+    let of_c = |entries: &[(String, Vec<String>)]| -> Vec<(String, Vec<String>)> {
+        entries
+            .iter()
+            .filter(|(k, v)| k.contains(&c_id) || v.iter().any(|x| x.contains(&c_id)))
+            .cloned()
+            .collect()
+    };
+    assert!(
+        !of_c(&shared_before).is_empty(),
+        "C's members left no hub:presence: entry naming node {c_id}: {shared_before:?}"
+    );
+    cluster
+        .until("C's hub:presence: entries to go", || async {
+            let left = of_c(&cluster.redis.presence_entries().await);
+            left.is_empty().then_some(()).ok_or(left)
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_every_message_once() {
+    const OUTAGE: Duration = Duration::from_secs(17);
+    let Some(mut cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "storm";
+    let names = ["a1", "a2", "b1", "b2", "c1"];
+    let mut members = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let id = cluster.user(name);
+        let (client, _, _) = cluster.join(i / 2, room, id).await;
+        members.push((*name, client, HashMap::new()));
+    }
+    let channel = format!("hub:room:{room}");
+    cluster.until_subscribed(&channel, 3).await;
+    members[0].1.say("before").await;
+    for (_, client, counts) in &mut members {
+        count_until(client, counts, PATIENCE, |c| c.contains_key("before")).await;
+    }
+
+    cluster.redis.kill();
+    let killed_at = Instant::now();
+    let bodies = cluster.until_ready_is(503).await;
+    for body in bodies {
+        assert_eq!(body["bus"], "down", "{body}");
+    }
+    cluster.until_metric_everywhere("hub_bus_up 0").await;
+
+    // One sender on each node speaks while the bus is down.
+    let mut during = Vec::new();
+    for sender in [0, 2, 4] {
+        for k in 0..3 {
+            let text = format!("{} during the outage {k}", names[sender]);
+            members[sender].1.say(&text).await;
+            during.push(text);
+        }
+    }
+    // Their neighbours on the same node hear them meanwhile.
+    for (sender, neighbour) in [(0, 1), (2, 3), (4, 4)] {
+        let expected: Vec<String> = during
+            .iter()
+            .filter(|t| t.starts_with(names[sender]))
+            .cloned()
+            .collect();
+        let (_, client, counts) = &mut members[neighbour];
+        count_until(client, counts, PATIENCE, |c| {
+            expected.iter().all(|t| c.contains_key(t))
+        })
+        .await;
+    }
+    tokio::time::sleep_until(killed_at + OUTAGE).await;
+    for node in 0..NODES {
+        assert_eq!(
+            cluster.readyz(node).await.0,
+            503,
+            "node {node} ready without its bus"
+        );
+    }
+
+    cluster.redis.restart().await;
+    cluster.until_ready_is(200).await;
+    cluster.until_metric_everywhere("hub_bus_up 1").await;
+    cluster.until_subscribed(&channel, 3).await;
+    // Every member gets what was said anywhere during the outage...
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|(name, mut client, mut counts)| {
+            let during = during.clone();
+            tokio::spawn(async move {
+                count_until(&mut client, &mut counts, PATIENCE, |c| {
+                    during.iter().all(|t| c.contains_key(t))
+                })
+                .await;
+                (name, client, counts)
+            })
+        })
+        .collect();
+    let mut members = Vec::new();
+    for task in tasks {
+        members.push(task.await.unwrap());
+    }
+    // ...and, by the time a message said after it arrives, nothing twice.
+    members[4].1.say("after").await;
+    for (name, client, counts) in &mut members {
+        count_until(client, counts, PATIENCE, |c| c.contains_key("after")).await;
+        for text in during.iter().map(String::as_str).chain(["before", "after"]) {
+            assert_eq!(counts.get(text), Some(&1), "{name} got {text:?}");
+        }
+        assert_eq!(counts.len(), during.len() + 2, "{name}: {counts:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let olga = cluster.user("olga");
+    let sam = cluster.staff("sam");
+    let mut own = open_at(
+        cluster.port(2),
+        &format!("/ws/analytics/?token={}", cluster.app.token(olga)),
+    )
+    .await;
+    assert_eq!(own.recv().await["type"], "analytics.snapshot");
+    let (mut totals, _) = watching_totals_at(cluster.port(1), &cluster.app.token(sam)).await;
+    cluster
+        .until_subscribed(&format!("hub:user:{olga}"), 1)
+        .await;
+    cluster.until_heard("hub:analytics:global").await;
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/api/analytics/events",
+            cluster.port(0)
+        ))
+        .header("x-hub-ingest-key", INGEST_KEY)
+        .json(&json!([{"user_id": olga, "metric": "visits", "value": 3, "op": "add"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    for (dashboard, scope) in [(&mut own, "own"), (&mut totals, "global")] {
+        let update = next_of(dashboard, "analytics.update", PATIENCE).await;
+        assert_eq!(
+            (update["scope"].as_str(), &update["metrics"]),
+            (Some(scope), &json!({"visits": 3.0}))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_others() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let dora = cluster.user("dora");
+    let sam = cluster.staff("sam");
+    let panel = |node: usize, user: i32| {
+        let (port, token) = (cluster.port(node), cluster.app.token(user));
+        async move { open_at(port, &format!("/ws/dns/?token={token}")).await }
+    };
+    let mut dora_a = panel(0, dora).await;
+    let mut dora_b = panel(1, dora).await;
+    let mut staff_c = panel(2, sam).await;
+    // A panel sends nothing until asked: one request each shows it is open.
+    for client in [&mut dora_a, &mut dora_b, &mut staff_c] {
+        dns::ok(client, json!({"type": "dns.zones"})).await;
+    }
+    cluster
+        .until_subscribed(&format!("hub:dns:user:{dora}"), 2)
+        .await;
+    cluster.until_heard("hub:dns:staff").await;
+
+    let zone = dns::create_zone(&mut dora_b, "cluster.example").await;
+    for client in [&mut dora_a, &mut staff_c] {
+        let created = next_of(client, "dns.zone.created", PATIENCE).await;
+        assert_eq!(created["zone"], zone);
+    }
+    let record = dns::create(
+        &mut dora_b,
+        "cluster.example",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+    )
+    .await;
+    for client in [&mut dora_a, &mut staff_c] {
+        let changed = next_of(client, "dns.changed", PATIENCE).await;
+        assert_eq!(changed["zone"], "cluster.example");
+        assert_eq!(changed["serial"], record["serial"]);
+        assert_eq!(
+            changed["changes"],
+            json!([{"action": "created", "record": record["record"]}])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every_node() {
+    // Far beyond the test: only the bus can bring the news in time.
+    let Some(cluster) = Cluster::start(&[("HUB_USER_RECHECK_SECS", "3600")]).await else {
+        return;
+    };
+    let bob = cluster.user("bob");
+    let (mut chat_c, _, _) = cluster.join(2, "lobby", bob).await;
+    let mut dash_b = open_at(
+        cluster.port(1),
+        &format!("/ws/analytics/?token={}", cluster.app.token(bob)),
+    )
+    .await;
+    dash_b.recv().await;
+    cluster
+        .until_subscribed(&format!("hub:user:{bob}"), 2)
+        .await;
+
+    cluster.cli(&["user", "set-active", "bob", "false"]);
+    assert_eq!(chat_c.ending(PATIENCE).await, Ending::Closed(4003));
+    assert_eq!(dash_b.ending(PATIENCE).await, Ending::Closed(4003));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channels() {
+    const CYCLES: usize = 1000;
+    const AT_ONCE: usize = 10;
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let baseline = cluster.redis.channels("*").await;
+    assert_eq!(
+        baseline,
+        cluster.redis.channels("hub:probe:*").await,
+        "idle nodes listen on their probes only"
+    );
+    assert_eq!(baseline.len(), NODES);
+
+    let users: Vec<i32> = (0..AT_ONCE)
+        .map(|i| cluster.user(&format!("churn{i}")))
+        .collect();
+    let ports: Vec<u16> = (0..NODES).map(|n| cluster.port(n)).collect();
+    // Each worker joins and leaves in turn, over every node and many rooms;
+    // every fourth cycle is a dashboard, for the per-user channels.
+    let tasks: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(w, &user)| {
+            let (token, ports) = (cluster.app.token(user), ports.clone());
+            tokio::spawn(async move {
+                for cycle in (w..CYCLES).step_by(AT_ONCE) {
+                    let port = ports[cycle % ports.len()];
+                    if cycle % 4 == 3 {
+                        let mut dash =
+                            open_at(port, &format!("/ws/analytics/?token={token}")).await;
+                        dash.recv().await;
+                    } else {
+                        let room = format!("churn-{}", cycle % 25);
+                        join_at(port, &format!("/ws/chat/{room}/?token={token}")).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Past the grace, every node has let go of every room and user.
+    cluster
+        .until("PUBSUB CHANNELS to return to the probes", || async {
+            let now = cluster.redis.channels("*").await;
+            (now == baseline).then_some(()).ok_or(now)
+        })
+        .await;
+}
