@@ -251,16 +251,26 @@ impl Bus {
         let events = Events::new(metrics.clone(), false);
         let node = node_name();
         let (broker, connection) =
-            redis::RedisBroker::start(url, &node, events.clone(), metrics, runtime)?;
+            redis::RedisBroker::start(url, &node, events.clone(), metrics, runtime.clone())?;
         tracing::info!(node = %node, redis = ?url, "joining the cluster over Redis");
+        let presence = SharedPresence::Redis {
+            connection,
+            ttl: cluster.presence_ttl,
+        };
+        let sweeper = presence.clone();
+        let every = cluster.presence_ttl / 3;
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                sweeper.sweep().await;
+            }
+        });
         Ok(Self {
             events,
             broker,
             node,
-            presence: SharedPresence::Redis {
-                connection,
-                ttl: cluster.presence_ttl,
-            },
+            presence,
         })
     }
 

@@ -10,21 +10,42 @@
 //! fields, and the script that reaps is atomic, so each dead entry is
 //! reaped, and announced, once. Both keys vanish with their last field.
 //!
+//! A room whose only node died has no node left to reap it: a sorted set
+//! `hub:presence-rooms` scores each room by when its last entry expires,
+//! and every node sweeps away the rooms whose entries have all expired.
+//!
 //! A node alone keeps nothing here: its rooms know all their members.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-/// Adds or refreshes fields: ARGV = ttl in ms, then field/value pairs.
+/// Adds or refreshes fields: KEYS = hash, expiry set, rooms set; ARGV =
+/// ttl in ms, the room, then field/value pairs.
 const PUT: &str = r"
 local t = redis.call('TIME')
 local expires = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[2], expires, ARGV[i])
 end
+redis.call('ZADD', KEYS[3], 'GT', expires, ARGV[2])
 return 1";
+
+/// Deletes the entries of rooms whose entries have all expired, a hundred
+/// at a time: KEYS = rooms set; ARGV = the key prefix.
+const SWEEP: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
+for _, room in ipairs(rooms) do
+  redis.call('DEL', ARGV[1] .. room, ARGV[1] .. room .. ':expiry')
+  redis.call('ZREM', KEYS[1], room)
+end
+return #rooms";
+
+const ROOMS: &str = "hub:presence-rooms";
+const PREFIX: &str = "hub:presence:";
 
 /// Removes and returns every expired field.
 const REAP: &str = r"
@@ -51,10 +72,7 @@ pub enum SharedPresence {
 }
 
 fn keys(room: &str) -> [String; 2] {
-    [
-        format!("hub:presence:{room}"),
-        format!("hub:presence:{room}:expiry"),
-    ]
+    [format!("{PREFIX}{room}"), format!("{PREFIX}{room}:expiry")]
 }
 
 impl SharedPresence {
@@ -72,29 +90,34 @@ impl SharedPresence {
     }
 
     /// Adds or refreshes this node's entries (`(field, shown)` pairs).
-    pub async fn put(&self, room: &str, entries: Vec<(String, String)>) -> bool {
+    pub async fn put(&self, room: &str, entries: Vec<(String, String)>) {
         let Self::Redis {
             connection, ttl, ..
         } = self
         else {
-            return true;
+            return;
         };
         if entries.is_empty() {
-            return true;
+            return;
         }
         let mut eval = redis::cmd("EVAL");
         eval.arg(PUT)
-            .arg(2)
+            .arg(3)
             .arg(&keys(room))
-            .arg(ttl.as_millis().to_string());
+            .arg(ROOMS)
+            .arg(ttl.as_millis().to_string())
+            .arg(room);
         for (field, shown) in entries {
             eval.arg(field).arg(shown);
         }
         let mut connection = connection.clone();
-        matches!(
-            tokio::time::timeout(TIMEOUT, eval.query_async::<i64>(&mut connection)).await,
-            Ok(Ok(_))
-        )
+        let done = tokio::time::timeout(TIMEOUT, eval.query_async::<i64>(&mut connection)).await;
+        // Redis away is the bus's news, logged there; anything else is not.
+        if let Ok(Err(err)) = done
+            && !err.is_io_error()
+        {
+            tracing::warn!(room, error = %err, "sharing presence entries failed");
+        }
     }
 
     /// Removes one entry of this node's.
@@ -147,5 +170,17 @@ impl SharedPresence {
             Ok(Ok(dead)) => dead,
             _ => Vec::new(),
         }
+    }
+
+    /// Deletes what dead nodes left in rooms no live node serves (a live
+    /// node's room reaps its own); run by every node, now and then.
+    pub async fn sweep(&self) {
+        let Self::Redis { connection, .. } = self else {
+            return;
+        };
+        let mut connection = connection.clone();
+        let mut sweep = redis::cmd("EVAL");
+        sweep.arg(SWEEP).arg(1).arg(ROOMS).arg(PREFIX);
+        let _ = tokio::time::timeout(TIMEOUT, sweep.query_async::<i64>(&mut connection)).await;
     }
 }

@@ -795,7 +795,7 @@ async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
     assert_eq!(own.recv().await["type"], "analytics.snapshot");
     let (mut totals, _) = watching_totals_at(cluster.port(1), &cluster.app.token(sam)).await;
     cluster
-        .until_subscribed(&format!("hub:user:{olga}"), 1)
+        .until_subscribed(&format!("hub:analytics:user:{olga}"), 1)
         .await;
     cluster.until_heard("hub:analytics:global").await;
     let resp = reqwest::Client::new()

@@ -184,3 +184,48 @@ fn concurrent_migrations_on_a_fresh_sqlite_file_all_succeed() {
         }
     }
 }
+
+/// Several hub processes on one machine share one port with
+/// `--reuse-port`: the kernel spreads new connections over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_started_with_reuse_port_share_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hub.sqlite3").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let overrides = [("HUB_BIND", bind.as_str()), ("HUB_REUSE_PORT", "true")];
+    let nodes = [
+        HubProcess::serve(&url, &overrides),
+        HubProcess::serve(&url, &overrides),
+    ];
+    assert!(nodes.iter().all(|n| n.port == port));
+    // Each connection lands on one of them, by a hash of its addresses: of
+    // 64, each process gets some (all on one has odds of 2^-63). Counted
+    // from each process's own sockets, since any request to the port may
+    // reach either.
+    let before: Vec<usize> = nodes.iter().map(|n| sockets_of(n.pid())).collect();
+    let mut guests = Vec::new();
+    for _ in 0..64 {
+        guests.push(crate::helpers::join_at(port, "/ws/chat/shared/").await);
+    }
+    for (node, before) in nodes.iter().zip(before) {
+        let now = sockets_of(node.pid());
+        assert!(now > before, "process {} took no connection", node.pid());
+    }
+}
+
+/// The sockets a process holds open.
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
