@@ -177,36 +177,36 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
-            );
+            family(&mut out, "counter", name, help, value.load(Relaxed));
         }
-        let _ = writeln!(
-            out,
-            "# HELP hub_rooms Chat rooms with members on this node.\n# TYPE hub_rooms gauge\nhub_rooms {}",
-            self.rooms()
-        );
         let gauges = [
+            (
+                "hub_rooms",
+                "Chat rooms with members on this node.",
+                self.rooms(),
+            ),
             (
                 "hub_bus_up",
                 "1 while this node reaches the other nodes over the bus.",
-                &self.bus.up,
+                self.bus.up.load(Relaxed),
             ),
             (
                 "hub_bus_topics",
                 "Topics this node is subscribed to.",
-                &self.bus.topics,
+                self.bus.topics.load(Relaxed),
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                value.load(Relaxed)
-            );
+            family(&mut out, "gauge", name, help, value);
         }
         out
     }
+}
+
+/// One metric with its help and type lines.
+fn family(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
