@@ -200,8 +200,14 @@ fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
     if let Some(url) = &settings.cluster.redis_url {
         let found = db.run_here(|conn| users::find_by_username(conn, &username))?;
         if let Some(user) = found {
-            bus::redis::publish_once(url, &Topic::user(user.id), USER_CHANGED)?;
-            println!("told every node's sockets of '{username}'");
+            // The change is made either way; without Redis the sockets
+            // follow at their next re-check.
+            match bus::redis::publish_once(url, &Topic::user(user.id), USER_CHANGED) {
+                Ok(()) => println!("told every node's sockets of '{username}'"),
+                Err(err) => eprintln!(
+                    "could not tell the nodes ({err}): open sockets of '{username}' follow at their next re-check"
+                ),
+            }
         }
     }
     Ok(())
