@@ -35,7 +35,8 @@ export function mountRoom(box, room, { guest }) {
 
   const conn = new Connection(`/ws/chat/${encodeURIComponent(room)}/`, {
     guest,
-    query: () => (lastId === null ? "" : `since=${lastId}`),
+    // Presence as one coalesced diff per interval, not a frame per arrival.
+    query: () => (lastId === null ? "presence=diff" : `presence=diff&since=${lastId}`),
   });
   showState(conn, `Room ${room}`);
 
@@ -84,6 +85,11 @@ export function mountRoom(box, room, { guest }) {
         break;
       case "presence.leave":
         members.delete(key(f.user));
+        renderMembers();
+        break;
+      case "presence.diff":
+        [...f.joins, ...f.updates].forEach((u) => members.set(key(u), u));
+        f.leaves.forEach((u) => members.delete(key(u)));
         renderMembers();
         break;
       case "presence.count":

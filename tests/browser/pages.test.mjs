@@ -115,6 +115,13 @@ describe("pages", () => {
     for (const text of ["hello from alice", "hello from a guest"]) {
       await guest.locator("#log .text").filter({ hasText: text }).waitFor({ timeout: WAIT });
     }
+    // The reload was a leave and a new guest's arrival, both in presence
+    // diffs: Alice lists one guest, the new one.
+    await alice.waitForFunction(
+      () => [...document.querySelectorAll("#members li")].filter((li) => li.textContent.startsWith("guest-")).length === 1,
+      null,
+      { timeout: WAIT },
+    );
     assert.equal(await guest.inputValue("#room"), "tea");
     await accessible(alice, "the chat page");
     await screenshot(alice, "chat");
