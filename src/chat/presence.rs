@@ -11,28 +11,13 @@ use std::sync::Arc;
 use super::frames::Who;
 use crate::ws::session::SessionId;
 
-/// What makes two sockets one person.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PersonKey {
-    User(i32),
-    Guest(SessionId),
-}
-
-impl PersonKey {
-    pub fn of(who: &Who, session: SessionId) -> Self {
-        match who.id {
-            Some(id) => Self::User(id),
-            None => Self::Guest(session),
-        }
-    }
-
-    /// The person's name among the nodes: a user is the same person on
-    /// every node; a guest's socket is one only on its own.
-    pub fn person(&self, node: &str) -> String {
-        match self {
-            Self::User(id) => format!("u{id}"),
-            Self::Guest(session) => format!("g{node}-{}", session.get()),
-        }
+/// What makes two sockets one person, as the person's name among the
+/// nodes: a user is the same person on every node and in every tab; a
+/// guest's socket is a person of its own, on its own node.
+pub fn person_of(who: &Who, session: SessionId, node: &str) -> String {
+    match who.id {
+        Some(id) => format!("u{id}"),
+        None => format!("g{node}-{}", session.get()),
     }
 }
 
@@ -130,20 +115,23 @@ struct Person {
 
 #[derive(Default)]
 pub struct People {
-    people: HashMap<PersonKey, Person>,
+    people: HashMap<String, Person>,
 }
 
 impl People {
     /// One more socket for this person; true when the person just arrived.
-    pub fn arrive(&mut self, key: PersonKey, who: Arc<Who>) -> bool {
-        let person = self.people.entry(key).or_insert(Person { who, sockets: 0 });
+    pub fn arrive(&mut self, person: &str, who: Arc<Who>) -> bool {
+        let person = self
+            .people
+            .entry(person.to_owned())
+            .or_insert(Person { who, sockets: 0 });
         person.sockets += 1;
         person.sockets == 1
     }
 
     /// One socket fewer; the person when that was their last.
-    pub fn depart(&mut self, key: &PersonKey) -> Option<Arc<Who>> {
-        let Entry::Occupied(mut person) = self.people.entry(key.clone()) else {
+    pub fn depart(&mut self, person: &str) -> Option<Arc<Who>> {
+        let Entry::Occupied(mut person) = self.people.entry(person.to_owned()) else {
             return None;
         };
         person.get_mut().sockets -= 1;
@@ -151,8 +139,8 @@ impl People {
     }
 
     /// How the person is shown now; true when that changed.
-    pub fn update(&mut self, key: &PersonKey, who: Arc<Who>) -> bool {
-        match self.people.get_mut(key) {
+    pub fn update(&mut self, person: &str, who: Arc<Who>) -> bool {
+        match self.people.get_mut(person) {
             Some(person) if person.who != who => {
                 person.who = who;
                 true
@@ -161,8 +149,13 @@ impl People {
         }
     }
 
-    pub fn who(&self, key: &PersonKey) -> Option<&Arc<Who>> {
-        self.people.get(key).map(|p| &p.who)
+    pub fn who(&self, person: &str) -> Option<&Arc<Who>> {
+        self.people.get(person).map(|p| &p.who)
+    }
+
+    /// Whether the person has a socket here.
+    pub fn has(&self, person: &str) -> bool {
+        self.people.contains_key(person)
     }
 
     pub fn len(&self) -> usize {
@@ -274,9 +267,10 @@ mod tests {
     fn a_person_with_several_tabs_arrives_once_and_leaves_once() {
         let mut people = People::default();
         let alice = who(Some(1), "alice", false);
-        let key = PersonKey::of(&alice, SessionId::for_tests(1));
-        assert!(people.arrive(key.clone(), alice.clone()));
-        assert!(!people.arrive(key.clone(), alice.clone()));
+        let key = person_of(&alice, SessionId::for_tests(1), "n");
+        assert!(people.arrive(&key, alice.clone()));
+        assert!(!people.arrive(&key, alice.clone()));
+        assert!(people.has(&key));
         assert_eq!(people.len(), 1);
         assert!(people.depart(&key).is_none());
         assert_eq!(people.depart(&key).as_deref(), Some(&*alice));
@@ -287,12 +281,12 @@ mod tests {
     fn guests_are_one_person_per_socket_and_updates_are_news_only_when_different() {
         let mut people = People::default();
         let g = who(None, "guest-1", false);
-        people.arrive(PersonKey::of(&g, SessionId::for_tests(1)), g.clone());
-        people.arrive(PersonKey::of(&g, SessionId::for_tests(2)), g.clone());
+        people.arrive(&person_of(&g, SessionId::for_tests(1), "n"), g.clone());
+        people.arrive(&person_of(&g, SessionId::for_tests(2), "n"), g.clone());
         assert_eq!(people.len(), 2);
         let sam = who(Some(5), "sam", true);
-        let key = PersonKey::of(&sam, SessionId::for_tests(3));
-        people.arrive(key.clone(), sam.clone());
+        let key = person_of(&sam, SessionId::for_tests(3), "n");
+        people.arrive(&key, sam.clone());
         assert!(!people.update(&key, who(Some(5), "sam", true)));
         assert!(people.update(&key, who(Some(5), "sam", false)));
         assert!(!people.who(&key).unwrap().is_staff);
@@ -302,7 +296,7 @@ mod tests {
     fn a_person_on_two_nodes_is_one_member_until_the_last_node_lets_go() {
         let mut roster = Roster::default();
         let alice = who(Some(1), "alice", false);
-        let person = PersonKey::of(&alice, SessionId::for_tests(1)).person("a");
+        let person = person_of(&alice, SessionId::for_tests(1), "a");
         assert!(roster.arrive("a", &person, alice.clone()));
         assert!(!roster.arrive("b", &person, alice.clone()));
         assert_eq!(roster.len(), 1);
@@ -345,9 +339,9 @@ mod tests {
     fn guests_on_different_nodes_are_different_people_and_the_list_is_by_name() {
         let mut roster = Roster::default();
         let g = who(None, "guest-1", false);
-        let key = PersonKey::of(&g, SessionId::for_tests(1));
-        roster.arrive("a", &key.person("a"), g.clone());
-        roster.arrive("b", &key.person("b"), g.clone());
+        let session = SessionId::for_tests(1);
+        roster.arrive("a", &person_of(&g, session, "a"), g.clone());
+        roster.arrive("b", &person_of(&g, session, "b"), g.clone());
         let sam = who(Some(5), "sam", true);
         roster.arrive("b", "u5", sam.clone());
         assert!(roster.update("u5", who(Some(5), "sam", false)));

@@ -28,7 +28,7 @@ use super::frames::{
     PresenceCount, PresenceDiff, PresenceEvent, PresenceList, Who, message_frame, with_ref,
 };
 use super::history::History;
-use super::presence::{Diff, People, PersonKey, Roster};
+use super::presence::{Diff, People, Roster, person_of};
 use super::seen::Seen;
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
@@ -129,7 +129,8 @@ pub struct RoomConfig {
 
 /// What the room keeps per member.
 struct Member {
-    key: PersonKey,
+    /// The person's name among the nodes ([`person_of`]).
+    person: String,
     presence: PresenceFrames,
     /// The member count this member was last told (crowded rooms).
     count_seen: usize,
@@ -191,11 +192,11 @@ pub struct ChatServer {
     next_seq: u64,
     done_seq: u64,
     /// Leaves waiting behind messages, each with the `seq` it waits for.
-    departures: VecDeque<(u64, PersonKey)>,
+    departures: VecDeque<(u64, String)>,
     /// Members the fan-out dropped (gone or too slow) whose session has not
     /// yet said `Leave`: what they said before going still counts, and they
     /// leave the presence list only with that `Leave`, behind their words.
-    leaving: HashMap<SessionId, PersonKey>,
+    leaving: HashMap<SessionId, String>,
     /// Past the presence limit the room sends counts, not join/leave events.
     crowded: bool,
     /// Presence changes not yet sent to members that asked for diffs, and
@@ -332,21 +333,20 @@ impl ChatServer {
     /// room with their session's `Leave`, which follows all they said.
     fn farewell(&mut self, gone: Vec<Gone<Member>>) {
         for member in gone {
-            self.leaving.insert(member.session, member.data.key);
+            self.leaving.insert(member.session, member.data.person);
         }
     }
 
     /// A person's socket has left: once everything said before is out, the
     /// person leaves this node if that was their last socket here, and the
     /// rooms on every node hear of it behind those words.
-    fn depart(&mut self, key: PersonKey) {
+    fn depart(&mut self, person: String) {
         if self.next_seq > self.done_seq {
-            self.departures.push_back((self.next_seq, key));
+            self.departures.push_back((self.next_seq, person));
             return;
         }
-        if self.people.depart(&key).is_some() {
+        if self.people.depart(&person).is_some() {
             let node = self.config.bus.node().to_owned();
-            let person = key.person(&node);
             self.forget_entry(entry_field(&node, &person));
             self.publish(&RoomEvent::Depart { node, person });
         }
@@ -356,28 +356,17 @@ impl ChatServer {
         self.config.bus.publish(&self.topic, event.to_bytes());
     }
 
-    /// Whether `person` has a socket in this room on this node.
-    fn is_here(&self, person: &str) -> bool {
-        let node = self.config.bus.node();
-        self.members
-            .values()
-            .map(|m| &m.key)
-            .chain(self.leaving.values())
-            .any(|key| key.person(node) == person)
-    }
-
     /// Shares this node's entry for a person with the other nodes.
     fn share_entry(&self, ctx: &mut Context<Self>, person: &str, who: &Who) {
         let presence = self.config.bus.presence().clone();
         if !presence.is_shared() {
             return;
         }
-        let field = entry_field(self.config.bus.node(), person);
-        let shown = serde_json::to_string(who).expect("plain struct");
+        let entry = shared_entry(self.config.bus.node(), person, who);
         let room = self.name.as_str().to_owned();
         ctx.spawn(
             async move {
-                presence.put(&room, vec![(field, shown)]).await;
+                presence.put(&room, vec![entry]).await;
             }
             .into_actor(self),
         );
@@ -457,12 +446,12 @@ impl ChatServer {
                 act.stored(q, id);
                 act.done_seq = q.seq + 1;
             }
-            while let Some((seq, key)) = act.departures.pop_front() {
+            while let Some((seq, person)) = act.departures.pop_front() {
                 if seq > act.done_seq {
-                    act.departures.push_front((seq, key));
+                    act.departures.push_front((seq, person));
                     break;
                 }
-                act.depart(key);
+                act.depart(person);
             }
             act.write_next(ctx);
         }));
@@ -523,7 +512,7 @@ impl ChatServer {
     /// this node's that expired while the bus was down: a person still here
     /// is announced again instead.
     fn departed(&mut self, ctx: &mut Context<Self>, node: &str, person: &str) {
-        if node == self.config.bus.node() && self.is_here(person) {
+        if node == self.config.bus.node() && self.people.has(person) {
             if let Some(who) = self
                 .roster
                 .on(node)
@@ -651,12 +640,7 @@ impl ChatServer {
         self.roster
             .on(node)
             .into_iter()
-            .map(|(person, who)| {
-                (
-                    entry_field(node, person),
-                    serde_json::to_string(&**who).expect("plain struct"),
-                )
-            })
+            .map(|(person, who)| shared_entry(node, person, who))
             .collect()
     }
 
@@ -802,6 +786,15 @@ impl Actor for ChatServer {
     }
 }
 
+/// A presence entry as the other nodes read it: its field, and the person
+/// as the room shows them.
+fn shared_entry(node: &str, person: &str, who: &Who) -> (String, String) {
+    (
+        entry_field(node, person),
+        serde_json::to_string(who).expect("plain struct"),
+    )
+}
+
 /// A stored message as its `chat.message` frame.
 fn stored_frame(room: &str, row: StoredMessage) -> (i64, ByteString) {
     let m = row.message;
@@ -870,11 +863,10 @@ impl Handler<Join> for ChatServer {
             self.go_if_idle(ctx);
             return MessageResult(ctx.address());
         }
-        let key = PersonKey::of(&join.who, join.session);
         let node = self.config.bus.node().to_owned();
-        let person = key.person(&node);
+        let person = person_of(&join.who, join.session, &node);
         let mut new_person = false;
-        if self.people.arrive(key.clone(), join.who.clone()) {
+        if self.people.arrive(&person, join.who.clone()) {
             new_person = self.roster.arrive(&node, &person, join.who.clone());
             self.share_entry(ctx, &person, &join.who);
             self.publish(&RoomEvent::Arrive {
@@ -895,7 +887,7 @@ impl Handler<Join> for ChatServer {
             join.session,
             join.outlet,
             Member {
-                key,
+                person: person.clone(),
                 presence: join.presence,
                 count_seen: count,
             },
@@ -914,12 +906,12 @@ impl Handler<Leave> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, ctx: &mut Self::Context) {
-        let key = match self.members.remove(leave.session) {
-            Some(member) => Some(member.key),
+        let person = match self.members.remove(leave.session) {
+            Some(member) => Some(member.person),
             None => self.leaving.remove(&leave.session),
         };
-        if let Some(key) = key {
-            self.depart(key);
+        if let Some(person) = person {
+            self.depart(person);
         }
         self.go_if_idle(ctx);
     }
@@ -931,11 +923,11 @@ impl Handler<Say> for ChatServer {
     fn handle(&mut self, say: Say, ctx: &mut Self::Context) {
         // A member the fan-out already dropped still said this before it
         // went; a session that never joined says nothing here.
-        let key = match self.members.get(say.session) {
-            Some(member) => Some(&member.key),
+        let person = match self.members.get(say.session) {
+            Some(member) => Some(&member.person),
             None => self.leaving.get(&say.session),
         };
-        let Some(who) = key.and_then(|key| self.people.who(key)).cloned() else {
+        let Some(who) = person.and_then(|person| self.people.who(person)).cloned() else {
             return;
         };
         if self.queue.len() >= MAX_QUEUED {
@@ -967,11 +959,10 @@ impl Handler<Reshow> for ChatServer {
     /// message, the presence list and a `presence.update` on every node say
     /// the new flags.
     fn handle(&mut self, reshow: Reshow, ctx: &mut Self::Context) {
-        let Some(key) = self.members.get(reshow.session).map(|m| m.key.clone()) else {
+        let Some(person) = self.members.get(reshow.session).map(|m| m.person.clone()) else {
             return;
         };
-        if self.people.update(&key, reshow.who.clone()) {
-            let person = key.person(self.config.bus.node());
+        if self.people.update(&person, reshow.who.clone()) {
             self.share_entry(ctx, &person, &reshow.who);
             self.publish(&RoomEvent::Update {
                 person,
