@@ -309,7 +309,7 @@ $("import").addEventListener("submit", async (e) => {
   try {
     const answer = await request({ type: "dns.import", zone, text: $("import-text").value, serial });
     serial = answer.serial;
-    box.append(el("p", { class: "ok", text: `Imported: ${answer.records.length} record(s) changed.` }));
+    box.append(el("p", { class: "ok", text: `Imported: ${answer.count} record(s) changed.` }));
     await openZone(zone);
   } catch (err) {
     box.append(el("p", { text: err.detail }));

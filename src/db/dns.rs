@@ -6,7 +6,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::schema::{auth_user, hub_dns_change, hub_dns_record, hub_dns_zone};
+use diesel::connection::SimpleConnection;
+
+use super::schema::{
+    auth_user, hub_dns_change, hub_dns_deleted_zone, hub_dns_record, hub_dns_zone,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = hub_dns_zone)]
@@ -119,6 +123,42 @@ pub fn overlapping_zone(conn: &mut DbConnection, name: &str) -> QueryResult<Opti
         .optional()
 }
 
+/// Makes zone creations take turns, as the first statement of their
+/// transaction: whether a name overlaps a zone, and how many zones an
+/// owner has, are read and then acted on, and two creations that both read
+/// before either wrote would both pass (`n.test` and `x.n.test` at once).
+/// On PostgreSQL a transaction-scoped advisory lock, held until commit;
+/// on SQLite a write that touches nothing, which takes the database's one
+/// write lock before anything is read.
+pub fn lock_zone_creation(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Pg(c) => c.batch_execute("SELECT pg_advisory_xact_lock(7261627)"),
+        DbConnection::Sqlite(c) => c.batch_execute("UPDATE hub_dns_zone SET id = id WHERE 0"),
+    }
+}
+
+/// The serial a deleted zone of this name had reached, if one was deleted.
+pub fn deleted_serial(conn: &mut DbConnection, name: &str) -> QueryResult<Option<i64>> {
+    hub_dns_deleted_zone::table
+        .find(name)
+        .select(hub_dns_deleted_zone::serial)
+        .first(conn)
+        .optional()
+}
+
+/// Keeps the serial a zone reached as it is deleted (see
+/// [`deleted_serial`]); called under the zone's lock.
+fn remember_serial(conn: &mut DbConnection, name: &str, serial: i64) -> QueryResult<()> {
+    diesel::delete(hub_dns_deleted_zone::table.find(name)).execute(conn)?;
+    diesel::insert_into(hub_dns_deleted_zone::table)
+        .values((
+            hub_dns_deleted_zone::name.eq(name),
+            hub_dns_deleted_zone::serial.eq(serial),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
 pub fn zones_owned(conn: &mut DbConnection, owner: i32) -> QueryResult<i64> {
     hub_dns_zone::table
         .filter(hub_dns_zone::owner_id.eq(owner))
@@ -146,8 +186,11 @@ pub fn create_zone(
         .map(|(id,)| id)
 }
 
-/// Deletes a zone with its records and history.
-pub fn delete_zone(conn: &mut DbConnection, id: i64) -> QueryResult<()> {
+/// Deletes a zone with its records and history, keeping the serial it
+/// reached for a zone of the same name created later.
+pub fn delete_zone(conn: &mut DbConnection, zone: &Zone) -> QueryResult<()> {
+    let id = zone.id;
+    remember_serial(conn, &zone.name, zone.serial)?;
     diesel::delete(hub_dns_record::table.filter(hub_dns_record::zone_id.eq(id))).execute(conn)?;
     diesel::delete(hub_dns_change::table.filter(hub_dns_change::zone_id.eq(id))).execute(conn)?;
     diesel::delete(hub_dns_zone::table.find(id)).execute(conn)?;

@@ -4,11 +4,12 @@
 //!
 //! A change goes out on the bus twice: on its owner's topic, for the
 //! owner's panels, and on the staff topic, for staff panels (who see every
-//! zone); each panel hears it once, on the one topic that is its. The
-//! broadcaster keeps every zone's serial as of the last change it passed
-//! on; when the bus comes back after an outage it reads the zones again
-//! and sends each panel a `dns.resync` naming the zones it sees whose
-//! serial moved meanwhile.
+//! zone); each panel hears it once, on the one topic that is its. Changes
+//! to one zone are passed on in serial order ([`super::order`]), or the
+//! panels are told to list the zone again. The broadcaster keeps every
+//! zone's serial as of the last change it passed on; when the bus comes
+//! back after an outage it reads the zones again and sends each panel a
+//! `dns.resync` naming the zones it sees whose serial moved meanwhile.
 //!
 //! Where it runs: on the analytics arbiter (see `startup`); it moves frames
 //! its sessions serialised, and reads the database only to compare serials
@@ -16,12 +17,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::order::{self, Place, Sequencer, Step};
 use super::zone::{self, ZoneView};
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
@@ -69,14 +72,13 @@ pub struct Reflag {
 }
 
 /// A frame about zone `zone` owned by `owner_id`, for every panel that
-/// sees it; `serial` is the zone's serial after the change (`None`: the
-/// zone was deleted).
+/// sees it, and where the change stands in the zone's history.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Publish {
     pub owner_id: i32,
     pub zone: String,
-    pub serial: Option<i64>,
+    pub place: Place,
     pub frame: String,
 }
 
@@ -84,9 +86,13 @@ pub struct Publish {
 #[derive(Serialize, Deserialize)]
 struct Carried {
     zone: String,
+    previous: Option<i64>,
     serial: Option<i64>,
     frame: String,
 }
+
+/// A zone's history as heard on one topic.
+type StreamKey = (Topic, String);
 
 /// Which topic a panel hears changes on: its owner's, or staff's.
 fn topic_of(panel: Panel) -> Topic {
@@ -107,9 +113,8 @@ pub struct DnsBroadcaster {
     /// Every zone's serial as of the last change passed on; `None` until
     /// first read.
     serials: Option<HashMap<String, i64>>,
-    /// The newest serial passed on per topic and zone: a change published
-    /// again after an outage is not passed on twice.
-    heard: HashMap<(Topic, String), i64>,
+    /// Each topic's changes per zone, in serial order.
+    order: Sequencer<StreamKey, ByteString>,
 }
 
 impl DnsBroadcaster {
@@ -121,7 +126,7 @@ impl DnsBroadcaster {
             metrics,
             topics: HashMap::new(),
             serials: None,
-            heard: HashMap::new(),
+            order: Sequencer::default(),
         }
     }
 
@@ -145,6 +150,7 @@ impl DnsBroadcaster {
             let id = *id;
             self.topics.remove(&topic);
             self.bus.unsubscribe(&topic, id);
+            self.order.forget(|(heard_on, _)| *heard_on == topic);
         }
     }
 
@@ -254,7 +260,8 @@ impl Handler<Publish> for DnsBroadcaster {
     fn handle(&mut self, publish: Publish, _: &mut Self::Context) {
         let carried = Carried {
             zone: publish.zone,
-            serial: publish.serial,
+            previous: publish.place.previous,
+            serial: publish.place.serial,
             frame: publish.frame,
         };
         let payload = serde_json::to_vec(&carried).expect("plain data serialises");
@@ -264,36 +271,90 @@ impl Handler<Publish> for DnsBroadcaster {
     }
 }
 
+impl DnsBroadcaster {
+    fn follow(&mut self, key: StreamKey, steps: Vec<Step<ByteString>>, ctx: &mut Context<Self>) {
+        let mut resync = false;
+        for step in steps {
+            match step {
+                Step::Deliver(frame) => {
+                    // Panels that could not keep up were closed by the
+                    // fan-out; they have nothing more to be told.
+                    let gone = self
+                        .panels
+                        .deliver(&frame, |_, panel| topic_of(*panel) == key.0);
+                    for member in gone {
+                        self.unhear(member.data);
+                    }
+                }
+                Step::Resync => resync = true,
+            }
+        }
+        if resync {
+            self.resync_zone(key.1, ctx);
+        }
+    }
+
+    /// Looks again at a zone whose next push is held once the hold is over.
+    fn check_back(&mut self, key: StreamKey, ctx: &mut Context<Self>) {
+        ctx.run_later(order::HOLD, move |act, ctx| {
+            match act.order.expire(&key, Instant::now()) {
+                Some(steps) => {
+                    tracing::warn!(zone = %key.1, "a DNS change never reached this node in order; panels list the zone again");
+                    act.follow(key, steps, ctx);
+                }
+                None if act.order.waiting(&key) => act.check_back(key, ctx),
+                None => {}
+            }
+        });
+    }
+
+    /// Tells the panels that see `name` to list it again, as it is now.
+    fn resync_zone(&mut self, name: String, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let load = async move {
+            db.run(move |conn| crate::db::dns::zone_by_name(conn, &name))
+                .await
+        };
+        ctx.spawn(load.into_actor(self).map(|loaded, act, _| match loaded {
+            Ok(Some(row)) => act.resync(&[&ZoneView::new(row)]),
+            // Deleted meanwhile: its deletion is pushed on its own.
+            Ok(None) => {}
+            Err(err) => tracing::error!(error = %err, "reading a zone to resync its panels failed"),
+        }));
+    }
+}
+
 impl Handler<Arrived> for DnsBroadcaster {
     type Result = ();
 
-    fn handle(&mut self, arrived: Arrived, _: &mut Self::Context) {
+    fn handle(&mut self, arrived: Arrived, ctx: &mut Self::Context) {
         let Ok(carried) = serde_json::from_slice::<Carried>(&arrived.payload) else {
             tracing::warn!(topic = %arrived.topic, "an unreadable DNS change on the bus was ignored");
             return;
         };
-        let topic = arrived.topic;
-        let key = (topic.clone(), carried.zone.clone());
-        match carried.serial {
-            Some(serial) if self.heard.get(&key).is_some_and(|heard| *heard >= serial) => return,
-            Some(serial) => self.heard.insert(key, serial),
-            None => self.heard.remove(&key),
+        let key = (arrived.topic, carried.zone.clone());
+        let place = Place {
+            previous: carried.previous,
+            serial: carried.serial,
         };
+        let steps = self
+            .order
+            .arrive(&key, place, carried.frame.into(), Instant::now());
+        if steps.started_waiting {
+            self.check_back(key.clone(), ctx);
+        }
         if let Some(serials) = &mut self.serials {
             match carried.serial {
-                Some(serial) => serials.insert(carried.zone, serial),
-                None => serials.remove(&carried.zone),
-            };
+                Some(serial) => {
+                    let known = serials.entry(carried.zone).or_insert(serial);
+                    *known = (*known).max(serial);
+                }
+                None => {
+                    serials.remove(&carried.zone);
+                }
+            }
         }
-        let frame: ByteString = carried.frame.into();
-        // Panels that could not keep up were closed by the fan-out; they
-        // have nothing more to be told.
-        let gone = self
-            .panels
-            .deliver(&frame, |_, panel| topic_of(*panel) == topic);
-        for member in gone {
-            self.unhear(member.data);
-        }
+        self.follow(key, steps.steps, ctx);
     }
 }
 

@@ -8,11 +8,8 @@
 
 use serde_json::{Value, json};
 
-use super::validate::{self, Entry, Invalid, Origin};
+use super::validate::{self, Entry, Failures, Invalid, Origin};
 use crate::db::dns::{Record, RecordData};
-
-/// A rule broken on a line of the file (from 1).
-pub type ByLine = (usize, Invalid);
 
 /// The SOA's timers: refresh, retry, expire, and the negative-answer TTL.
 const SOA_TIMERS: &str = "3600 900 1209600 300";
@@ -101,12 +98,13 @@ fn split_comment(line: &str) -> (&str, Option<&str>) {
 /// A line with its grouping parentheses blanked out, and whether a group
 /// is still open at its end (`open`: one was open before it). Only those
 /// outside quotes group: inside a quoted string, as in the TXT `"(x"`, a
-/// parenthesis is text and must read back as itself.
-fn ungroup(line: &str, open: bool) -> (String, bool) {
+/// parenthesis is text and must read back as itself. Groups do not nest,
+/// and a `)` closes one that is open, as BIND and dnspython read them.
+fn ungroup(line: &str, open: bool) -> Result<(String, bool), Invalid> {
     let (mut quoted, mut escaped, mut open) = (false, false, open);
-    let text = line
-        .chars()
-        .map(|c| match c {
+    let mut text = String::with_capacity(line.len());
+    for c in line.chars() {
+        let kept = match c {
             _ if escaped => {
                 escaped = false;
                 c
@@ -120,17 +118,24 @@ fn ungroup(line: &str, open: bool) -> (String, bool) {
                 c
             }
             '(' if !quoted => {
+                if open {
+                    return Err(Invalid::new("text", "'(' inside '( )': groups do not nest"));
+                }
                 open = true;
                 ' '
             }
             ')' if !quoted => {
+                if !open {
+                    return Err(Invalid::new("text", "')' without a '(' before it"));
+                }
                 open = false;
                 ' '
             }
             c => c,
-        })
-        .collect();
-    (text, open)
+        };
+        text.push(kept);
+    }
+    Ok((text, open))
 }
 
 /// Splits on blanks outside quotes; quoted tokens keep their quotes.
@@ -290,13 +295,14 @@ fn record_line(
 }
 
 /// Reads a master file for `origin`: every record, with its line (from 1),
-/// checked as `dns.create` checks one and then as a whole zone; or every
-/// failure, by line. The caller bounds the text's size
-/// (`HUB_DNS_MAX_IMPORT_BYTES`), which bounds its lines.
-pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Vec<ByLine>> {
+/// checked as `dns.create` checks one and then as a whole zone; or the
+/// failures, by line (the first of them listed, all counted). The caller
+/// bounds the text's size (`HUB_DNS_MAX_IMPORT_BYTES`), which bounds its
+/// lines.
+pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Failures> {
     let lines: Vec<&str> = text.lines().collect();
     let mut records = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = Failures::default();
     let mut default_ttl = i64::from(validate::DEFAULT_TTL);
     let mut owner: Option<String> = None;
     let mut at = 0;
@@ -304,23 +310,32 @@ pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Vec
         let number = at + 1;
         let (body, comment) = split_comment(lines[at]);
         // Parentheses carry a record over lines (as an SOA often is).
-        let (mut body, mut open) = ungroup(body, false);
-        while open && at + 1 < lines.len() {
-            at += 1;
-            let (more, still) = ungroup(split_comment(lines[at]).0, true);
-            body.push(' ');
-            body.push_str(&more);
-            open = still;
-        }
+        let grouped = ungroup(body, false).and_then(|(mut body, mut open)| {
+            while open && at + 1 < lines.len() {
+                at += 1;
+                let (more, still) = ungroup(split_comment(lines[at]).0, true)?;
+                body.push(' ');
+                body.push_str(&more);
+                open = still;
+            }
+            if open {
+                return Err(Invalid::new(
+                    "text",
+                    "a '(' opened here is never closed with ')'",
+                ));
+            }
+            Ok(body)
+        });
         at += 1;
-        let outcome = line(origin, &body, comment, &mut owner, &mut default_ttl);
+        let outcome =
+            grouped.and_then(|body| line(origin, &body, comment, &mut owner, &mut default_ttl));
         match outcome {
             Ok(Some(record)) => match validate::record(origin, &record) {
                 Ok(data) => records.push((number, data)),
-                Err(invalid) => errors.push((number, invalid)),
+                Err(invalid) => errors.push(number, invalid),
             },
             Ok(None) => {}
-            Err(invalid) => errors.push((number, invalid)),
+            Err(invalid) => errors.push(number, invalid),
         }
     }
     if errors.is_empty() {
@@ -331,7 +346,7 @@ pub fn read(origin: &Origin, text: &str) -> Result<Vec<(usize, RecordData)>, Vec
                 changed: Some(*number),
             })
             .collect();
-        errors = validate::check_set(origin, &entries);
+        errors = validate::check_set(origin, &entries).into_iter().collect();
     }
     if errors.is_empty() {
         Ok(records)
@@ -501,7 +516,7 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             "x".repeat(256)
         );
         let errors = read(&zone(), &file).unwrap_err();
-        let found: Vec<(usize, &str)> = errors.iter().map(|(l, e)| (*l, e.field)).collect();
+        let found: Vec<(usize, &str)> = errors.listed.iter().map(|(l, e)| (*l, e.field)).collect();
         assert_eq!(
             found,
             [
@@ -513,9 +528,12 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             ]
         );
         let other = read(&zone(), "$ORIGIN example.org.\n").unwrap_err();
-        assert_eq!(other[0].1.field, "text");
+        assert_eq!(other.listed[0].1.field, "text");
         let dup = read(&zone(), "a A 192.0.2.1\nA A 192.0.2.1\n").unwrap_err();
-        assert_eq!(dup.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            dup.listed.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            [1, 2]
+        );
     }
 
     #[test]
@@ -538,6 +556,28 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             ]
         );
         assert_eq!(records[1].1.comment.as_deref(), Some("(c"));
+    }
+
+    #[test]
+    fn parentheses_are_balanced_and_do_not_nest() {
+        let first_error = |file: &str| {
+            let failures = read(&zone(), file).unwrap_err();
+            let (line, invalid) = &failures.listed[0];
+            (*line, invalid.field)
+        };
+        assert_eq!(first_error("www 300 IN MX ( 10\n"), (1, "text"));
+        assert_eq!(first_error("a A 192.0.2.1\nb MX ( 10\nmail\n"), (2, "text"));
+        assert_eq!(first_error("a A 192.0.2.1 )\n"), (1, "text"));
+        assert_eq!(first_error("a MX ( 10 ( mail )\n"), (1, "text"));
+        let grouped = read(&zone(), "a MX ( 10\n mail ) ; kept\nb A 192.0.2.1\n").unwrap();
+        assert_eq!(grouped.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    #[test]
+    fn a_file_of_bad_lines_lists_the_first_and_counts_them_all() {
+        let failures = read(&zone(), &"-\n".repeat(5000)).unwrap_err();
+        assert_eq!(failures.total, 5000);
+        assert_eq!(failures.listed.len(), Failures::LISTED);
     }
 
     #[test]

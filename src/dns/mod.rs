@@ -3,10 +3,11 @@
 //! keep a zone consistent ([`zone`]), master files for export and import
 //! ([`master`]), the socket's endpoint ([`socket`]) and
 //! the [`broadcaster::DnsBroadcaster`] that pushes changes to every panel
-//! that may see the zone.
+//! that may see the zone, in each zone's order ([`order`]).
 
 pub mod broadcaster;
 pub mod master;
+pub mod order;
 pub mod socket;
 pub mod validate;
 pub mod zone;

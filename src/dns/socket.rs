@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
 use super::master;
-use super::validate::{Invalid, Origin};
+use super::order::Place;
+use super::validate::{Failures, Invalid, Origin};
 use super::zone::{self, Applied, Change, Denied, Outcome, Who, ZoneView};
 use crate::config::{DnsLimits, Settings};
 use crate::db::DbConnection;
@@ -200,12 +201,13 @@ fn refused(reference: Option<&Ref>, denied: Denied, blame: Blame, what: &str) ->
             &json!({"serial": serial}),
         ),
         Denied::Invalid(errors) => invalid(reference, &errors, blame),
-        Denied::OverLimit(over) => invalid(reference, &[(0, over)], Blame::Single),
+        Denied::OverLimit(over) => invalid(reference, &Failures::one(over), Blame::Single),
     }
 }
 
-fn invalid(reference: Option<&Ref>, errors: &[(usize, Invalid)], blame: Blame) -> String {
+fn invalid(reference: Option<&Ref>, errors: &Failures, blame: Blame) -> String {
     let first = errors
+        .listed
         .first()
         .map_or_else(|| Invalid::new("record", "invalid"), |(_, e)| e.clone());
     match blame {
@@ -221,21 +223,53 @@ fn invalid(reference: Option<&Ref>, errors: &[(usize, Invalid)], blame: Blame) -
                 _ => ("index", "changes"),
             };
             let listed: Vec<Value> = errors
+                .listed
                 .iter()
                 .map(|(i, e)| json!({key: i, "field": e.field, "detail": e.detail}))
                 .collect();
-            let detail = format!(
+            let mut detail = format!(
                 "{} of the {what} broke a rule; nothing was applied",
-                listed.len()
+                errors.total
             );
+            if errors.total > listed.len() {
+                detail.push_str(&format!("; the first {} are listed", listed.len()));
+            }
             frames::error_with(
                 reference,
                 ErrorCode::Validation,
                 &detail,
-                &json!({"field": first.field, "errors": listed}),
+                &json!({"field": first.field, "errors": listed, "error_count": errors.total}),
             )
         }
     }
+}
+
+/// The `dns.result` for `body`, no larger than a socket's send queue
+/// (`budget`, which bounds the memory one socket may hold). Past it, a
+/// change's reply leaves out its `records` (the change is applied, and
+/// pushed); any other reply (a listing or export of a zone far above the
+/// usual size) becomes a `too_large` error that says so.
+fn within_budget(reference: Option<&Ref>, mut body: Value, budget: usize) -> String {
+    let frame = result(reference, body.clone());
+    if frame.len() <= budget {
+        return frame;
+    }
+    // A change's reply is the one that carries a `count` beside its records.
+    if let Some(fields) = body.as_object_mut()
+        && fields.contains_key("count")
+        && fields.remove("records").is_some()
+    {
+        fields.insert("records_omitted".into(), true.into());
+        let frame = result(reference, body);
+        if frame.len() <= budget {
+            return frame;
+        }
+    }
+    let detail = format!(
+        "the reply would be {} bytes, over this socket's {budget} (HUB_SEND_QUEUE_BYTES)",
+        frame.len()
+    );
+    frames::error(reference, ErrorCode::TooLarge, &detail)
 }
 
 fn who(user: &User) -> Who {
@@ -245,29 +279,50 @@ fn who(user: &User) -> Who {
     }
 }
 
-/// The `dns.changed` push for what a request applied.
-fn changed(by: &User, applied: &Applied) -> Publish {
-    let frame = json!({
+/// The `dns.changed` push for what a request applied; one larger than a
+/// socket's send queue (`budget`) would close every panel it went to as
+/// too slow, so it is pushed as a `dns.resync` of the zone instead.
+fn changed(by: &User, applied: &Applied, budget: usize) -> Publish {
+    let mut frame = json!({
         "type": "dns.changed",
         "zone": applied.zone.name,
         "serial": applied.zone.serial,
         "by": who(by),
         "changes": applied.done,
-    });
+    })
+    .to_string();
+    if frame.len() > budget {
+        frame = json!({"type": "dns.resync", "zones": [applied.zone]}).to_string();
+    }
     Publish {
         owner_id: applied.zone.owner_id,
         zone: applied.zone.name.clone(),
-        serial: Some(applied.zone.serial),
-        frame: frame.to_string(),
+        place: Place {
+            previous: Some(applied.previous_serial),
+            serial: Some(applied.zone.serial),
+        },
+        frame,
     }
 }
 
-/// A zone made (with its serial) or deleted (`serial` is `None`).
-fn zone_event(kind: &str, zone: &ZoneView, serial: Option<i64>) -> Publish {
+/// Hands a committed change to the broadcaster from the thread that
+/// committed it, the moment it is committed: it reaches the panels even
+/// when the socket that made it has closed meanwhile, and changes to one
+/// zone leave in nearly the order they committed (the broadcaster puts
+/// any that cross back in order).
+fn published(broadcaster: &Addr<DnsBroadcaster>, change: Publish) {
+    broadcaster.do_send(change);
+}
+
+/// A zone made (a history starting at its serial) or deleted (one ending).
+fn zone_event(kind: &str, zone: &ZoneView, made: bool) -> Publish {
     Publish {
         owner_id: zone.owner_id,
         zone: zone.name.clone(),
-        serial,
+        place: Place {
+            previous: (!made).then_some(zone.serial),
+            serial: made.then_some(zone.serial),
+        },
         frame: json!({"type": kind, "zone": zone}).to_string(),
     }
 }
@@ -293,7 +348,11 @@ impl Dns {
         ctx.spawn(load.into_actor(session).map(move |outcome, act, ctx| {
             let reference = reference.as_ref();
             let frame = match outcome {
-                Ok(Ok(value)) => result(reference, done(act, value)),
+                Ok(Ok(value)) => within_budget(
+                    reference,
+                    done(act, value),
+                    act.state.settings.limits.send_queue_bytes,
+                ),
                 Ok(Err(denied)) => refused(reference, denied, blame, what),
                 Err(err) => {
                     tracing::error!(error = %err, session = act.id.get(), "a DNS request failed");
@@ -320,19 +379,24 @@ impl Dns {
         + 'static,
         body: fn(&Applied) -> Value,
     ) {
+        let broadcaster = session.endpoint.broadcaster.clone();
+        let budget = session.state.settings.limits.send_queue_bytes;
         Self::run(
             session,
             ctx,
             reference,
             (blame, "zone or record"),
-            work,
-            move |act, applied| {
-                // An import that matched the zone changed nothing.
-                if let Some(user) = act.user.as_ref().filter(|_| !applied.done.is_empty()) {
-                    act.endpoint.broadcaster.do_send(changed(user, &applied));
+            move |conn, user| {
+                let outcome = work(conn, user)?;
+                // An update or import that matched the zone changed nothing.
+                if let Ok(applied) = outcome.as_ref()
+                    && !applied.done.is_empty()
+                {
+                    published(&broadcaster, changed(user, applied, budget));
                 }
-                body(&applied)
+                Ok(outcome)
             },
+            move |_, applied| body(&applied),
         );
     }
 
@@ -365,7 +429,7 @@ impl Dns {
 /// The deleted record's id, for the reply to `dns.delete`.
 fn deleted_id(applied: &Applied) -> Value {
     json!({
-        "id": applied.done.first().map(|d| d.record.id),
+        "id": applied.records.first().map(|r| r.id),
         "serial": applied.zone.serial,
     })
 }
@@ -373,15 +437,20 @@ fn deleted_id(applied: &Applied) -> Value {
 /// The one change's record, for the replies to single changes.
 fn first_record(applied: &Applied) -> Value {
     json!({
-        "record": applied.done.first().map(|d| &d.record),
+        "record": applied.records.first(),
         "serial": applied.zone.serial,
     })
 }
 
-/// What a batch or an import did, record by record, for its reply.
+/// What a batch or an import did, record by record, for its reply, and
+/// how many records it touched (the count stays when the records are left
+/// out of a reply too large to send).
 fn changed_records(applied: &Applied) -> Value {
-    let records: Vec<_> = applied.done.iter().map(|d| &d.record).collect();
-    json!({"records": records, "serial": applied.zone.serial})
+    json!({
+        "records": applied.records,
+        "count": applied.records.len(),
+        "serial": applied.zone.serial,
+    })
 }
 
 /// Reads a request's body, or answers the client why it cannot.
@@ -419,7 +488,7 @@ fn origin(
     (field, raw): (&'static str, &str),
 ) -> Option<Origin> {
     Origin::parse(field, raw)
-        .map_err(|bad| session.send(ctx, invalid(reference, &[(0, bad)], Blame::Single)))
+        .map_err(|bad| session.send(ctx, invalid(reference, &Failures::one(bad), Blame::Single)))
         .ok()
 }
 
@@ -495,17 +564,20 @@ impl Endpoint for Dns {
                         "only staff create zones for another user",
                     );
                 }
+                let broadcaster = session.endpoint.broadcaster.clone();
                 Self::run(
                     session,
                     ctx,
                     reference,
                     single,
-                    move |conn, _| zone::create_zone(conn, &origin, owner, limits.max_zones),
-                    |act, zone| {
-                        let created = zone_event("dns.zone.created", &zone, Some(zone.serial));
-                        act.endpoint.broadcaster.do_send(created);
-                        json!({ "zone": zone })
+                    move |conn, _| {
+                        let outcome = zone::create_zone(conn, &origin, owner, limits.max_zones)?;
+                        if let Ok(zone) = outcome.as_ref() {
+                            published(&broadcaster, zone_event("dns.zone.created", zone, true));
+                        }
+                        Ok(outcome)
                     },
+                    |_, zone| json!({ "zone": zone }),
                 );
             }
             Some("dns.zone.delete") => {
@@ -515,17 +587,20 @@ impl Endpoint for Dns {
                 let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
                     return;
                 };
+                let broadcaster = session.endpoint.broadcaster.clone();
                 Self::run(
                     session,
                     ctx,
                     reference,
                     single,
-                    move |conn, user| zone::delete_zone(conn, user, zone.as_str(), req.serial),
-                    |act, zone| {
-                        let deleted = zone_event("dns.zone.deleted", &zone, None);
-                        act.endpoint.broadcaster.do_send(deleted);
-                        json!({ "zone": zone })
+                    move |conn, user| {
+                        let outcome = zone::delete_zone(conn, user, zone.as_str(), req.serial)?;
+                        if let Ok(zone) = outcome.as_ref() {
+                            published(&broadcaster, zone_event("dns.zone.deleted", zone, false));
+                        }
+                        Ok(outcome)
                     },
+                    |_, zone| json!({ "zone": zone }),
                 );
             }
             Some("dns.list") => {
@@ -596,7 +671,7 @@ impl Endpoint for Dns {
                 if req.changes.is_empty() || req.changes.len() > MAX_BATCH {
                     let detail = format!("a batch holds 1 to {MAX_BATCH} changes");
                     let bad = Invalid::new("changes", detail);
-                    return session.send(ctx, invalid(r, &[(0, bad)], Blame::Single));
+                    return session.send(ctx, invalid(r, &Failures::one(bad), Blame::Single));
                 }
                 let changes: Vec<Change> = req.changes.into_iter().map(Change::from).collect();
                 Self::change(
@@ -691,7 +766,7 @@ impl Endpoint for Dns {
                 if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {
                     let detail = format!("limit is 1 to {}", zone::MAX_HISTORY_PAGE);
                     let bad = Invalid::new("limit", detail);
-                    return session.send(ctx, invalid(r, &[(0, bad)], Blame::Single));
+                    return session.send(ctx, invalid(r, &Failures::one(bad), Blame::Single));
                 }
                 let shown = zone.as_str().to_owned();
                 Self::run(

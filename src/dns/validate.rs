@@ -48,6 +48,48 @@ impl Invalid {
     }
 }
 
+/// Rules broken by the changes of a batch or the lines of an import, by
+/// index or line: the first [`Failures::LISTED`] of them, and how many in
+/// all. A reply lists no more, so a file of a hundred thousand bad lines
+/// costs no more to answer than one of a hundred.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Failures {
+    pub listed: Vec<(usize, Invalid)>,
+    pub total: usize,
+}
+
+impl Failures {
+    pub const LISTED: usize = 100;
+
+    pub fn one(invalid: Invalid) -> Self {
+        Self {
+            listed: vec![(0, invalid)],
+            total: 1,
+        }
+    }
+
+    pub fn push(&mut self, at: usize, invalid: Invalid) {
+        if self.listed.len() < Self::LISTED {
+            self.listed.push((at, invalid));
+        }
+        self.total += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+impl FromIterator<(usize, Invalid)> for Failures {
+    fn from_iter<I: IntoIterator<Item = (usize, Invalid)>>(iter: I) -> Self {
+        let mut failures = Self::default();
+        for (at, invalid) in iter {
+            failures.push(at, invalid);
+        }
+        failures
+    }
+}
+
 /// The record types the hub manages; the SOA is the hub's own.
 const TYPES: [&str; 8] = ["A", "AAAA", "CNAME", "MX", "NS", "SRV", "TXT", "CAA"];
 
@@ -63,7 +105,19 @@ impl Origin {
     /// Parses a zone name as a client gives it (`Example.COM`,
     /// `example.com.`, `bücher.example`), reporting failures as `field`.
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, Invalid> {
-        let name = parse_name(field, raw)?;
+        Self::read(field, parse_sent_name(field, raw)?)
+    }
+
+    /// The origin of a zone name as stored. It was checked when the zone
+    /// was made; the IDN rules are not applied again, so a zone made
+    /// before they were tightened stays readable.
+    pub fn stored(name: &str) -> Self {
+        parse_name("zone", name)
+            .and_then(|name| Self::read("zone", name))
+            .expect("stored zone names are valid")
+    }
+
+    fn read(field: &'static str, name: Name) -> Result<Self, Invalid> {
         let name = if name.is_fqdn() {
             name
         } else {
@@ -131,6 +185,63 @@ fn parse_name(field: &'static str, raw: &str) -> Result<Name, Invalid> {
         .map_err(|e| Invalid::new(field, format!("not a domain name: {e}")))
 }
 
+/// Reads a name a client sent: [`parse_name`], then every `xn--` label
+/// checked ([`a_label`]).
+fn parse_sent_name(field: &'static str, raw: &str) -> Result<Name, Invalid> {
+    let name = parse_name(field, raw)?;
+    for label in name.iter() {
+        a_label(field, label)?;
+    }
+    Ok(name)
+}
+
+/// An `xn--` label, written so or made from Unicode, must be the punycode
+/// of a label IDNA2008 allows: letters, marks and digits (RFC 5892's
+/// rule; emoji and other symbols are out), and the A-label that UTS 46
+/// gives for it, so that `xn--zz` or an upper-case spelling is refused.
+fn a_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
+    use icu_properties::CodePointMapData;
+    use icu_properties::props::GeneralCategory as G;
+    let Some(encoded) = label.strip_prefix(b"xn--") else {
+        return Ok(());
+    };
+    let shown = String::from_utf8_lossy(label);
+    let bad = |why: String| {
+        Invalid::new(
+            field,
+            format!("'{shown}' is not a valid internationalised label: {why}"),
+        )
+    };
+    let unicode = std::str::from_utf8(encoded)
+        .ok()
+        .and_then(idna::punycode::decode_to_string)
+        .ok_or_else(|| bad("it is not punycode".into()))?;
+    let category = CodePointMapData::<G>::new();
+    let letter_or_digit = |c: char| {
+        c == '-'
+            || matches!(
+                category.get(c),
+                G::LowercaseLetter
+                    | G::OtherLetter
+                    | G::ModifierLetter
+                    | G::NonspacingMark
+                    | G::SpacingMark
+                    | G::DecimalNumber
+            )
+    };
+    if let Some(c) = unicode.chars().find(|c| !letter_or_digit(*c)) {
+        return Err(bad(format!(
+            "U+{:04X} is not a letter or digit that IDNA2008 allows",
+            u32::from(c)
+        )));
+    }
+    match idna::domain_to_ascii_strict(&unicode) {
+        Ok(ascii) if ascii.as_bytes() == label => Ok(()),
+        Ok(ascii) => Err(bad(format!("its standard form is '{ascii}'"))),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
 fn check_wire_len(field: &'static str, name: &Name) -> Result<(), Invalid> {
     let wire: usize = name.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
     if wire > MAX_NAME_WIRE {
@@ -193,7 +304,7 @@ fn owner(origin: &Origin, kind: &str, raw: &str) -> Result<String, Invalid> {
     if raw == "@" {
         return Ok("@".into());
     }
-    let name = parse_name(FIELD, raw)?;
+    let name = parse_sent_name(FIELD, raw)?;
     let name = if name.is_fqdn() {
         name
     } else {
@@ -258,7 +369,7 @@ fn target(origin: &Origin, raw: &str) -> Result<String, Invalid> {
             format!("'{raw}' is an address; the target must be a host name"),
         ));
     }
-    let name = parse_name(FIELD, raw)?;
+    let name = parse_sent_name(FIELD, raw)?;
     let name = if name.is_fqdn() {
         name
     } else {
@@ -413,7 +524,13 @@ fn content(
             let priority = u16_field("priority", numbers.priority, kind)?;
             let weight = u16_field("weight", numbers.weight, kind)?;
             let port = u16_field("port", numbers.port, kind)?;
-            let host = target(origin, raw)?;
+            // `.`: the service is decidedly not available here (RFC 2782),
+            // as in RFC 6186's `_submission._tcp SRV 0 0 0 .`.
+            let host = if raw == "." {
+                ".".to_owned()
+            } else {
+                target(origin, raw)?
+            };
             (host.clone(), format!("{priority} {weight} {port} {host}"))
         }
         "TXT" => {
@@ -620,7 +737,9 @@ pub fn check_set<'a>(origin: &Origin, entries: &[Entry<'a>]) -> Vec<(usize, Inva
     }
     for entry in entries {
         let d = entry.data;
-        if !matches!(d.kind.as_str(), "MX" | "NS" | "SRV") {
+        // A CNAME's target too: a chain or a loop inside the zone is
+        // answered SERVFAIL by resolvers.
+        if !matches!(d.kind.as_str(), "MX" | "NS" | "SRV" | "CNAME") {
             continue;
         }
         let Some(points_at) = origin.relative(&d.content) else {
@@ -630,7 +749,7 @@ pub fn check_set<'a>(origin: &Origin, entries: &[Entry<'a>]) -> Vec<(usize, Inva
             continue;
         }
         let detail = format!(
-            "{} holds a CNAME; an {} target cannot be an alias",
+            "{} holds a CNAME; the target of {} cannot be an alias",
             d.content, d.kind
         );
         if let Some(i) = entry.changed {
@@ -1023,6 +1142,73 @@ mod tests {
         assert_eq!(field_of(ns), "content");
         let cname = json!({"name": "@", "type": "CNAME", "content": "www"});
         assert_eq!(field_of(cname), "name");
+    }
+
+    #[test]
+    fn an_srv_target_may_be_the_root_for_no_service_here() {
+        let srv = json!({"name": "_submission._tcp", "type": "SRV", "content": ".", "priority": 0, "weight": 0, "port": 0});
+        assert_eq!(check(srv).unwrap().content, ".");
+        // Only SRV and MX take the root; a CNAME or NS does not.
+        for kind in ["CNAME", "NS"] {
+            let bad = json!({"name": "x", "type": kind, "content": "."});
+            assert_eq!(field_of(bad), "content", "{kind}");
+        }
+    }
+
+    #[test]
+    fn idn_labels_are_what_idna2008_allows() {
+        for good in ["bücher", "xn--bcher-kva", "日本語", "xn--wgv71a119e"] {
+            assert!(check(a(good)).is_ok(), "{good}");
+        }
+        // Not punycode, not letters or digits (emoji, symbols), or not the
+        // form UTS 46 gives.
+        for bad in ["xn--zz", "xn--", "💩", "xn--ls8h", "☃", "xn--n3h"] {
+            assert_eq!(field_of(a(bad)), "name", "{bad}");
+        }
+        assert!(Origin::parse("zone", "xn--zz.test").is_err());
+        // A zone stored before the rules is still read.
+        assert_eq!(Origin::stored("xn--zz.test").as_str(), "xn--zz.test");
+    }
+
+    #[test]
+    fn a_cname_target_is_never_a_cname_in_the_zone() {
+        let origin = zone();
+        let data = |sent: Value| record(&origin, &sent).unwrap();
+        let c1 = data(json!({"name": "c1", "type": "CNAME", "content": "elsewhere.example.net."}));
+        let chain = data(json!({"name": "c2", "type": "CNAME", "content": "c1"}));
+        let selfish = data(json!({"name": "loop", "type": "CNAME", "content": "loop"}));
+        let p = data(json!({"name": "p", "type": "CNAME", "content": "q"}));
+        let q = data(json!({"name": "q", "type": "CNAME", "content": "p"}));
+        let blamed = |entries: &[Entry<'_>]| -> Vec<usize> {
+            check_set(&origin, entries)
+                .iter()
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        let stored = |data| Entry {
+            data,
+            changed: None,
+        };
+        let new = |data, i| Entry {
+            data,
+            changed: Some(i),
+        };
+        assert_eq!(blamed(&[stored(&c1), new(&chain, 0)]), [0]);
+        assert_eq!(blamed(&[new(&selfish, 0)]), [0]);
+        assert_eq!(blamed(&[new(&p, 0), new(&q, 1)]), [0, 1]);
+        // A stored CNAME pointing at a name that becomes a CNAME: the new one.
+        assert_eq!(blamed(&[stored(&chain), new(&c1, 4)]), [4]);
+        assert!(blamed(&[stored(&c1)]).is_empty());
+    }
+
+    #[test]
+    fn failures_list_the_first_hundred_and_count_them_all() {
+        let failures: Failures = (0..1000)
+            .map(|i| (i, Invalid::new("text", "bad")))
+            .collect();
+        assert_eq!(failures.listed.len(), Failures::LISTED);
+        assert_eq!(failures.listed[99].0, 99);
+        assert_eq!(failures.total, 1000);
     }
 
     #[test]

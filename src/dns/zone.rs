@@ -5,6 +5,8 @@
 //!
 //! Runs on the blocking pool (through `Db::run`), never on an actor.
 
+use std::collections::HashMap;
+
 use chrono::{Datelike, NaiveDate, Utc};
 use diesel::Connection;
 use diesel::result::Error as DieselError;
@@ -12,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::master;
-use super::validate::{self, Entry, Invalid, Origin};
+use super::validate::{self, Entry, Failures, Invalid, Origin};
 use crate::db::DbConnection;
 use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneKey, ZoneRow};
 use crate::db::users::{self, User};
@@ -28,7 +30,7 @@ pub enum Denied {
     /// No such zone or record, or one this user may not see.
     NotFound,
     /// Rules broken, by the index of the change (0 for a single one).
-    Invalid(Vec<(usize, Invalid)>),
+    Invalid(Failures),
     /// The record moved past the `version` the client named.
     StaleRecord(Box<RecordView>),
     /// The zone moved past the `serial` the client named.
@@ -43,7 +45,7 @@ pub enum Denied {
 
 impl Denied {
     fn one(field: &'static str, detail: impl Into<String>) -> Self {
-        Self::Invalid(vec![(0, Invalid::new(field, detail))])
+        Self::Invalid(Failures::one(Invalid::new(field, detail)))
     }
 }
 
@@ -113,7 +115,7 @@ pub struct ZoneView {
 }
 
 impl ZoneView {
-    fn new((zone, username): ZoneRow) -> Self {
+    pub fn new((zone, username): ZoneRow) -> Self {
         Self {
             name: zone.name,
             serial: zone.serial,
@@ -173,7 +175,7 @@ impl RecordView {
 
 /// The origin of a stored zone; its name was checked when it was created.
 pub fn origin_of(zone: &Zone) -> Origin {
-    Origin::parse("zone", &zone.name).expect("stored zone names are valid")
+    Origin::stored(&zone.name)
 }
 
 /// The zones `user` may see: its own, or every zone for staff.
@@ -219,6 +221,7 @@ pub fn create_zone(
     max_zones: i64,
 ) -> diesel::QueryResult<Outcome<ZoneView>> {
     transaction(conn, |conn| {
+        store::lock_zone_creation(conn)?;
         if users::find(conn, owner)?.is_none() {
             return Err(Denied::one("owner", "no such user").into());
         }
@@ -230,7 +233,9 @@ pub fn create_zone(
             return Err(Denied::Taken.into());
         }
         let now = Utc::now().naive_utc();
-        let serial = next_serial(0, now.date());
+        // Never below the serial a deleted zone of this name reached.
+        let before = store::deleted_serial(conn, origin.as_str())?.unwrap_or(0);
+        let serial = next_serial(before, now.date());
         let id = store::create_zone(conn, origin.as_str(), owner, serial, now)?;
         let row = store::zone_by_id(conn, id)?.ok_or(DieselError::NotFound)?;
         Ok(ZoneView::new(row))
@@ -250,7 +255,7 @@ pub fn delete_zone(
         if row.0.serial != serial {
             return Err(Denied::StaleSerial(row.0.serial).into());
         }
-        store::delete_zone(conn, row.0.id)?;
+        store::delete_zone(conn, &row.0)?;
         Ok(ZoneView::new(row))
     })
 }
@@ -314,11 +319,19 @@ pub struct Done {
     pub record: RecordView,
 }
 
-/// Changes applied to one zone, its serial bumped once.
+/// Changes applied to one zone, its serial bumped once (or not at all,
+/// when none of them changed anything).
 #[derive(Debug)]
 pub struct Applied {
     pub zone: ZoneView,
+    /// The serial before: what a panel's view must be at for `done` to
+    /// follow on from it.
+    pub previous_serial: i64,
+    /// What changed, for the push and the history.
     pub done: Vec<Done>,
+    /// One record per change, in order, as the change left it (a deleted
+    /// one as it was, an update that changed nothing as it is).
+    pub records: Vec<RecordView>,
 }
 
 /// A record's fields as a client would send them, for an update to
@@ -348,6 +361,8 @@ enum Plan {
     Insert(RecordData),
     Update(Record, RecordData),
     Delete(Record),
+    /// An update to what the record already holds: nothing to write.
+    Keep(Record),
 }
 
 /// Checks each change on its own, then the zone as the changes would leave
@@ -360,7 +375,11 @@ fn plan(
     max_records: usize,
 ) -> Result<Vec<Plan>, Denied> {
     let mut plans = Vec::with_capacity(changes.len());
-    let mut errors = Vec::new();
+    let mut errors = Failures::default();
+    // Which change first named each stored record: a second change to the
+    // same record would be applied to what the first left, and told, pushed
+    // and kept in history as if applied to what was stored.
+    let mut named: HashMap<i64, usize> = HashMap::new();
     let stored = |id: i64| records.iter().find(|r| r.id == id);
     let current = |id: i64, version: Option<i64>| -> Result<Record, Result<Invalid, Denied>> {
         let record =
@@ -373,6 +392,16 @@ fn plan(
         }
     };
     for (i, change) in changes.into_iter().enumerate() {
+        if let Change::Update { id, .. } | Change::Delete { id, .. } = change
+            && let Some(first) = named.insert(id, i)
+        {
+            named.insert(id, first);
+            let detail = format!(
+                "change {first} already names record {id}; a batch changes each record once"
+            );
+            errors.push(i, Invalid::new("id", detail));
+            continue;
+        }
         let planned = match change {
             Change::Create(sent) => validate::record(origin, &sent)
                 .map(Plan::Insert)
@@ -388,14 +417,20 @@ fn plan(
                 let mut merged = as_sent(&was.data);
                 merged.extend(sent);
                 validate::record(origin, &Value::Object(merged))
-                    .map(|data| Plan::Update(was, data))
+                    .map(|data| {
+                        if data == was.data {
+                            Plan::Keep(was)
+                        } else {
+                            Plan::Update(was, data)
+                        }
+                    })
                     .map_err(Ok)
             }),
             Change::Delete { id, version } => current(id, version).map(Plan::Delete),
         };
         match planned {
             Ok(p) => plans.push(p),
-            Err(Ok(invalid)) => errors.push((i, invalid)),
+            Err(Ok(invalid)) => errors.push(i, invalid),
             Err(Err(denied)) => return Err(denied),
         }
     }
@@ -406,7 +441,7 @@ fn plan(
     let touched: Vec<i64> = plans
         .iter()
         .filter_map(|p| match p {
-            Plan::Insert(_) => None,
+            Plan::Insert(_) | Plan::Keep(_) => None,
             Plan::Update(was, _) | Plan::Delete(was) => Some(was.id),
         })
         .collect();
@@ -423,7 +458,7 @@ fn plan(
             data,
             changed: Some(i),
         }),
-        Plan::Delete(_) => None,
+        Plan::Delete(_) | Plan::Keep(_) => None,
     }));
     // Only growth is refused: a zone left above a lowered limit can still
     // be edited and shrunk.
@@ -438,7 +473,7 @@ fn plan(
     if errors.is_empty() {
         Ok(plans)
     } else {
-        Err(Denied::Invalid(errors))
+        Err(Denied::Invalid(errors.into_iter().collect()))
     }
 }
 
@@ -466,19 +501,34 @@ pub fn apply(
         }
         let origin = origin_of(&zone);
         let records = store::records(conn, zone.id)?;
-        let changes = changes(&records);
-        if changes.is_empty() {
-            let done = Vec::new();
+        let plans = plan(&origin, &records, changes(&records), max_records)?;
+        let previous_serial = zone.serial;
+        // Nothing to change leaves the zone, its serial and its history
+        // as they were, and nothing is pushed.
+        if plans.iter().all(|p| matches!(p, Plan::Keep(_))) {
+            let records = plans
+                .iter()
+                .filter_map(|p| match p {
+                    Plan::Keep(r) => Some(RecordView::new(&origin, r)),
+                    _ => None,
+                })
+                .collect();
             return Ok(Applied {
                 zone: ZoneView::new((zone, owner_name)),
-                done,
+                previous_serial,
+                done: Vec::new(),
+                records,
             });
         }
-        let plans = plan(&origin, &records, changes, max_records)?;
         let serial = next_serial(zone.serial, now.date());
         let mut done = Vec::with_capacity(plans.len());
+        let mut shown = Vec::with_capacity(plans.len());
         for plan in plans {
             let (action, was, record) = match plan {
+                Plan::Keep(record) => {
+                    shown.push(RecordView::new(&origin, &record));
+                    continue;
+                }
                 Plan::Insert(data) => {
                     let id = store::insert_record(conn, zone.id, &data)?;
                     let record = Record {
@@ -505,11 +555,9 @@ pub fn apply(
             if action == Action::Deleted {
                 store::delete_record(conn, record.id)?;
             }
-            done.push((
-                action,
-                was.map(|w| RecordView::new(&origin, &w)),
-                RecordView::new(&origin, &record),
-            ));
+            let view = RecordView::new(&origin, &record);
+            shown.push(view.clone());
+            done.push((action, was.map(|w| RecordView::new(&origin, &w)), view));
         }
         store::set_serial(conn, zone.id, serial)?;
         let history: Vec<NewChange> = done
@@ -532,7 +580,12 @@ pub fn apply(
             .into_iter()
             .map(|(action, _, record)| Done { action, record })
             .collect();
-        Ok(Applied { zone, done })
+        Ok(Applied {
+            zone,
+            previous_serial,
+            done,
+            records: shown,
+        })
     })
 }
 
