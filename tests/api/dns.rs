@@ -64,21 +64,11 @@ async fn send_request(client: &mut Client, mut request: Value) -> String {
     reference
 }
 
-/// The frame answering `reference`, skipping pushes that arrive first.
-async fn reply_to(client: &mut Client, reference: &str) -> Value {
-    loop {
-        let frame = client.recv().await;
-        if frame["ref"] == reference {
-            return frame;
-        }
-    }
-}
-
-/// Sends a request with a fresh `ref` and returns the frame answering it,
-/// skipping pushes that arrive first.
+/// Sends a request with a fresh `ref` and returns the frame answering it;
+/// pushes that arrive first are kept for the next reads.
 pub(crate) async fn ask(client: &mut Client, request: Value) -> Value {
     let reference = send_request(client, request).await;
-    reply_to(client, &reference).await
+    client.reply_to(&reference).await
 }
 
 /// A request that must succeed; its `dns.result`.
@@ -821,6 +811,7 @@ async fn a_batch_with_bad_changes_applies_nothing_and_lists_every_failure_by_ind
     let alice = app.create_user("alice", false);
     let mut alices = panel(&app, alice).await;
     let zone = create_zone(&mut alices, "example.com").await;
+    alices.recv_type("dns.zone.created").await;
     let serial = zone["serial"].as_i64().unwrap();
     let reply = refused(
         &mut alices,
@@ -1422,10 +1413,7 @@ async fn two_tabs_updating_one_record_at_once_see_exactly_one_win_and_one_confli
             send_request(&mut tab0, update(0)),
             send_request(&mut tab1, update(1))
         );
-        let replies = [
-            reply_to(&mut tab0, &ref0).await,
-            reply_to(&mut tab1, &ref1).await,
-        ];
+        let replies = [tab0.reply_to(&ref0).await, tab1.reply_to(&ref1).await];
         let won: Vec<&Value> = replies
             .iter()
             .filter(|r| r["type"] == "dns.result")

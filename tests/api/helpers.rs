@@ -365,6 +365,9 @@ pub struct Client {
     pub ws: WebSocketStream<TcpStream>,
     /// The subprotocol the server answered with.
     pub protocol: Option<String>,
+    /// Frames read while waiting for a reply, for the next reads: a push
+    /// about a change may come before or after the reply to it.
+    held: std::collections::VecDeque<Value>,
 }
 
 /// How a socket ended, as the client saw it.
@@ -401,6 +404,9 @@ impl Client {
     }
 
     pub async fn recv_within(&mut self, wait: Duration) -> Value {
+        if let Some(frame) = self.held.pop_front() {
+            return frame;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next())
@@ -426,8 +432,30 @@ impl Client {
         }
     }
 
-    /// Asserts that nothing arrives for a while (pings aside).
+    /// The frame that answers `reference` (its `ref`); frames that come
+    /// before it are kept for the next reads.
+    pub async fn reply_to(&mut self, reference: &str) -> Value {
+        let mut read = std::collections::VecDeque::new();
+        let reply = loop {
+            let frame = self.recv().await;
+            if frame["ref"] == reference {
+                break frame;
+            }
+            read.push_back(frame);
+        };
+        read.append(&mut self.held);
+        self.held = read;
+        reply
+    }
+
+    /// Asserts that nothing arrives for a while (pings aside), and that
+    /// nothing read earlier is still waiting to be looked at.
     pub async fn silent_for(&mut self, wait: Duration) {
+        assert!(
+            self.held.is_empty(),
+            "expected silence, got {:?}",
+            self.held
+        );
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
@@ -481,7 +509,11 @@ pub async fn connect_at(
         .headers()
         .get("sec-websocket-protocol")
         .map(|v| v.to_str().unwrap().to_owned());
-    Ok(Client { ws, protocol })
+    Ok(Client {
+        ws,
+        protocol,
+        held: std::collections::VecDeque::new(),
+    })
 }
 
 /// Opens a socket on this path of the hub at `port`, or panics with the refusal.

@@ -20,6 +20,8 @@ mod cluster;
 mod django;
 mod dns;
 mod dns_limits;
+mod dns_races;
+mod dns_rules;
 mod guard;
 mod http_edge;
 mod ingest;
