@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::analytics::watching_totals_at;
 use crate::dns;
+use crate::dns_races::read_until;
 use crate::helpers::{
     Backend, Client, Ending, HubProcess, KEY, TestApp, join_at, open_at, postgres_admin_url,
 };
@@ -861,6 +862,70 @@ async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_ot
             changed["changes"],
             json!([{"action": "created", "record": record["record"]}])
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_order() {
+    const ROUNDS: usize = 20;
+    const EACH: usize = 50;
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let dora = cluster.user("dora");
+    let sam = cluster.staff("sam");
+    let panel = |node: usize, user: i32| {
+        let (port, token) = (cluster.port(node), cluster.app.token(user));
+        async move { open_at(port, &format!("/ws/dns/?token={token}")).await }
+    };
+    // Writers on two nodes; the owner's third tab and a staff panel watch
+    // from the third.
+    let mut panels = [
+        panel(0, dora).await,
+        panel(1, dora).await,
+        panel(2, dora).await,
+        panel(2, sam).await,
+    ];
+    for client in &mut panels {
+        dns::ok(client, json!({"type": "dns.zones"})).await;
+    }
+    cluster
+        .until_subscribed(&format!("hub:dns:user:{dora}"), 3)
+        .await;
+    cluster.until_heard("hub:dns:staff").await;
+    for round in 0..ROUNDS {
+        let zone = format!("r{round}.cluster.example");
+        let first = dns::create_zone(&mut panels[0], &zone).await["serial"]
+            .as_i64()
+            .unwrap();
+        for (w, writer) in panels[..2].iter_mut().enumerate() {
+            for i in 0..EACH {
+                writer
+                    .send(json!({"type": "dns.create", "ref": format!("c{w}-{i}"), "zone": zone,
+                                 "record": {"name": format!("h{w}-{i}"), "type": "A", "content": "192.0.2.1"}}))
+                    .await;
+            }
+        }
+        let mut pushed: [Vec<i64>; 4] = Default::default();
+        for (writer, serials) in panels[..2].iter_mut().zip(&mut pushed) {
+            read_until(writer, &zone, serials, |_, n| n == EACH).await;
+        }
+        let last = first + 2 * EACH as i64;
+        for (client, serials) in panels.iter_mut().zip(&mut pushed) {
+            read_until(client, &zone, serials, |s, _| s.last() == Some(&last)).await;
+        }
+        let expected: Vec<i64> = (first + 1..=last).collect();
+        for (who, serials) in [
+            "node A's writer",
+            "node B's writer",
+            "node C's owner tab",
+            "node C's staff panel",
+        ]
+        .iter()
+        .zip(&pushed)
+        {
+            assert_eq!(serials, &expected, "round {round}: {who}");
+        }
     }
 }
 

@@ -89,7 +89,7 @@ async fn the_zone_quota_holds_against_many_sockets_creating_at_once(backend: Bac
 /// Reads a panel's frames into `serials` (the `dns.changed` of `zone`)
 /// until `done` says so, failing on a `dns.resync` (in one node nothing
 /// is lost, so none is needed); returns the `dns.result` serials read.
-async fn read_until(
+pub(crate) async fn read_until(
     client: &mut Client,
     zone: &str,
     serials: &mut Vec<i64>,
