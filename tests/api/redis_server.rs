@@ -19,9 +19,8 @@ fn available() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if !found && in_ci {
-        panic!("CI=true but {PROGRAM} is not installed: the cluster tests must run");
+    if !found && crate::helpers::in_ci() {
+        panic!("in CI {PROGRAM} must be installed: the cluster tests must run");
     }
     if !found {
         eprintln!("skipping a cluster test: install {PROGRAM} (.ci/run does) to run it");
