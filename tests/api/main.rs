@@ -22,6 +22,7 @@ mod dns;
 mod dns_limits;
 mod dns_races;
 mod dns_rules;
+mod enforcement;
 mod guard;
 mod http_edge;
 mod ingest;
