@@ -39,7 +39,7 @@ run_area() {
     [ "${CARGO_MUTANTS_IN_PLACE:-0}" = 1 ] && place=(--in-place)
     echo "mutants: $area"
     # A mutant that makes a test hang is killed at 3x the clean run's time.
-    cargo mutants "${place[@]}" --no-shuffle -j 1 --timeout-multiplier 3 \
+    cargo mutants "${place[@]}" --no-shuffle --timeout-multiplier 3 \
         --output "$out" "${files[@]}" \
         -- --lib --test api -- "${filters[@]}" --skip postgres:: --skip cluster:: --skip django:: \
         || true # cargo-mutants exits non-zero when a mutant survives; the report says which.
