@@ -68,13 +68,17 @@ async fn changes_over_the_rate_of_one_connection_are_refused_with_their_ref_and_
     );
 
     // A connection that keeps on after being told (more refusals than its
-    // burst, within the second) is closed.
-    second.send(create_request("x1")).await;
+    // burst, within the second) is closed. The reads above may have taken
+    // longer than a second on a busy machine, refilling the bucket: then
+    // the first of these passes, and the rest still add up to the close.
+    for i in 0..10 {
+        second.send(create_request(&format!("x{i}"))).await;
+    }
     assert_eq!(second.ending(WAIT).await, Ending::Closed(1008));
-    assert_eq!(
-        names(&records(&mut first, "example.com").await),
-        ["a1", "b1"]
-    );
+    let kept = records(&mut first, "example.com").await;
+    let mut kept = names(&kept);
+    kept.retain(|n| *n != "x0");
+    assert_eq!(kept, ["a1", "b1"]);
 }
 
 async fn a_zone_never_grows_past_the_record_limit_and_a_refused_batch_or_import_applies_nothing(
