@@ -190,6 +190,13 @@ mod tests {
     }
 
     async fn rooms(metrics: Arc<Metrics>) -> (Rooms, tempfile::TempDir) {
+        rooms_with_staff(metrics, BTreeSet::new()).await
+    }
+
+    async fn rooms_with_staff(
+        metrics: Arc<Metrics>,
+        staff_rooms: BTreeSet<String>,
+    ) -> (Rooms, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::Sqlite(dir.path().join("rooms.sqlite3"));
         let db = Db::new(db::pool(&url, 1, db::DEFAULT_POOL_TIMEOUT).unwrap());
@@ -202,7 +209,7 @@ mod tests {
             history_bytes: 1 << 16,
             presence_limit: 2,
         };
-        let rooms = Rooms::start(&config, BTreeSet::new(), &[Arbiter::current()]);
+        let rooms = Rooms::start(&config, staff_rooms, &[Arbiter::current()]);
         (rooms, dir)
     }
 
@@ -213,6 +220,30 @@ mod tests {
             .find(|l| l.starts_with("hub_rooms "))
             .unwrap()
             .to_owned()
+    }
+
+    #[actix_web::test]
+    async fn a_staff_room_refuses_a_member_who_is_not_staff_even_past_the_guard() {
+        use futures_util::StreamExt;
+
+        use crate::ws::close::CloseCode;
+        use crate::ws::outlet::Delivery;
+
+        // The guard would have refused this join; the room must too.
+        let metrics = Arc::new(Metrics::default());
+        let staff_rooms = BTreeSet::from(["management".to_owned()]);
+        let (rooms, _dir) = rooms_with_staff(metrics, staff_rooms).await;
+        let room = RoomName::parse("management").unwrap();
+        let (join, mut inbox) = guest(&room, 1);
+        rooms.join(join).await.unwrap();
+        let first = actix_web::rt::time::timeout(Duration::from_secs(5), inbox.next())
+            .await
+            .expect("the room answers the join");
+        match first {
+            Some(Delivery::Close(code, _)) => assert_eq!(code, CloseCode::Forbidden),
+            Some(Delivery::Frame(frame)) => panic!("a member who is not staff was sent {frame}"),
+            None => panic!("the outbox ended without a close"),
+        }
     }
 
     #[actix_web::test]
