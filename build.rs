@@ -41,6 +41,7 @@ fn test_services() {
             "skip_browser_tests",
             !on_path("node") || !Path::new(&chromium).is_file(),
         ),
+        ("skip_nginx_tests", !on_path("nginx") || !on_path("openssl")),
     ];
     for (cfg, missing) in missing {
         println!("cargo::rustc-check-cfg=cfg({cfg})");

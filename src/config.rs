@@ -234,6 +234,9 @@ pub struct Settings {
     pub db_pool_timeout: Duration,
     pub jwt: JwtSettings,
     pub cors_allowed_origins: Option<BTreeSet<String>>,
+    /// The reverse proxies (nginx, a load balancer) whose
+    /// `X-Forwarded-For` names the client; empty, the peer is the client.
+    pub trusted_proxies: TrustedProxies,
     pub staff_rooms: BTreeSet<String>,
     pub password_iterations: u32,
     /// What the backend sends as `X-Hub-Ingest-Key` to post metric events.
@@ -313,6 +316,8 @@ impl Settings {
         };
 
         let cors_allowed_origins = var("CORS_ALLOWED_ORIGINS").map(|v| comma_list(&v));
+        let trusted_proxies =
+            TrustedProxies::parse(&var("HUB_TRUSTED_PROXIES").unwrap_or_default())?;
         let staff_rooms =
             comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
 
@@ -372,6 +377,7 @@ impl Settings {
             )?),
             jwt,
             cors_allowed_origins,
+            trusted_proxies,
             staff_rooms,
             password_iterations: number(
                 &var,
@@ -407,6 +413,35 @@ impl Settings {
 
     pub fn is_staff_room(&self, room: &str) -> bool {
         self.staff_rooms.contains(room)
+    }
+}
+
+/// Addresses and networks (`127.0.0.1`, `10.0.0.0/8`, `::1`) from
+/// `HUB_TRUSTED_PROXIES`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    fn parse(raw: &str) -> Result<Self, ConfigError> {
+        comma_list(raw)
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "HUB_TRUSTED_PROXIES",
+                            format!("'{entry}' is not an address or a network like 10.0.0.0/8"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
     }
 }
 

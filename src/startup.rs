@@ -128,6 +128,7 @@ impl Application {
         let dns_data = web::Data::new(dns.clone());
         let guests = web::Data::new(Guests::default());
 
+        let trusted = state.settings.trusted_proxies.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -136,7 +137,10 @@ impl Application {
                 .app_data(dns_data.clone())
                 .app_data(guests.clone())
                 .wrap(
-                    Logger::new("%a \"%{request}xi\" %s %b %Dms")
+                    // The client as `HUB_TRUSTED_PROXIES` says (actix's own
+                    // `%a` believes any `X-Forwarded-For`).
+                    Logger::new("%{client}xi \"%{request}xi\" %s %b %Dms")
+                        .custom_request_replace("client", client_in_log(&trusted))
                         .custom_request_replace("request", redacted_request_line),
                 )
                 .configure(crate::http::routes)
@@ -228,6 +232,17 @@ fn listen(bind: &str, reuse_port: bool) -> anyhow::Result<TcpListener> {
 fn stop(arbiters: &[Arbiter]) {
     for arbiter in arbiters {
         arbiter.stop();
+    }
+}
+
+/// The access log's client address: the client's, behind a trusted proxy.
+fn client_in_log(
+    trusted: &crate::config::TrustedProxies,
+) -> impl Fn(&ServiceRequest) -> String + use<> {
+    let trusted = trusted.clone();
+    move |req| {
+        crate::http::client::address(req.request(), &trusted)
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
     }
 }
 

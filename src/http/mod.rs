@@ -8,6 +8,7 @@
 //! CORS as django-cors-headers does with the same `CORS_ALLOWED_ORIGINS`.
 
 pub mod assets;
+pub mod client;
 pub mod error;
 pub mod guard;
 pub mod ingest;

@@ -289,9 +289,8 @@ pub async fn obtain(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let creds = Credentials::from_fields(read_fields(&req, payload).await?)?;
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
+    let address = super::client::address(&req, &state.settings.trusted_proxies)
+        .map(|ip| ip.to_string())
         .unwrap_or_default();
     state
         .throttle

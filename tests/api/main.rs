@@ -28,6 +28,7 @@ mod http_edge;
 mod ingest;
 mod lifetime;
 mod limits;
+mod nginx;
 mod ops;
 mod process;
 mod redis_server;

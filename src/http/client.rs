@@ -1,0 +1,107 @@
+//! Who a request comes from. Behind a reverse proxy the peer is the proxy;
+//! the client's address is then the one the trusted proxies added to
+//! `X-Forwarded-For`. Only proxies named in `HUB_TRUSTED_PROXIES` are
+//! believed: a client can write any `X-Forwarded-For` it likes, so the
+//! header is read from its right end (what the proxies nearest the hub
+//! added) and the first address that is not a trusted proxy is the client.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+
+use crate::config::TrustedProxies;
+
+/// The client's address, or `None` for a request with no peer (in tests
+/// that build requests by hand).
+pub fn address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.contains(peer) {
+        return Some(peer);
+    }
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    // Right to left, as far as the entries are addresses: past the
+    // proxies, the first one that is not a proxy is who connected to them.
+    // All proxies (or no header): the last one believed.
+    let believed: Vec<IpAddr> = entries
+        .iter()
+        .rev()
+        .map_while(|entry| entry.trim().parse().ok())
+        .collect();
+    let client = believed
+        .iter()
+        .find(|ip| !trusted.contains(**ip))
+        .or_else(|| believed.last())
+        .copied();
+    Some(client.unwrap_or(peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+    use crate::config::Settings;
+
+    fn trusting(list: &str) -> TrustedProxies {
+        Settings::from_lookup(false, |name| {
+            (name == "HUB_TRUSTED_PROXIES").then(|| list.to_owned())
+        })
+        .unwrap()
+        .trusted_proxies
+    }
+
+    fn from(peer: &str, forwarded: Option<&str>, trusted: &TrustedProxies) -> String {
+        let mut req = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
+        if let Some(header) = forwarded {
+            req = req.insert_header(("x-forwarded-for", header));
+        }
+        address(&req.to_http_request(), trusted)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn only_a_trusted_peer_is_believed_and_only_from_the_right() {
+        let none = trusting("");
+        let nginx = trusting("127.0.0.1, 10.0.0.0/8");
+        // Not trusted: the header is the client's own words.
+        assert_eq!(
+            from("198.51.100.7", Some("203.0.113.9"), &none),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            from("198.51.100.7", Some("203.0.113.9"), &nginx),
+            "198.51.100.7"
+        );
+        // Trusted: the address the proxy saw, not what the client wrote before it.
+        assert_eq!(
+            from("127.0.0.1", Some("203.0.113.9, 198.51.100.7"), &nginx),
+            "198.51.100.7"
+        );
+        // Past a chain of trusted proxies.
+        assert_eq!(
+            from("127.0.0.1", Some("198.51.100.7, 10.1.2.3"), &nginx),
+            "198.51.100.7"
+        );
+        // A trusted peer with no header is the client itself.
+        assert_eq!(from("127.0.0.1", None, &nginx), "127.0.0.1");
+        // A garbled entry ends what is believed.
+        assert_eq!(
+            from("127.0.0.1", Some("nonsense, 10.0.0.9"), &nginx),
+            "10.0.0.9"
+        );
+    }
+
+    #[test]
+    fn a_bad_entry_in_the_setting_is_refused() {
+        let bad = Settings::from_lookup(false, |name| {
+            (name == "HUB_TRUSTED_PROXIES").then(|| "10.0.0.0/99".to_owned())
+        });
+        assert!(bad.is_err());
+    }
+}
