@@ -214,6 +214,16 @@ async fn next_of(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, kind: &str
     }
 }
 
+#[test]
+fn the_readme_shows_the_configuration_the_test_runs() {
+    let readme = include_str!("../../README.md");
+    let conf = include_str!("../../docs/nginx.conf");
+    assert!(
+        readme.contains(&format!("```nginx\n{conf}```")),
+        "README.md's nginx block differs from docs/nginx.conf"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     skip_nginx_tests,
