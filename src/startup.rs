@@ -59,6 +59,13 @@ impl Application {
         )?);
         let applied = db.migrate()?;
         tracing::info!(database = ?settings.database_url, applied = applied.len(), "database ready");
+        if !db.run_here(crate::db::users::any)? {
+            tracing::warn!(
+                "no user yet: create one with `hub user create --username NAME --password-stdin` \
+                 (from a checkout: `cargo run --release -- user create --username NAME --password-stdin`), \
+                 then sign in on the home page"
+            );
+        }
         if settings.jwt.key_generated {
             tracing::warn!(
                 "no JWT_SIGNING_KEY or SECRET_KEY: tokens are signed with a random key that dies with this \

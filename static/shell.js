@@ -44,7 +44,10 @@ function signInForm() {
     try {
       await session.signIn(form.username.value, form.password.value);
     } catch (err) {
-      error.textContent = err.message;
+      // A hub with no account yet: say how the first one is made.
+      error.textContent = err.body?.error === "no_users_yet"
+        ? "No account exists yet. An operator creates the first one on the hub's machine: hub user create --username NAME --password-stdin"
+        : err.message;
       form.password.focus();
     } finally {
       button.disabled = false;

@@ -18,6 +18,11 @@ pub struct User {
     pub is_staff: bool,
 }
 
+/// Whether any user exists at all: a first run has none.
+pub fn any(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(auth_user::table.select(auth_user::id))).get_result(conn)
+}
+
 pub fn find(conn: &mut DbConnection, id: i32) -> QueryResult<Option<User>> {
     auth_user::table
         .find(id)

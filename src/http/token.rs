@@ -304,11 +304,21 @@ pub async fn obtain(
                 refresh: state.tokens.mint(user.id, TokenKind::Refresh),
             }))
         }
-        Ok(None) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "no_active_account",
-            "No active account found with the given credentials",
-        )),
+        Ok(None) => {
+            // A first run has no account at all: the sign-in page says how
+            // an operator makes one (a database that cannot say shows no
+            // hint). simplejwt's words stay the same.
+            let none_yet = matches!(state.db.run(users::any).await, Ok(false));
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                if none_yet {
+                    "no_users_yet"
+                } else {
+                    "no_active_account"
+                },
+                "No active account found with the given credentials",
+            ))
+        }
         Err(unavailable) => {
             // Not a guess: the password was never compared.
             state.throttle.release(&creds.username, &address);

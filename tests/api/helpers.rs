@@ -550,6 +550,8 @@ pub async fn join_at(port: u16, path: &str) -> (Client, Value, Value) {
 pub struct HubProcess {
     child: std::process::Child,
     pub port: u16,
+    /// What it logged before it served.
+    pub startup_log: Vec<Value>,
     stderr: Option<std::io::BufReader<std::process::ChildStderr>>,
 }
 
@@ -574,6 +576,7 @@ impl HubProcess {
         let mut hub = Self {
             child,
             port: 0,
+            startup_log: Vec::new(),
             stderr: None,
         };
         let mut stderr = std::io::BufReader::new(hub.child.stderr.take().unwrap());
@@ -591,6 +594,7 @@ impl HubProcess {
                 hub.stderr = Some(stderr);
                 return hub;
             }
+            hub.startup_log.push(entry);
         }
     }
 

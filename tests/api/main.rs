@@ -23,6 +23,7 @@ mod dns_limits;
 mod dns_races;
 mod dns_rules;
 mod enforcement;
+mod first_run;
 mod guard;
 mod http_edge;
 mod ingest;

@@ -38,6 +38,8 @@ describe("pages", () => {
     await page.fill("#signin-password", "wrong");
     await page.click("#signin button[type=submit]");
     await page.locator("#signin-error").filter({ hasText: "No active account" }).waitFor({ timeout: WAIT });
+    // With users there, the first-run hint is not shown.
+    assert.equal(await page.locator("#signin-error").filter({ hasText: "No account exists yet" }).count(), 0);
     await signIn(page, "alice", PASSWORD);
     await accessible(page, "the home page");
     await screenshot(page, "home");
@@ -281,6 +283,38 @@ describe("pages", () => {
       assert.doesNotMatch(await footer.textContent(), /HostAdvice/, `${path}'s footer`);
       checkPage(other);
     }
+    await context.close();
+  });
+});
+
+describe("a hub with no user yet", () => {
+  let hub;
+  let browser;
+
+  before(async () => {
+    hub = new Hub();
+    await hub.serve();
+    browser = await launch();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await hub?.close();
+  });
+
+  test("signing in says that no account exists yet and how an operator makes one", async () => {
+    const context = await browser.newContext();
+    const page = await open(context, hub, "/");
+    await page.fill("#signin-username", "alice");
+    await page.fill("#signin-password", "anything");
+    await page.click("#signin button[type=submit]");
+    await page.locator("#signin-error")
+      .filter({ hasText: "No account exists yet" })
+      .filter({ hasText: "hub user create --username NAME --password-stdin" })
+      .waitFor({ timeout: WAIT });
+    await accessible(page, "the home page of a first run");
+    await screenshot(page, "home-first-run");
+    checkPage(page);
     await context.close();
   });
 });
