@@ -16,6 +16,7 @@ pub struct Metrics {
     frames_out: AtomicU64,
     dropped: AtomicU64,
     slow_closed: AtomicU64,
+    close_timeouts: AtomicU64,
     rooms: AtomicI64,
     bus: BusCounters,
 }
@@ -77,6 +78,12 @@ impl Metrics {
     /// A member closed (1013) because it could not keep up.
     pub fn slow_closed(&self) {
         self.slow_closed.fetch_add(1, Relaxed);
+    }
+
+    /// A connection reset because its close was not answered within the
+    /// close timeout.
+    pub fn close_timed_out(&self) {
+        self.close_timeouts.fetch_add(1, Relaxed);
     }
 
     pub fn room_opened(&self) {
@@ -154,6 +161,11 @@ impl Metrics {
                 "hub_slow_consumers_closed_total",
                 "Members closed for not keeping up.",
                 &self.slow_closed,
+            ),
+            (
+                "hub_close_timeouts_total",
+                "Connections reset because the client did not answer a close within the close timeout.",
+                &self.close_timeouts,
             ),
             (
                 "hub_bus_state_changes_total",
