@@ -30,6 +30,7 @@ struct BusCounters {
     received: AtomicU64,
     topics: AtomicI64,
     gap_fills: AtomicU64,
+    presence_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -121,6 +122,13 @@ impl Metrics {
         self.bus.gap_fills.fetch_add(1, Relaxed);
     }
 
+    /// A presence command to Redis that failed or timed out (it is tried
+    /// again: at once with backoff for a read the roster needs, or at the
+    /// next refresh).
+    pub fn presence_failed(&self) {
+        self.bus.presence_errors.fetch_add(1, Relaxed);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP hub_connections Open WebSocket connections.");
@@ -186,6 +194,11 @@ impl Metrics {
                 "hub_bus_gap_fills_total",
                 "Catch-ups after the bus was down (a room, a dashboard set, a panel set).",
                 &self.bus.gap_fills,
+            ),
+            (
+                "hub_presence_errors_total",
+                "Presence reads and writes in Redis that failed or timed out, to be tried again.",
+                &self.bus.presence_errors,
             ),
         ];
         for (name, help, value) in counters {
