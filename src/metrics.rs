@@ -129,6 +129,8 @@ impl Metrics {
         self.bus.presence_errors.fetch_add(1, Relaxed);
     }
 
+    /// The text served; `writeln!` into a `String` cannot fail, so its
+    /// results here are let go.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP hub_connections Open WebSocket connections.");

@@ -643,11 +643,8 @@ impl ChatServer {
                 };
                 let remote: HashMap<(String, String), Arc<Who>> = entries
                     .into_iter()
-                    .filter_map(|(field, shown)| {
-                        let (n, person) = split_field(&field)?;
-                        let who: Who = serde_json::from_str(&shown).ok()?;
-                        (n != node).then(|| ((n.to_owned(), person.to_owned()), Arc::new(who)))
-                    })
+                    .filter_map(|(field, shown)| act.remote_entry(&node, &field, &shown))
+                    .map(|(n, person, who)| ((n, person), who))
                     .collect();
                 let known: Vec<(String, String)> = act
                     .roster
@@ -676,6 +673,26 @@ impl ChatServer {
             .mul_f64(rand::random_range(0.5..=1.0));
         let retry = ctx.run_later(wait, move |act, ctx| act.reload_roster(ctx, failures));
         self.roster_read = Some(retry);
+    }
+
+    /// Another node's entry as `(node, person, who)`; `None` for this
+    /// node's own, and for one that cannot be read (written by a hub of
+    /// another version, or by hand), which is logged and left out.
+    fn remote_entry(
+        &self,
+        node: &str,
+        field: &str,
+        shown: &str,
+    ) -> Option<(String, String, Arc<Who>)> {
+        let read = split_field(field).and_then(|(n, person)| {
+            let who = serde_json::from_str::<Who>(shown).ok()?;
+            Some((n, person, who))
+        });
+        let Some((n, person, who)) = read else {
+            tracing::warn!(room = %self.name, field, "an unreadable presence entry was left out");
+            return None;
+        };
+        (n != node).then(|| (n.to_owned(), person.to_owned(), Arc::new(who)))
     }
 
     /// This node's entries: each person here, as shown.
@@ -825,13 +842,9 @@ impl Actor for ChatServer {
                             }
                         };
                         for (field, shown) in entries {
-                            let Some((n, person)) = split_field(&field) else {
-                                continue;
-                            };
-                            if let (false, Ok(who)) =
-                                (n == node, serde_json::from_str::<Who>(&shown))
+                            if let Some((n, person, who)) = act.remote_entry(&node, &field, &shown)
                             {
-                                act.roster.arrive(n, person, Arc::new(who));
+                                act.roster.arrive(&n, &person, who);
                             }
                         }
                     }),
