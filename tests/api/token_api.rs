@@ -252,8 +252,10 @@ async fn a_burst_of_logins_does_not_hold_the_connections_handshakes_need(backend
     );
 }
 
-/// The median time of `n` wrong logins for `username`.
-async fn median_login(app: &TestApp, username: &str, n: usize) -> Duration {
+/// The fastest of `n` wrong logins for `username`: the work a login cannot
+/// skip. A loaded machine only ever adds to a login's time, so the fastest
+/// compares logins, where a median of a few would compare the load.
+async fn fastest_login(app: &TestApp, username: &str, n: usize) -> Duration {
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
@@ -266,8 +268,7 @@ async fn median_login(app: &TestApp, username: &str, n: usize) -> Duration {
         times.push(started.elapsed());
         assert_eq!(status, 401, "{username}: {body}");
     }
-    times.sort();
-    times[n / 2]
+    times.into_iter().min().expect("at least one login")
 }
 
 async fn every_failed_login_takes_as_long_as_a_wrong_password(backend: Backend) {
@@ -279,13 +280,13 @@ async fn every_failed_login_takes_as_long_as_a_wrong_password(backend: Backend) 
     app.create_user_with_hash("inactive", false, &slow_hash(300_000));
     app.cli(&["user", "set-active", "inactive", "false"]);
     // Four each: under the five failures a username may have.
-    let reference = median_login(&app, "current", 4).await;
+    let reference = fastest_login(&app, "current", 4).await;
     for username in ["no-such-user", "unusable", "older", "inactive"] {
-        let median = median_login(&app, username, 4).await;
-        let ratio = median.as_secs_f64() / reference.as_secs_f64();
+        let fastest = fastest_login(&app, username, 4).await;
+        let ratio = fastest.as_secs_f64() / reference.as_secs_f64();
         assert!(
             (0.5..2.0).contains(&ratio),
-            "{username}: {median:?} against {reference:?} for a wrong password"
+            "{username}: {fastest:?} against {reference:?} for a wrong password"
         );
     }
 }
