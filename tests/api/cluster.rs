@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use crate::analytics::watching_totals_at;
 use crate::dns;
 use crate::helpers::{
-    Backend, Client, Ending, HubProcess, KEY, TestApp, join_at, open_at, postgres_admin_url,
+    Backend, Client, Ending, HubProcess, KEY, TestApp, connect_at, join_at, open_at,
+    postgres_admin_url,
 };
 use crate::redis_server::RedisServer;
 
@@ -1034,4 +1035,76 @@ async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_a
     bob_b.say("after").await;
     let next = alice_a.recv_within(PATIENCE).await;
     assert_eq!(next["message"], "after", "{next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_close_timeout() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // The client timeout stays the default (45 s): only the close timeout
+    // can let the member go in time.
+    let Some(cluster) = Cluster::start(&[("HUB_SEND_QUEUE_BYTES", "262144")]).await else {
+        return;
+    };
+    let room = "stalls";
+    let path = format!("/ws/chat/{room}/");
+    let request = format!("ws://127.0.0.1:{}{path}", cluster.port(0))
+        .into_client_request()
+        .unwrap();
+    let mut stuck = connect_at(cluster.port(0), request, Some(4096))
+        .await
+        .unwrap();
+    stuck.recv_type("chat.history").await;
+    let stuck_name = stuck.recv().await["members"][0]["username"].clone();
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 1)
+        .await;
+    let (mut far, _, presence) = join_at(cluster.port(1), &path).await;
+    assert_eq!(presence["members"].as_array().unwrap().len(), 2);
+    let (mut sender, _, _) = join_at(cluster.port(0), &path).await;
+
+    // The sender's node writes to the stuck member until its buffers and
+    // queue are full, and drops it; the member on the other node keeps up.
+    let body = "y".repeat(4000);
+    let mut left = None;
+    let dropped_by = loop {
+        for _ in 0..64 {
+            sender.say(&body).await;
+            sender.recv_type("chat.message").await;
+            loop {
+                let frame = far.recv_within(PATIENCE).await;
+                match frame["type"].as_str() {
+                    Some("chat.message") => break,
+                    Some("presence.leave") => left = Some((frame, Instant::now())),
+                    _ => {}
+                }
+            }
+        }
+        let metrics = cluster.metrics(0).await;
+        if metrics
+            .lines()
+            .any(|l| l == "hub_slow_consumers_closed_total 1")
+        {
+            break Instant::now();
+        }
+    };
+    // The margin is for a loaded machine and the way over Redis; it is
+    // still far below the client timeout.
+    let bound = hub::ws::session::CLOSE_TIMEOUT + Duration::from_secs(6);
+    let (leave, at) = match left {
+        Some(seen) => seen,
+        None => {
+            let wait = (dropped_by + bound).saturating_duration_since(Instant::now());
+            (
+                next_of(&mut far, "presence.leave", wait).await,
+                Instant::now(),
+            )
+        }
+    };
+    assert_eq!(leave["user"]["username"], stuck_name);
+    assert!(
+        at.saturating_duration_since(dropped_by) <= bound,
+        "presence.leave reached the other node {:?} after the drop",
+        at.saturating_duration_since(dropped_by)
+    );
+    drop(stuck);
 }
