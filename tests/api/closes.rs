@@ -3,7 +3,7 @@
 //! a member that never reads is let go, from its room too, within the close
 //! timeout.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use hub::ws::session::CLOSE_TIMEOUT;
@@ -17,6 +17,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_client_still_flooding_gets_its_rate_limited_frames_and_the_1008_every_time,
     a_client_still_sending_after_an_oversized_frame_gets_the_1009_every_time,
+    a_client_still_sending_when_its_token_expires_gets_the_4001_every_time,
     a_member_that_never_reads_leaves_the_room_within_the_close_timeout,
 );
 
@@ -24,7 +25,8 @@ on_both_backends!(
 /// three, so fifty in a row do not pass by luck.
 const TRIALS: usize = 50;
 
-/// What a client that sent all of `flood` without reading then saw.
+/// What a client that sent all of `flood` without reading (one message
+/// every `pace`) then saw.
 #[derive(Debug)]
 struct Outcome {
     /// The text frames before the end.
@@ -36,12 +38,15 @@ struct Outcome {
     error: Option<String>,
 }
 
-async fn flood_then_read(c: &mut Client, flood: Vec<Message>) -> Outcome {
+async fn flood_then_read(c: &mut Client, flood: Vec<Message>, pace: Duration) -> Outcome {
     let mut error = None;
     for (i, message) in flood.into_iter().enumerate() {
         if let Err(e) = c.ws.send(message).await {
             error = Some(format!("sending message {i}: {e}"));
             break;
+        }
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
         }
     }
     let mut frames = Vec::new();
@@ -92,7 +97,7 @@ async fn a_client_still_flooding_gets_its_rate_limited_frames_and_the_1008_every
     for trial in 0..TRIALS {
         let (mut c, _, _) = join(&app, "/ws/chat/lobby/").await;
         let flood = (0..200).map(|_| Message::text(said.clone())).collect();
-        let seen = flood_then_read(&mut c, flood).await;
+        let seen = flood_then_read(&mut c, flood, Duration::ZERO).await;
         let limited = seen
             .frames
             .iter()
@@ -118,9 +123,43 @@ async fn a_client_still_sending_after_an_oversized_frame_gets_the_1009_every_tim
         let flood = std::iter::once(Message::text(oversized.clone()))
             .chain((0..200).map(|_| Message::text(said.clone())))
             .collect();
-        let seen = flood_then_read(&mut c, flood).await;
+        let seen = flood_then_read(&mut c, flood, Duration::ZERO).await;
         assert!(
             seen.ending == Ending::Closed(1009) && seen.error.is_none(),
+            "trial {trial}: {:?}, error {:?}",
+            seen.ending,
+            seen.error
+        );
+    }
+}
+
+async fn a_client_still_sending_when_its_token_expires_gets_the_4001_every_time(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("HUB_RATE_PER_SEC", "100000"), ("HUB_RATE_BURST", "100000")],
+    )
+    .await;
+    let alice = app.create_user("alice", false);
+    let said = json!({"type": "chat.message", "message": "z".repeat(3000)}).to_string();
+    for trial in 0..TRIALS {
+        // `exp` is in whole seconds: minted in the first half of a second,
+        // the token lasts half a second to a second, long enough to join.
+        // The client sends for longer than that without reading, so the
+        // close comes while it sends.
+        let into_second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis();
+        if into_second >= 500 {
+            tokio::time::sleep(Duration::from_millis(u64::from(1000 - into_second))).await;
+        }
+        let token = app.token_expiring_in(alice, 1);
+        let (mut c, _, _) = join(&app, &format!("/ws/chat/lobby/?token={token}")).await;
+        // 150 messages 10 ms apart: at least 1.5 s of sending.
+        let flood = (0..150).map(|_| Message::text(said.clone())).collect();
+        let seen = flood_then_read(&mut c, flood, Duration::from_millis(10)).await;
+        assert!(
+            seen.ending == Ending::Closed(4001) && seen.error.is_none(),
             "trial {trial}: {:?}, error {:?}",
             seen.ending,
             seen.error
