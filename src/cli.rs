@@ -86,6 +86,8 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    // Fails only when a subscriber is already set (the process set one up
+    // before); that one keeps logging.
     let _ = if std::env::var("HUB_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
     } else {

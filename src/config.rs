@@ -260,6 +260,8 @@ impl Settings {
     /// Reads the process environment. `production` (or `HUB_ENV=production`)
     /// makes a missing signing key an error instead of a warning.
     pub fn from_env(production: bool) -> Result<Self, ConfigError> {
+        // A value that is not Unicode is read as unset (every setting is
+        // text): required settings are then refused by name.
         Self::from_lookup(production, |name| std::env::var(name).ok())
     }
 

@@ -16,6 +16,7 @@ pub struct Metrics {
     frames_out: AtomicU64,
     dropped: AtomicU64,
     slow_closed: AtomicU64,
+    close_timeouts: AtomicU64,
     rooms: AtomicI64,
     bus: BusCounters,
 }
@@ -29,6 +30,7 @@ struct BusCounters {
     received: AtomicU64,
     topics: AtomicI64,
     gap_fills: AtomicU64,
+    presence_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +81,12 @@ impl Metrics {
         self.slow_closed.fetch_add(1, Relaxed);
     }
 
+    /// A connection reset because its close was not answered within the
+    /// close timeout.
+    pub fn close_timed_out(&self) {
+        self.close_timeouts.fetch_add(1, Relaxed);
+    }
+
     pub fn room_opened(&self) {
         self.rooms.fetch_add(1, Relaxed);
     }
@@ -114,6 +122,15 @@ impl Metrics {
         self.bus.gap_fills.fetch_add(1, Relaxed);
     }
 
+    /// A presence command to Redis that failed or timed out (it is tried
+    /// again: at once with backoff for a read the roster needs, or at the
+    /// next refresh).
+    pub fn presence_failed(&self) {
+        self.bus.presence_errors.fetch_add(1, Relaxed);
+    }
+
+    /// The text served; `writeln!` into a `String` cannot fail, so its
+    /// results here are let go.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP hub_connections Open WebSocket connections.");
@@ -156,6 +173,11 @@ impl Metrics {
                 &self.slow_closed,
             ),
             (
+                "hub_close_timeouts_total",
+                "Connections reset because the client did not answer a close within the close timeout.",
+                &self.close_timeouts,
+            ),
+            (
                 "hub_bus_state_changes_total",
                 "Times the bus between nodes went up or down.",
                 &self.bus.state_changes,
@@ -174,6 +196,11 @@ impl Metrics {
                 "hub_bus_gap_fills_total",
                 "Catch-ups after the bus was down (a room, a dashboard set, a panel set).",
                 &self.bus.gap_fills,
+            ),
+            (
+                "hub_presence_errors_total",
+                "Presence reads and writes in Redis that failed or timed out, to be tried again.",
+                &self.bus.presence_errors,
             ),
         ];
         for (name, help, value) in counters {

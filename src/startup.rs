@@ -35,6 +35,7 @@ use crate::db::{self, Db};
 use crate::dns::broadcaster::DnsBroadcaster;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::ws::connection::Connection;
 use crate::ws::outlet::Drain;
 
 pub struct Application {
@@ -152,14 +153,21 @@ impl Application {
                 )
                 .configure(crate::http::routes)
         })
-        .on_connect(move |conn, _| reap_stuck_readers(conn, client_timeout))
+        .on_connect(move |conn, data| {
+            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                reap_stuck_readers(stream, client_timeout);
+                data.insert(Connection::of(stream));
+            }
+        })
         .backlog(4096)
         // The hub handles SIGTERM and SIGINT itself, to close every socket
         // properly first (run_until_signalled).
         .disable_signals()
         .shutdown_timeout(10)
-        // After a close handshake the server closes the TCP connection first
-        // (RFC 6455 §7.1.1), at once, instead of lingering for the client.
+        // A session ends once the close handshake is done (RFC 6455 §7.1.1:
+        // the server then closes the TCP connection first), having read what
+        // the client sent until then; so the connection is closed at once,
+        // not after a linger of actix's own.
         .client_disconnect_timeout(Duration::ZERO)
         .workers(workers);
         let server = server.listen(listener)?.run();
@@ -286,10 +294,9 @@ fn redacted_request_line(req: &ServiceRequest) -> String {
 /// A client that stops reading freezes its session (actix-http stops polling
 /// it), so no heartbeat can reap it. The kernel can: with TCP_USER_TIMEOUT,
 /// data left unacknowledged for the client timeout tears the connection down.
-fn reap_stuck_readers(conn: &dyn std::any::Any, timeout: Duration) {
-    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
-        && let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout))
-    {
+/// (A session the hub closes does not wait that long: see `ws::connection`.)
+fn reap_stuck_readers(stream: &actix_web::rt::net::TcpStream, timeout: Duration) {
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
         tracing::warn!(error = %err, "could not set TCP_USER_TIMEOUT");
     }
 }

@@ -250,8 +250,13 @@ impl Bus {
         };
         let events = Events::new(metrics.clone(), false);
         let node = node_name();
-        let (broker, connection) =
-            redis::RedisBroker::start(url, &node, events.clone(), metrics, runtime.clone())?;
+        let (broker, connection) = redis::RedisBroker::start(
+            url,
+            &node,
+            events.clone(),
+            metrics.clone(),
+            runtime.clone(),
+        )?;
         tracing::info!(node = %node, redis = ?url, "joining the cluster over Redis");
         let presence = SharedPresence::Redis {
             connection,
@@ -263,7 +268,10 @@ impl Bus {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                sweeper.sweep().await;
+                // Swept again at the next tick.
+                if let Err(err) = sweeper.sweep().await {
+                    err.report(&metrics, "*", "sweeping abandoned rooms' presence");
+                }
             }
         });
         Ok(Self {

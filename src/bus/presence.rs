@@ -16,9 +16,12 @@
 //!
 //! A node alone keeps nothing here: its rooms know all their members.
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+
+use crate::metrics::Metrics;
 
 /// Adds or refreshes fields: KEYS = hash, expiry set, rooms set; ARGV =
 /// ttl in ms, the room, then field/value pairs.
@@ -62,6 +65,42 @@ return dead";
 /// refresh rather than hold up its room.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A presence command that did not get its answer: never an answer itself
+/// (a failed read is not an empty room), but something to do again.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error("no answer within {TIMEOUT:?}")]
+    TimedOut,
+}
+
+impl PresenceError {
+    /// Counts the failure and logs it: as a warning, unless Redis cannot be
+    /// reached at all, which the bus reports itself.
+    pub fn report(&self, metrics: &Metrics, room: &str, what: &str) {
+        metrics.presence_failed();
+        let outage = match self {
+            Self::Redis(err) => err.is_io_error() || err.is_connection_dropped(),
+            Self::TimedOut => true,
+        };
+        if outage {
+            tracing::debug!(room, error = %self, "{what} failed");
+        } else {
+            tracing::warn!(room, error = %self, "{what} failed");
+        }
+    }
+}
+
+async fn within<T>(
+    command: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, PresenceError> {
+    match tokio::time::timeout(TIMEOUT, command).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(PresenceError::TimedOut),
+    }
+}
+
 #[derive(Clone)]
 pub enum SharedPresence {
     Alone,
@@ -90,15 +129,19 @@ impl SharedPresence {
     }
 
     /// Adds or refreshes this node's entries (`(field, shown)` pairs).
-    pub async fn put(&self, room: &str, entries: Vec<(String, String)>) {
+    pub async fn put(
+        &self,
+        room: &str,
+        entries: Vec<(String, String)>,
+    ) -> Result<(), PresenceError> {
         let Self::Redis {
             connection, ttl, ..
         } = self
         else {
-            return;
+            return Ok(());
         };
         if entries.is_empty() {
-            return;
+            return Ok(());
         }
         let mut eval = redis::cmd("EVAL");
         eval.arg(PUT)
@@ -111,19 +154,14 @@ impl SharedPresence {
             eval.arg(field).arg(shown);
         }
         let mut connection = connection.clone();
-        let done = tokio::time::timeout(TIMEOUT, eval.query_async::<i64>(&mut connection)).await;
-        // Redis away is the bus's news, logged there; anything else is not.
-        if let Ok(Err(err)) = done
-            && !err.is_io_error()
-        {
-            tracing::warn!(room, error = %err, "sharing presence entries failed");
-        }
+        within(eval.query_async::<i64>(&mut connection)).await?;
+        Ok(())
     }
 
     /// Removes one entry of this node's.
-    pub async fn remove(&self, room: &str, field: String) {
+    pub async fn remove(&self, room: &str, field: String) -> Result<(), PresenceError> {
         let Self::Redis { connection, .. } = self else {
-            return;
+            return Ok(());
         };
         let [hash, expiry] = keys(room);
         let mut pipe = redis::pipe();
@@ -133,54 +171,43 @@ impl SharedPresence {
             .zrem(expiry, &field)
             .ignore();
         let mut connection = connection.clone();
-        let _ = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut connection)).await;
+        within(pipe.query_async::<()>(&mut connection)).await
     }
 
     /// Every entry of the room, `(field, shown)`.
-    pub async fn load(&self, room: &str) -> Vec<(String, String)> {
+    pub async fn load(&self, room: &str) -> Result<Vec<(String, String)>, PresenceError> {
         let Self::Redis { connection, .. } = self else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let [hash, _] = keys(room);
         let mut connection = connection.clone();
         let mut all = redis::cmd("HGETALL");
         all.arg(hash);
-        match tokio::time::timeout(
-            TIMEOUT,
-            all.query_async::<Vec<(String, String)>>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(entries)) => entries,
-            _ => Vec::new(),
-        }
+        within(all.query_async::<Vec<(String, String)>>(&mut connection)).await
     }
 
     /// Removes the room's expired entries and returns their fields: only
     /// the node whose call removed an entry is told of it.
-    pub async fn reap(&self, room: &str) -> Vec<String> {
+    pub async fn reap(&self, room: &str) -> Result<Vec<String>, PresenceError> {
         let Self::Redis { connection, .. } = self else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut connection = connection.clone();
         let mut reap = redis::cmd("EVAL");
         reap.arg(REAP).arg(2).arg(&keys(room));
-        match tokio::time::timeout(TIMEOUT, reap.query_async::<Vec<String>>(&mut connection)).await
-        {
-            Ok(Ok(dead)) => dead,
-            _ => Vec::new(),
-        }
+        within(reap.query_async::<Vec<String>>(&mut connection)).await
     }
 
     /// Deletes what dead nodes left in rooms no live node serves (a live
     /// node's room reaps its own); run by every node, now and then.
-    pub async fn sweep(&self) {
+    pub async fn sweep(&self) -> Result<(), PresenceError> {
         let Self::Redis { connection, .. } = self else {
-            return;
+            return Ok(());
         };
         let mut connection = connection.clone();
         let mut sweep = redis::cmd("EVAL");
         sweep.arg(SWEEP).arg(1).arg(ROOMS).arg(PREFIX);
-        let _ = tokio::time::timeout(TIMEOUT, sweep.query_async::<i64>(&mut connection)).await;
+        within(sweep.query_async::<i64>(&mut connection)).await?;
+        Ok(())
     }
 }

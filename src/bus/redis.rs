@@ -183,6 +183,8 @@ impl RedisBroker {
                 match ConnectionManager::new_lazy_with_config(client.clone(), manager_config()) {
                     Ok(publisher) => publisher,
                     Err(err) => {
+                        // Unheard only if the caller stopped waiting, and
+                        // then nobody needs the answer.
                         let _ = made.send(Err(err));
                         return;
                     }
@@ -210,6 +212,7 @@ impl RedisBroker {
             ));
             tokio::spawn(dispatch(pushes, task_events, probe, echoes));
             tokio::spawn(control.run(commanded));
+            // As above: a caller that stopped waiting needs no answer.
             let _ = made.send(Ok(publisher));
         });
         let connection = take
@@ -262,6 +265,8 @@ impl Broker for RedisBroker {
     }
 
     fn subscribe(&self, topic: &Topic) {
+        // Refused only once the controller has ended, when the runtime
+        // shuts down and nothing is delivered any more.
         let _ = self.commands.send(Command::Subscribe(topic.clone()));
     }
 
@@ -270,6 +275,7 @@ impl Broker for RedisBroker {
         let topic = topic.clone();
         self.runtime.spawn(async move {
             tokio::time::sleep(UNSUBSCRIBE_GRACE).await;
+            // As for subscribe: refused only while shutting down.
             let _ = commands.send(Command::Release(topic));
         });
     }
@@ -490,6 +496,9 @@ impl Controller {
     async fn probe(&mut self) -> bool {
         if let Some(subscriber) = self.subscriber.as_mut() {
             let ping = redis::cmd("PING");
+            // Its answer is not needed: a failure is what makes the
+            // connection manager redial, and the probe below decides
+            // whether the link is up.
             let _ =
                 tokio::time::timeout(COMMAND_TIMEOUT, ping.query_async::<Value>(subscriber)).await;
         }

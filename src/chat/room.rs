@@ -53,6 +53,11 @@ const COUNT_INTERVAL: Duration = Duration::from_secs(1);
 const DIFF_INTERVAL: Duration = Duration::from_millis(250);
 /// Messages read from the database at a time when catching up.
 const CATCH_UP_PAGE: usize = 1000;
+/// The first wait before reading the cluster's presence again after a read
+/// failed, doubled at each failure up to the longest (with jitter, so the
+/// rooms of a node do not retry in step).
+const ROSTER_RETRY_FIRST: Duration = Duration::from_millis(250);
+const ROSTER_RETRY_LONGEST: Duration = Duration::from_secs(8);
 
 // The messages a room handles.
 
@@ -206,6 +211,9 @@ pub struct ChatServer {
     /// Joins handled, for the registry's check that none is on its way.
     joins: u64,
     asked_to_go: bool,
+    /// A read of the cluster's presence under way or waiting to be retried;
+    /// a newer one (the link came back again) replaces it.
+    roster_read: Option<SpawnHandle>,
 }
 
 impl ChatServer {
@@ -243,6 +251,7 @@ impl ChatServer {
             diff_due: false,
             joins: 0,
             asked_to_go: false,
+            roster_read: None,
         }
     }
 
@@ -364,9 +373,13 @@ impl ChatServer {
         }
         let entry = shared_entry(self.config.bus.node(), person, who);
         let room = self.name.as_str().to_owned();
+        let metrics = self.config.metrics.clone();
+        // A failed put is made good by the next refresh (`tend_entries`).
         ctx.spawn(
             async move {
-                presence.put(&room, vec![entry]).await;
+                if let Err(err) = presence.put(&room, vec![entry]).await {
+                    err.report(&metrics, &room, "sharing a presence entry");
+                }
             }
             .into_actor(self),
         );
@@ -378,7 +391,14 @@ impl ChatServer {
             return;
         }
         let room = self.name.as_str().to_owned();
-        actix::spawn(async move { presence.remove(&room, field).await });
+        let metrics = self.config.metrics.clone();
+        // The departure itself is published on the bus; an entry left
+        // behind is not refreshed and expires within the TTL.
+        actix::spawn(async move {
+            if let Err(err) = presence.remove(&room, field).await {
+                err.report(&metrics, &room, "removing a presence entry");
+            }
+        });
     }
 
     /// A frame for one member alone.
@@ -592,29 +612,39 @@ impl ChatServer {
 
     /// After an outage the other nodes' entries may have changed: the
     /// roster is read again, this node's own entries shared again, and the
-    /// difference shown as joins and leaves.
-    fn reload_roster(&mut self, ctx: &mut Context<Self>) {
+    /// difference shown as joins and leaves. A read that fails says nothing
+    /// about who is here: it is tried again, with backoff, until it answers.
+    fn reload_roster(&mut self, ctx: &mut Context<Self>, failures: u32) {
         let presence = self.config.bus.presence().clone();
         if !presence.is_shared() {
             return;
         }
+        if let Some(earlier) = self.roster_read.take() {
+            ctx.cancel_future(earlier);
+        }
         let room = self.name.as_str().to_owned();
         let node = self.config.bus.node().to_owned();
         let mine = self.own_entries();
-        ctx.spawn(
+        let read = ctx.spawn(
             async move {
-                presence.put(&room, mine).await;
+                presence.put(&room, mine).await?;
                 presence.load(&room).await
             }
             .into_actor(self)
-            .map(move |entries, act, ctx| {
+            .map(move |loaded, act, ctx| {
+                act.roster_read = None;
+                let entries = match loaded {
+                    Ok(entries) => entries,
+                    Err(err) => {
+                        err.report(&act.config.metrics, act.name.as_str(), "reading presence");
+                        act.retry_roster(ctx, failures + 1);
+                        return;
+                    }
+                };
                 let remote: HashMap<(String, String), Arc<Who>> = entries
                     .into_iter()
-                    .filter_map(|(field, shown)| {
-                        let (n, person) = split_field(&field)?;
-                        let who: Who = serde_json::from_str(&shown).ok()?;
-                        (n != node).then(|| ((n.to_owned(), person.to_owned()), Arc::new(who)))
-                    })
+                    .filter_map(|(field, shown)| act.remote_entry(&node, &field, &shown))
+                    .map(|(n, person, who)| ((n, person), who))
                     .collect();
                 let known: Vec<(String, String)> = act
                     .roster
@@ -632,6 +662,37 @@ impl ChatServer {
                 }
             }),
         );
+        self.roster_read = Some(read);
+    }
+
+    /// Reads the roster again after `failures` failed reads in a row.
+    fn retry_roster(&mut self, ctx: &mut Context<Self>, failures: u32) {
+        let doubled = ROSTER_RETRY_FIRST.saturating_mul(1 << failures.min(16));
+        let wait = doubled
+            .min(ROSTER_RETRY_LONGEST)
+            .mul_f64(rand::random_range(0.5..=1.0));
+        let retry = ctx.run_later(wait, move |act, ctx| act.reload_roster(ctx, failures));
+        self.roster_read = Some(retry);
+    }
+
+    /// Another node's entry as `(node, person, who)`; `None` for this
+    /// node's own, and for one that cannot be read (written by a hub of
+    /// another version, or by hand), which is logged and left out.
+    fn remote_entry(
+        &self,
+        node: &str,
+        field: &str,
+        shown: &str,
+    ) -> Option<(String, String, Arc<Who>)> {
+        let read = split_field(field).and_then(|(n, person)| {
+            let who = serde_json::from_str::<Who>(shown).ok()?;
+            Some((n, person, who))
+        });
+        let Some((n, person, who)) = read else {
+            tracing::warn!(room = %self.name, field, "an unreadable presence entry was left out");
+            return None;
+        };
+        (n != node).then(|| (n.to_owned(), person.to_owned(), Arc::new(who)))
     }
 
     /// This node's entries: each person here, as shown.
@@ -651,13 +712,22 @@ impl ChatServer {
         let presence = self.config.bus.presence().clone();
         let room = self.name.as_str().to_owned();
         let mine = self.own_entries();
+        // What fails here is done again at the next refresh, well within
+        // the TTL.
         ctx.spawn(
             async move {
-                presence.put(&room, mine).await;
+                presence.put(&room, mine).await?;
                 presence.reap(&room).await
             }
             .into_actor(self)
-            .map(|dead, act, _| {
+            .map(|reaped, act, _| {
+                let dead = match reaped {
+                    Ok(dead) => dead,
+                    Err(err) => {
+                        let what = "refreshing and reaping presence entries";
+                        return err.report(&act.config.metrics, act.name.as_str(), what);
+                    }
+                };
                 for field in dead {
                     if let Some((node, person)) = split_field(&field) {
                         act.publish(&RoomEvent::Depart {
@@ -757,15 +827,24 @@ impl Actor for ChatServer {
             ctx.wait(
                 async move { presence.load(&room).await }
                     .into_actor(self)
-                    .map(move |entries, act, _| {
+                    .map(move |loaded, act, ctx| {
+                        let entries = match loaded {
+                            Ok(entries) => entries,
+                            Err(err) => {
+                                // Joins go ahead with this node's members;
+                                // the others arrive when a read answers.
+                                err.report(
+                                    &act.config.metrics,
+                                    act.name.as_str(),
+                                    "reading presence",
+                                );
+                                return act.retry_roster(ctx, 1);
+                            }
+                        };
                         for (field, shown) in entries {
-                            let Some((n, person)) = split_field(&field) else {
-                                continue;
-                            };
-                            if let (false, Ok(who)) =
-                                (n == node, serde_json::from_str::<Who>(&shown))
+                            if let Some((n, person, who)) = act.remote_entry(&node, &field, &shown)
                             {
-                                act.roster.arrive(n, person, Arc::new(who));
+                                act.roster.arrive(&n, &person, who);
                             }
                         }
                     }),
@@ -839,6 +918,10 @@ impl Handler<Link> for ChatServer {
     fn handle(&mut self, link: Link, ctx: &mut Self::Context) {
         if link == Link::Down {
             self.behind = true;
+            // Read again when the link is back, not against Redis away.
+            if let Some(read) = self.roster_read.take() {
+                ctx.cancel_future(read);
+            }
             return;
         }
         // A catch-up under way reads on to the newest message anyway.
@@ -846,7 +929,7 @@ impl Handler<Link> for ChatServer {
             let after = self.seen.catch_up_from().unwrap_or(0);
             self.catch_up(ctx, after);
         }
-        self.reload_roster(ctx);
+        self.reload_roster(ctx, 0);
     }
 }
 

@@ -27,6 +27,10 @@ impl From<Refusal> for ApiError {
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme's
 /// case does not matter (RFC 6750).
+///
+/// Here and below, a header that is not visible ASCII, or a query string
+/// that does not parse, holds no token: the socket is refused as having
+/// none, never let in.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;

@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytestring::ByteString;
 use futures_util::Stream;
+use tokio::sync::Notify;
 
 use crate::ws::close::CloseCode;
 
@@ -45,7 +46,10 @@ pub enum Refused {
 struct State {
     frames: VecDeque<ByteString>,
     bytes: usize,
+    /// A close a broadcaster asked for, not yet taken by the session.
     close: Option<(CloseCode, &'static str)>,
+    /// No frame is taken any more: a close was asked (by a broadcaster or
+    /// the session itself), or the session has stopped.
     gone: bool,
     waker: Option<Waker>,
 }
@@ -53,6 +57,10 @@ struct State {
 struct Outbox {
     budget: usize,
     state: Mutex<State>,
+    /// Told when `gone` is set, for the session's close watchdog, which
+    /// runs apart from the session because a session whose client stopped
+    /// reading is not polled at all.
+    ended: Notify,
 }
 
 impl Outbox {
@@ -79,6 +87,7 @@ pub fn outbox(budget: usize) -> (Outlet, Inbox) {
             gone: false,
             waker: None,
         }),
+        ended: Notify::new(),
     });
     (Outlet(shared.clone()), Inbox(shared))
 }
@@ -108,17 +117,46 @@ impl Outlet {
     pub fn close(&self, code: CloseCode, reason: &'static str) {
         let waker = {
             let mut state = self.0.lock();
-            if state.gone || state.close.is_some() {
+            if state.gone {
                 return;
             }
             state.close = Some((code, reason));
-            state.frames.clear();
-            state.bytes = 0;
+            state.end();
             state.waker.take()
         };
+        self.0.ended.notify_waiters();
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// The session is closing by itself: broadcasters' frames are refused
+    /// from now on, and those still queued are not sent.
+    pub fn closing(&self) {
+        self.0.lock().end();
+        self.0.ended.notify_waiters();
+    }
+
+    /// Resolves once the session takes no more frames: a close was asked
+    /// or the session stopped.
+    pub async fn ended(&self) {
+        loop {
+            let mut told = std::pin::pin!(self.0.ended.notified());
+            // Registered before the check, so a wake between the two is kept.
+            told.as_mut().enable();
+            if self.0.lock().gone {
+                return;
+            }
+            told.await;
+        }
+    }
+}
+
+impl State {
+    fn end(&mut self) {
+        self.gone = true;
+        self.frames.clear();
+        self.bytes = 0;
     }
 }
 
@@ -128,7 +166,6 @@ impl Stream for Inbox {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let mut state = self.0.lock();
         if let Some((code, reason)) = state.close.take() {
-            state.gone = true;
             return Poll::Ready(Some(Delivery::Close(code, reason)));
         }
         if let Some(frame) = state.frames.pop_front() {
@@ -146,11 +183,12 @@ impl Stream for Inbox {
 /// A stopped session takes nothing more: pushes after this are `Gone`.
 impl Drop for Inbox {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.gone = true;
-        state.frames.clear();
-        state.bytes = 0;
-        state.waker = None;
+        {
+            let mut state = self.0.lock();
+            state.end();
+            state.waker = None;
+        }
+        self.0.ended.notify_waiters();
     }
 }
 
@@ -204,5 +242,33 @@ mod tests {
         let (outlet, inbox) = outbox(100);
         drop(inbox);
         assert_eq!(outlet.push(&frame(1)), Err(Refused::Gone));
+    }
+
+    #[test]
+    fn a_session_closing_by_itself_takes_no_more_frames_and_gets_no_close() {
+        let (outlet, mut inbox) = outbox(100);
+        outlet.push(&frame(5)).unwrap();
+        outlet.closing();
+        assert_eq!(outlet.push(&frame(1)), Err(Refused::Gone));
+        outlet.close(CloseCode::TryAgainLater, "slow");
+        assert!(next(&mut inbox).is_pending());
+    }
+
+    #[tokio::test]
+    async fn the_end_is_heard_whether_it_came_before_or_after_the_wait() {
+        let (outlet, _inbox) = outbox(100);
+        outlet.close(CloseCode::Restart, "restart");
+        outlet.ended().await;
+        let (outlet, inbox) = outbox(100);
+        let waiting = tokio::spawn({
+            let outlet = outlet.clone();
+            async move { outlet.ended().await }
+        });
+        tokio::task::yield_now().await;
+        drop(inbox);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the end wakes the waiter")
+            .unwrap();
     }
 }

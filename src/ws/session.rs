@@ -7,6 +7,8 @@
 //! Where it runs: on the HTTP worker thread that accepted the connection.
 //! Broadcasters run elsewhere and reach it only through its outbox.
 
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,14 +24,23 @@ use crate::auth::users::{self, Authenticated};
 use crate::bus::{Arrived, SubscriptionId, Topic};
 use crate::config::Settings;
 use crate::db::users::User;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::close::CloseCode;
+use crate::ws::connection::Connection;
 use crate::ws::fragments::{FragmentError, Message, Reassembly};
 use crate::ws::frames::{self, BadFrame, ErrorCode, Ref};
 use crate::ws::outlet::{self, Delivery, Inbox, Outlet};
 use crate::ws::rate::{RateLimit, Verdict};
 
 pub type Ctx<E> = ws::WebsocketContext<Session<E>>;
+
+/// How long a session the hub closes waits for the client's close frame
+/// after sending its own. Within it the client gets the close frame (if it
+/// reads at all) and answers; past it the connection is reset. So a member
+/// the hub closed, even one that never reads, is gone from its rooms within
+/// this time (docs/protocol.md).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A process-unique id for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +125,12 @@ pub struct Session<E: Endpoint> {
     /// This session's place on its user's topic, where any node says the
     /// user changed (deactivated, staff granted or taken away).
     user_topic: Option<SubscriptionId>,
+    /// The hub sent its close frame: nothing more is sent, and what the
+    /// client still sends is read and dropped until its close frame.
+    closing: bool,
+    /// The TCP connection, for the close watchdog; only the session holds
+    /// it, so the watchdog's `Weak` says whether the session still lives.
+    connection: Option<Rc<Connection>>,
     pub endpoint: E,
 }
 
@@ -175,16 +192,19 @@ impl<E: Endpoint> Session<E> {
             inbox: Some(inbox),
             loaded_at,
             user_topic: None,
+            closing: false,
+            connection: None,
             endpoint,
         }
     }
 
     /// Performs the upgrade. `bearer` is answered when the client offered it.
     pub fn start(
-        self,
+        mut self,
         req: &HttpRequest,
         stream: web::Payload,
     ) -> Result<HttpResponse, ws::HandshakeError> {
+        self.connection = req.conn_data::<Connection>().copied().map(Rc::new);
         let max_frame = self.max_frame;
         ws::WsResponseBuilder::new(self, req, stream)
             .frame_size(max_frame)
@@ -202,7 +222,11 @@ impl<E: Endpoint> Session<E> {
     }
 
     /// Sends a frame of this session's own (a reply), not a broadcast.
+    /// Nothing follows a close frame, whatever replies are still on their way.
     pub fn send(&self, ctx: &mut Ctx<E>, frame: impl Into<ByteString>) {
+        if self.closing {
+            return;
+        }
         self.state.metrics.frame_out();
         ctx.text(frame);
     }
@@ -221,10 +245,38 @@ impl<E: Endpoint> Session<E> {
         self.send_error(ctx, reference, bad.code, &bad.detail);
     }
 
-    /// Closes with a code and stops; `stopped` then runs the endpoint's cleanup.
+    /// Closes with a code: sends the close frame and waits, within
+    /// [`CLOSE_TIMEOUT`], for the client's (RFC 6455 §7.1.1), so a client
+    /// still sending gets the close frame instead of a reset. `stopped`
+    /// then runs the endpoint's cleanup.
+    ///
+    /// It goes through the context's wait queue, which runs before any
+    /// other event, because only the session knows whether it is already
+    /// closing; nothing the client sent after this call is handled.
     pub fn close(ctx: &mut Ctx<E>, code: CloseCode, reason: &str) {
-        ctx.close(Some(code.frame(reason)));
-        ctx.stop();
+        let frame = code.frame(reason);
+        ctx.wait(actix::fut::ready(()).map(move |(), act: &mut Self, ctx| {
+            if !act.closing {
+                act.closing = true;
+                act.outlet.closing();
+                ctx.close(Some(frame));
+            }
+        }));
+    }
+
+    /// What the client sends after the hub's close frame: read and
+    /// dropped, so its data is never left unread when the connection is
+    /// closed (the kernel would answer it with a reset, which discards what
+    /// the client has not read yet, close frame included). Its own close
+    /// frame ends the session.
+    fn linger(msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx<E>) {
+        match msg {
+            Ok(ws::Message::Close(_)) => ctx.stop(),
+            // An oversized frame is skipped whole; reading goes on.
+            Ok(_) | Err(ws::ProtocolError::Overflow) => {}
+            // Nothing more can be read in order.
+            Err(_) => ctx.stop(),
+        }
     }
 
     fn expired(&self) -> bool {
@@ -436,6 +488,10 @@ impl<E: Endpoint> Actor for Session<E> {
         // The ping interval is shorter than the client timeout (checked at
         // start-up), so a live client always has a ping to answer in time.
         ctx.run_interval(self.state.settings.limits.heartbeat, move |act, ctx| {
+            // A closing session has its own bound, the close timeout.
+            if act.closing {
+                return;
+            }
             if act.last_heard.elapsed() > timeout {
                 tracing::debug!(session = act.id.get(), "no pong within the client timeout");
                 ctx.stop();
@@ -443,6 +499,14 @@ impl<E: Endpoint> Actor for Session<E> {
             }
             ctx.ping(b"");
         });
+        if let Some(connection) = &self.connection {
+            let watch = watch_close(
+                self.outlet(),
+                Rc::downgrade(connection),
+                self.state.metrics.clone(),
+            );
+            actix::spawn(watch);
+        }
         self.schedule_expiry(ctx);
         self.schedule_recheck(ctx);
         if let Some(id) = self.user.as_ref().map(|u| u.id) {
@@ -461,6 +525,27 @@ impl<E: Endpoint> Actor for Session<E> {
                 .unsubscribe(&Topic::user(user.id), subscription);
         }
         E::closed(self);
+    }
+}
+
+/// Once the session takes no more frames (the hub asked it to close, or it
+/// stopped), it has [`CLOSE_TIMEOUT`] to end; a session still alive then is
+/// waiting for a client that does not answer, or is not polled at all
+/// because its client does not read, and its connection is reset. The
+/// session is then dropped, and leaves its rooms, at once.
+///
+/// This runs as a task of its own on the session's worker thread, not in
+/// the session's context, which is not polled while its client is stuck.
+async fn watch_close(outlet: Outlet, session: Weak<Connection>, metrics: Arc<Metrics>) {
+    outlet.ended().await;
+    if session.strong_count() == 0 {
+        return;
+    }
+    tokio::time::sleep(CLOSE_TIMEOUT).await;
+    if let Some(connection) = session.upgrade() {
+        tracing::info!("a close was not answered within the close timeout; connection reset");
+        metrics.close_timed_out();
+        connection.abort();
     }
 }
 
@@ -495,6 +580,9 @@ impl<E: Endpoint> StreamHandler<Delivery> for Session<E> {
 
 impl<E: Endpoint> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session<E> {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        if self.closing {
+            return Self::linger(msg, ctx);
+        }
         let msg = match msg {
             Ok(m) => m,
             Err(ws::ProtocolError::Overflow) => {

@@ -17,7 +17,8 @@ use crate::analytics::watching_totals_at;
 use crate::dns;
 use crate::dns_races::read_until;
 use crate::helpers::{
-    Backend, Client, Ending, HubProcess, KEY, TestApp, join_at, open_at, postgres_admin_url,
+    Backend, Client, Ending, HubProcess, KEY, TestApp, connect_at, join_at, open_at,
+    postgres_admin_url,
 };
 use crate::redis_server::RedisServer;
 
@@ -1003,4 +1004,172 @@ async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channel
             (now == baseline).then_some(()).ok_or(now)
         })
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_an_empty_room() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let room = "atrium";
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
+    let (mut alice_a, _, _) = cluster.join(0, room, alice).await;
+    let channel = format!("hub:room:{room}");
+    cluster.until_subscribed(&channel, 1).await;
+    let (mut bob_b, _, presence) = cluster.join(1, room, bob).await;
+    assert_eq!(listed(&presence), ["alice", "bob"]);
+    next_of(&mut alice_a, "presence.join", PATIENCE).await;
+    let hash = format!("hub:presence:{room}");
+    let mut redis = cluster.redis.client().await;
+    let entries: Vec<(String, String)> = cluster
+        .until("both entries shared", || async {
+            let entries: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(&hash)
+                .query_async(&mut cluster.redis.client().await)
+                .await
+                .unwrap();
+            (entries.len() == 2)
+                .then_some(entries.clone())
+                .ok_or(entries)
+        })
+        .await;
+
+    // The room's hash turns into a string: every read of it now fails
+    // (WRONGTYPE), as a read that times out does, while Redis is up. Then
+    // the link drops and comes back, and each room reads the presence again.
+    redis::pipe()
+        .atomic()
+        .del(&hash)
+        .set(&hash, "not a hash")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async::<i64>(&mut redis)
+        .await
+        .unwrap();
+    for node in [0, 1] {
+        cluster
+            .until(&format!("node {node} to fail a presence read"), || async {
+                let log = cluster.nodes[node].log.lock().unwrap();
+                log.iter()
+                    .any(|l| l.contains("reading presence failed"))
+                    .then_some(())
+                    .ok_or(())
+            })
+            .await;
+    }
+
+    // Nobody left: a joiner on each node sees both, and Bob's next message
+    // is the next thing Alice hears (no presence.leave before it), and the
+    // other way round.
+    let (_carol_a, _, presence) = cluster.join(0, room, carol).await;
+    assert_eq!(listed(&presence), ["alice", "bob", "carol"]);
+    assert_eq!(
+        next_of(&mut bob_b, "presence.join", PATIENCE).await["user"]["username"],
+        "carol"
+    );
+    bob_b.say("still here").await;
+    assert_eq!(bob_b.recv_within(PATIENCE).await["message"], "still here");
+    let next = alice_a.recv_within(PATIENCE).await;
+    let next = if next["type"] == "presence.join" {
+        alice_a.recv_within(PATIENCE).await
+    } else {
+        next
+    };
+    assert_eq!(next["message"], "still here", "{next}");
+    alice_a.say("me too").await;
+    assert_eq!(alice_a.recv_within(PATIENCE).await["message"], "me too");
+    let next = bob_b.recv_within(PATIENCE).await;
+    assert_eq!(next["message"], "me too", "{next}");
+
+    // Reads answer again: the retried read finds everyone still there.
+    let mut restore = redis::pipe();
+    restore.atomic().del(&hash);
+    for (field, shown) in &entries {
+        restore.hset(&hash, field, shown);
+    }
+    restore.query_async::<()>(&mut redis).await.unwrap();
+    bob_b.say("after").await;
+    let next = alice_a.recv_within(PATIENCE).await;
+    assert_eq!(next["message"], "after", "{next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_close_timeout() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // The client timeout stays the default (45 s): only the close timeout
+    // can let the member go in time.
+    let Some(cluster) = Cluster::start(&[("HUB_SEND_QUEUE_BYTES", "262144")]).await else {
+        return;
+    };
+    let room = "stalls";
+    let path = format!("/ws/chat/{room}/");
+    let request = format!("ws://127.0.0.1:{}{path}", cluster.port(0))
+        .into_client_request()
+        .unwrap();
+    let mut stuck = connect_at(cluster.port(0), request, Some(4096))
+        .await
+        .unwrap();
+    stuck.recv_type("chat.history").await;
+    let stuck_name = stuck.recv().await["members"][0]["username"].clone();
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), 1)
+        .await;
+    let (mut far, _, presence) = join_at(cluster.port(1), &path).await;
+    assert_eq!(presence["members"].as_array().unwrap().len(), 2);
+    let (mut sender, _, _) = join_at(cluster.port(0), &path).await;
+
+    // The sender's node writes to the stuck member until its buffers and
+    // queue are full, and drops it; the member on the other node keeps up.
+    let body = "y".repeat(4000);
+    let mut left = None;
+    let dropped_by = loop {
+        for _ in 0..64 {
+            sender.say(&body).await;
+            sender.recv_type("chat.message").await;
+            loop {
+                let frame = far.recv_within(PATIENCE).await;
+                match frame["type"].as_str() {
+                    Some("chat.message") => break,
+                    Some("presence.leave") => left = Some((frame, Instant::now())),
+                    _ => {}
+                }
+            }
+        }
+        let metrics = cluster.metrics(0).await;
+        if metrics
+            .lines()
+            .any(|l| l == "hub_slow_consumers_closed_total 1")
+        {
+            break Instant::now();
+        }
+    };
+    // The margin is for a loaded machine and the way over Redis; it is
+    // still far below the client timeout.
+    let bound = hub::ws::session::CLOSE_TIMEOUT + Duration::from_secs(6);
+    let (leave, at) = match left {
+        Some(seen) => seen,
+        None => {
+            let wait = (dropped_by + bound).saturating_duration_since(Instant::now());
+            (
+                next_of(&mut far, "presence.leave", wait).await,
+                Instant::now(),
+            )
+        }
+    };
+    assert_eq!(leave["user"]["username"], stuck_name);
+    assert!(
+        at.saturating_duration_since(dropped_by) <= bound,
+        "presence.leave reached the other node {:?} after the drop",
+        at.saturating_duration_since(dropped_by)
+    );
+    drop(stuck);
 }

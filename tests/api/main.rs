@@ -16,6 +16,7 @@ mod analytics;
 mod bench;
 mod chat;
 mod chat_rules;
+mod closes;
 mod cluster;
 mod django;
 mod dns;

@@ -252,40 +252,47 @@ async fn a_burst_of_logins_does_not_hold_the_connections_handshakes_need(backend
     );
 }
 
-/// The median time of `n` wrong logins for `username`.
-async fn median_login(app: &TestApp, username: &str, n: usize) -> Duration {
-    let mut times = Vec::with_capacity(n);
-    for _ in 0..n {
-        let started = Instant::now();
-        let (status, body) = post(
-            app,
-            "/api/token/",
-            json!({"username": username, "password": "not the password"}),
-        )
-        .await;
-        times.push(started.elapsed());
-        assert_eq!(status, 401, "{username}: {body}");
-    }
-    times.sort();
-    times[n / 2]
+/// How long one wrong login for `username` takes.
+async fn wrong_login(app: &TestApp, username: &str) -> Duration {
+    let started = Instant::now();
+    let (status, body) = post(
+        app,
+        "/api/token/",
+        json!({"username": username, "password": "not the password"}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 401, "{username}: {body}");
+    took
 }
 
 async fn every_failed_login_takes_as_long_as_a_wrong_password(backend: Backend) {
+    const KINDS: [&str; 4] = ["no-such-user", "unusable", "older", "inactive"];
     // Work large enough to dwarf the rest of a request's time.
     let app = TestApp::spawn_with(backend, &[("HUB_PASSWORD_ITERATIONS", "300000")]).await;
-    app.create_user_with_hash("current", false, &slow_hash(300_000));
+    for k in 0..KINDS.len() {
+        app.create_user_with_hash(&format!("current{k}"), false, &slow_hash(300_000));
+    }
     app.create_user("unusable", false);
     app.create_user_with_hash("older", false, &slow_hash(1000));
     app.create_user_with_hash("inactive", false, &slow_hash(300_000));
     app.cli(&["user", "set-active", "inactive", "false"]);
-    // Four each: under the five failures a username may have.
-    let reference = median_login(&app, "current", 4).await;
-    for username in ["no-such-user", "unusable", "older", "inactive"] {
-        let median = median_login(&app, username, 4).await;
-        let ratio = median.as_secs_f64() / reference.as_secs_f64();
+    for (k, username) in KINDS.iter().enumerate() {
+        // A wrong password for a current user, and this kind of failure,
+        // in turn: whatever else the machine is doing weighs on both alike.
+        // The fastest of each is the work a login cannot skip (load only
+        // adds to it). Three each: under the five failures a username may
+        // have, and 24 in all under the address's 30.
+        let reference_user = format!("current{k}");
+        let (mut reference, mut fastest) = (Duration::MAX, Duration::MAX);
+        for _ in 0..3 {
+            reference = reference.min(wrong_login(&app, &reference_user).await);
+            fastest = fastest.min(wrong_login(&app, username).await);
+        }
+        let ratio = fastest.as_secs_f64() / reference.as_secs_f64();
         assert!(
             (0.5..2.0).contains(&ratio),
-            "{username}: {median:?} against {reference:?} for a wrong password"
+            "{username}: {fastest:?} against {reference:?} for a wrong password"
         );
     }
 }
