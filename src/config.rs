@@ -238,6 +238,8 @@ pub struct Settings {
     /// `X-Forwarded-For` names the client; empty, the peer is the client.
     pub trusted_proxies: TrustedProxies,
     pub staff_rooms: BTreeSet<String>,
+    /// What a present but invalid token gets on a public chat room.
+    pub invalid_token: InvalidToken,
     pub password_iterations: u32,
     /// What the backend sends as `X-Hub-Ingest-Key` to post metric events.
     pub ingest_key: Option<Secret>,
@@ -320,6 +322,16 @@ impl Settings {
         let cors_allowed_origins = var("CORS_ALLOWED_ORIGINS").map(|v| comma_list(&v));
         let trusted_proxies =
             TrustedProxies::parse(&var("HUB_TRUSTED_PROXIES").unwrap_or_default())?;
+        let invalid_token = match var("HUB_INVALID_TOKEN").as_deref().map(str::trim) {
+            None | Some("guest") => InvalidToken::Guest,
+            Some("refuse") => InvalidToken::Refuse,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "HUB_INVALID_TOKEN",
+                    format!("'{other}' is neither guest nor refuse"),
+                ));
+            }
+        };
         let staff_rooms =
             comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
 
@@ -381,6 +393,7 @@ impl Settings {
             cors_allowed_origins,
             trusted_proxies,
             staff_rooms,
+            invalid_token,
             password_iterations: number(
                 &var,
                 "HUB_PASSWORD_ITERATIONS",
@@ -416,6 +429,17 @@ impl Settings {
     pub fn is_staff_room(&self, room: &str) -> bool {
         self.staff_rooms.contains(room)
     }
+}
+
+/// What a public chat room does with a token that is present but invalid
+/// (expired, badly signed, of an unknown or deactivated user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidToken {
+    /// Joins as a guest and is told why, as Django Channels' auth
+    /// middleware made such a client an anonymous user.
+    Guest,
+    /// Refuses the upgrade, as every other endpoint does.
+    Refuse,
 }
 
 /// Addresses and networks (`127.0.0.1`, `10.0.0.0/8`, `::1`) from

@@ -66,6 +66,20 @@ impl Refusal {
         }
     }
 
+    /// Whether the refusal is of the token or its user, which a public
+    /// room may answer by admitting a guest instead (`HUB_INVALID_TOKEN`);
+    /// never an origin, a staff room or an outage.
+    pub fn is_of_the_token(self) -> bool {
+        matches!(
+            self,
+            Self::TokenInvalid
+                | Self::TokenExpired
+                | Self::TokenNotAccess
+                | Self::UserNotFound
+                | Self::UserInactive
+        )
+    }
+
     pub fn status(self) -> Status {
         match self {
             Self::StaffOnly | Self::OriginNotAllowed => Status::Forbidden,

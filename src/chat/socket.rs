@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::frames::Who;
 use super::guests::GuestName;
 use super::room::{ChatServer, Join, Leave, PresenceFrames, Reshow, Say};
 use super::rooms::Rooms;
+use crate::auth::refusal::Refusal;
 use crate::db::users::User;
 use crate::names::RoomName;
 use crate::text;
@@ -26,6 +28,8 @@ pub struct Chat {
     who: Arc<Who>,
     /// A guest's name, held (unique) for as long as the socket lives.
     _guest: Option<GuestName>,
+    /// Why the token the client sent did not count, told first.
+    downgraded: Option<Refusal>,
     addr: Option<Addr<ChatServer>>,
 }
 
@@ -38,6 +42,7 @@ impl Chat {
         since: Option<i64>,
         presence: PresenceFrames,
         member: Result<&User, GuestName>,
+        downgraded: Option<Refusal>,
     ) -> Self {
         let (who, guest) = match member {
             Ok(user) => (who(user), None),
@@ -58,6 +63,7 @@ impl Chat {
             presence,
             who: Arc::new(who),
             _guest: guest,
+            downgraded,
             addr: None,
         }
     }
@@ -80,6 +86,17 @@ impl Endpoint for Chat {
     const NAME: &'static str = "chat";
 
     fn opened(session: &mut Session<Self>, ctx: &mut Ctx<Self>) {
+        if let Some(refusal) = session.endpoint.downgraded {
+            // Before anything else: a client that can refresh its token
+            // does so and comes back signed in; one that cannot chats on.
+            let frame = json!({
+                "type": "auth.guest",
+                "code": refusal.code(),
+                "detail": refusal.detail(),
+                "username": session.endpoint.who.username,
+            });
+            session.send(ctx, frame.to_string());
+        }
         let chat = &session.endpoint;
         let join = Join {
             room: chat.room.clone(),

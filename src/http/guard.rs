@@ -11,6 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use super::error::ApiError;
 use crate::auth::refusal::{Refusal, Status};
 use crate::auth::users::{self, Authenticated};
+use crate::config::InvalidToken;
 use crate::names::RoomName;
 use crate::state::AppState;
 
@@ -123,12 +124,15 @@ impl FromRequest for UserAccess {
 }
 
 /// The guard for `/ws/chat/{room}/`: guests may join public rooms; staff rooms
-/// need a staff user; a token that is present must be valid.
+/// need a staff user. A token that is present but invalid joins a public
+/// room as a guest (`HUB_INVALID_TOKEN=guest`, the default) or is refused.
 #[derive(Debug)]
 pub struct ChatAccess {
     pub room: RoomName,
     pub staff_room: bool,
     pub user: Option<Authenticated>,
+    /// Why a token that was sent did not count: the client is a guest.
+    pub downgraded: Option<Refusal>,
 }
 
 impl FromRequest for ChatAccess {
@@ -148,10 +152,17 @@ impl FromRequest for ChatAccess {
                 ));
             };
             let staff_room = state.settings.is_staff_room(room.as_str());
+            let as_guest = !staff_room && state.settings.invalid_token == InvalidToken::Guest;
             let checked = async {
-                let user = match precheck? {
-                    Some(token) => Some(authenticate(&state, &token).await?),
-                    None => None,
+                let (user, downgraded) = match precheck? {
+                    Some(token) => match authenticate(&state, &token).await {
+                        Ok(user) => (Some(user), None),
+                        Err(refusal) if as_guest && refusal.is_of_the_token() => {
+                            (None, Some(refusal))
+                        }
+                        Err(refusal) => return Err(refusal),
+                    },
+                    None => (None, None),
                 };
                 if staff_room && !user.as_ref().is_some_and(|a| a.user.is_staff) {
                     return Err(Refusal::StaffOnly);
@@ -160,6 +171,7 @@ impl FromRequest for ChatAccess {
                     room,
                     staff_room,
                     user,
+                    downgraded,
                 })
             };
             checked.await.map_err(|r| refuse(&state, r))

@@ -58,6 +58,7 @@ pub async fn chat(
         since,
         presence,
         member,
+        access.downgraded,
     );
     Session::new(state, access.user, chat)
         .start(&req, stream)
