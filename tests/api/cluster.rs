@@ -376,6 +376,10 @@ async fn count_until(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_order() {
     const PER_SENDER: usize = 300;
     let Some(cluster) = Cluster::start(&[]).await else {
@@ -484,6 +488,10 @@ async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_its_history() {
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
@@ -522,6 +530,10 @@ async fn a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_once() {
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
@@ -579,6 +591,10 @@ async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others() {
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
@@ -602,6 +618,10 @@ async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_keys_go() {
     const TTL_SECS: u64 = 3;
     let ttl = TTL_SECS.to_string();
@@ -690,6 +710,10 @@ async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_every_message_once() {
     const OUTAGE: Duration = Duration::from_secs(17);
     let Some(mut cluster) = Cluster::start(&[]).await else {
@@ -783,6 +807,10 @@ async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_ever
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
@@ -822,6 +850,10 @@ async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_others() {
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
@@ -867,6 +899,10 @@ async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_ot
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_order() {
     const ROUNDS: usize = 20;
     const EACH: usize = 50;
@@ -931,6 +967,10 @@ async fn dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_or
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every_node() {
     // Far beyond the test: only the bus can bring the news in time.
     let Some(cluster) = Cluster::start(&[("HUB_USER_RECHECK_SECS", "3600")]).await else {
@@ -954,6 +994,10 @@ async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channels() {
     const CYCLES: usize = 1000;
     const AT_ONCE: usize = 10;
@@ -1007,6 +1051,10 @@ async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_an_empty_room() {
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
@@ -1103,6 +1151,10 @@ async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_close_timeout() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     // The client timeout stays the default (45 s): only the close timeout

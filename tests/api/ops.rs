@@ -88,6 +88,10 @@ async fn a_bad_room_name_is_a_404_before_any_upgrade(backend: Backend) {
 
 /// PostgreSQL only: dropping the hub's database under it is a real outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    skip_postgres_tests,
+    ignore = "HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
 async fn a_lost_database_makes_readiness_and_user_handshakes_answer_503() {
     if crate::helpers::postgres_admin_url().is_none() {
         return;

@@ -230,6 +230,7 @@ fn free_port() -> u16 {
 /// The fixture itself: the server answers, dies with SIGKILL, and comes
 /// back on the same port empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(skip_cluster_tests, ignore = "redis-server is missing (README, Test)")]
 async fn the_test_redis_server_can_be_killed_and_started_again_on_its_port() {
     let Some(mut redis) = RedisServer::start().await else {
         return;
