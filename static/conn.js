@@ -140,6 +140,10 @@ export class Connection extends EventTarget {
   #timer = null;
   #refs = 0;
   #stopped = false;
+  // When this connection last renewed its token because the hub seated it
+  // as a guest: at most once a minute, so a token the hub keeps refusing
+  // leaves the page a guest rather than reconnecting in a loop.
+  #guestRenewedAt = 0;
   // Bumped by every start and stop: an opening that awaited a token refresh
   // meanwhile gives way to the newer one.
   #generation = 0;
@@ -234,12 +238,24 @@ export class Connection extends EventTarget {
       } catch {
         return;
       }
+      if (frame.type === "auth.guest") this.#seatedAsGuest();
       this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
     };
     socket.onclose = (ev) => {
       if (this.#socket === socket) this.#socket = null;
       this.#closed(ev);
     };
+  }
+
+  // The hub took the token this socket opened with as invalid (expired
+  // while the tab slept, or by a clock that runs behind) and seated it as
+  // a guest: renew the token and come back signed in.
+  #seatedAsGuest() {
+    if (!session.signedIn || Date.now() - this.#guestRenewedAt < 60000) return;
+    this.#guestRenewedAt = Date.now();
+    session.refresh().then(() => this.start(), () => {
+      // Refused: the session signed out, and the page stays a guest.
+    });
   }
 
   #closed({ code, reason }) {

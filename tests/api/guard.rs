@@ -14,7 +14,7 @@ on_both_backends!(
     user_id_may_be_a_string_or_a_number,
     the_staff_room_admits_staff_only,
     an_origin_outside_the_allowed_list_is_refused,
-    an_invalid_token_on_a_public_room_is_refused_not_made_a_guest,
+    an_invalid_token_on_a_public_room_is_refused_when_the_operator_asks,
 );
 
 fn sign(claims: serde_json::Value, alg: Algorithm, key: &str) -> String {
@@ -227,8 +227,8 @@ async fn an_origin_outside_the_allowed_list_is_refused(backend: Backend) {
         .await;
 }
 
-async fn an_invalid_token_on_a_public_room_is_refused_not_made_a_guest(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+async fn an_invalid_token_on_a_public_room_is_refused_when_the_operator_asks(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HUB_INVALID_TOKEN", "refuse")]).await;
     let refused = app
         .refused(app.request("/ws/chat/lobby/?token=garbage"))
         .await;

@@ -26,6 +26,7 @@ mod dns_rules;
 mod enforcement;
 mod first_run;
 mod guard;
+mod guests;
 mod http_edge;
 mod ingest;
 mod lifetime;

@@ -435,3 +435,58 @@ describe("a hub that restarts", () => {
     await context.close();
   });
 });
+
+describe("a page whose clock runs behind the hub's", () => {
+  let hub;
+  let browser;
+
+  before(async () => {
+    // Six-second tokens, and the default HUB_TOKEN_EXPIRY: an open socket
+    // outlives its token, so only a reconnect meets the expired one.
+    hub = new Hub({ JWT_ACCESS_TOKEN_LIFETIME: "0.1" });
+    hub.createUser("alice", PASSWORD);
+    await hub.serve();
+    browser = await launch();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await hub?.close();
+  });
+
+  test("a chat that reconnects with a token the hub takes as expired comes back signed in, not a guest", async () => {
+    const context = await browser.newContext();
+    // Ten minutes behind: the page believes its six-second token has ten
+    // minutes left, so it never renews it in time on its own.
+    await context.clock.install({ time: Date.now() - 600_000 });
+    const page = await open(context, hub, "/");
+    await signIn(page, "alice", PASSWORD);
+    await page.goto(`${hub.url}/chat.html#skew`);
+    await connected(page);
+    const seated = [];
+    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+      if (String(payload).includes('"auth.guest"')) seated.push(payload);
+    }));
+    await page.waitForTimeout(7000);
+    await hub.stop();
+    await page.locator("#conn-state[data-state=waiting]").waitFor({ timeout: WAIT });
+    await hub.serve();
+    // The reconnect with the expired token is seated as a guest and told
+    // why; the page renews its token and reconnects as alice.
+    const deadline = Date.now() + WAIT;
+    while (seated.length === 0) {
+      assert.ok(Date.now() < deadline, "the hub never seated the page as a guest");
+      await page.waitForTimeout(200);
+    }
+    assert.match(seated[0], /token_expired/);
+    await connected(page);
+    await page.fill("#message", "signed in again");
+    await page.press("#message", "Enter");
+    const mine = page.locator("#log .message").filter({ hasText: "signed in again" });
+    await mine.waitFor({ timeout: WAIT });
+    assert.equal(await mine.locator(".author").textContent(), "alice");
+    await screenshot(page, "chat-after-a-guest-seat");
+    checkPage(page);
+    await context.close();
+  });
+});
