@@ -1144,6 +1144,22 @@ mod tests {
         assert_eq!(field_of(cname), "name");
     }
 
+    /// A record already stored, untouched by the change.
+    fn stored(data: &RecordData) -> Entry<'_> {
+        Entry {
+            data,
+            changed: None,
+        }
+    }
+
+    /// A record the change at index `i` brings.
+    fn new(data: &RecordData, i: usize) -> Entry<'_> {
+        Entry {
+            data,
+            changed: Some(i),
+        }
+    }
+
     #[test]
     fn an_srv_target_may_be_the_root_for_no_service_here() {
         let srv = json!({"name": "_submission._tcp", "type": "SRV", "content": ".", "priority": 0, "weight": 0, "port": 0});
@@ -1184,14 +1200,6 @@ mod tests {
                 .iter()
                 .map(|(i, _)| *i)
                 .collect()
-        };
-        let stored = |data| Entry {
-            data,
-            changed: None,
-        };
-        let new = |data, i| Entry {
-            data,
-            changed: Some(i),
         };
         assert_eq!(blamed(&[stored(&c1), new(&chain, 0)]), [0]);
         assert_eq!(blamed(&[new(&selfish, 0)]), [0]);
@@ -1300,14 +1308,6 @@ mod tests {
         let www_a = data(a("www"));
         let www_cname = data(json!({"name": "www", "type": "CNAME", "content": "web"}));
         let mx = data(json!({"name": "@", "type": "MX", "content": "www", "priority": 1}));
-        let stored = |data| Entry {
-            data,
-            changed: None,
-        };
-        let new = |data, i| Entry {
-            data,
-            changed: Some(i),
-        };
         assert!(check_set(&origin, &[stored(&www_a), new(&mx, 0)]).is_empty());
         let blamed = check_set(&origin, &[stored(&www_a), new(&www_cname, 0)]);
         assert_eq!(
