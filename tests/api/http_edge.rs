@@ -232,8 +232,9 @@ async fn tokens_are_checked_at_the_socket_as_pyjwt_checks_them(backend: Backend)
         ("nbf in the future", claims(json!({"nbf": now + 600}))),
         ("a text iat", claims(json!({"iat": "now"}))),
     ] {
+        // A dashboard, which refuses what a public room seats as a guest.
         let refused = app
-            .refused(app.request(&format!("/ws/chat/lobby/?token={token}")))
+            .refused(app.request(&format!("/ws/analytics/?token={token}")))
             .await;
         assert_eq!(
             (refused.status, refused.code()),

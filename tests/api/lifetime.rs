@@ -55,10 +55,15 @@ async fn a_deactivated_user_is_closed_with_4003(backend: Backend) {
     c.silent_for(Duration::from_millis(1500)).await;
     app.cli(&["user", "set-active", "bob", "false"]);
     assert_eq!(c.ending(Duration::from_secs(5)).await, Ending::Closed(4003));
+    // Back again: refused where a user is needed, a guest in a public room.
     let refused = app
-        .refused(app.request(&format!("/ws/chat/lobby/?token={}", app.token(bob))))
+        .refused(app.request(&format!("/ws/analytics/?token={}", app.token(bob))))
         .await;
     assert_eq!(refused.code(), "user_inactive");
+    let mut back = app
+        .connect(&format!("/ws/chat/lobby/?token={}", app.token(bob)))
+        .await;
+    assert_eq!(back.recv().await["code"], "user_inactive");
 }
 
 async fn a_user_who_loses_staff_leaves_the_staff_room_with_4003(backend: Backend) {
