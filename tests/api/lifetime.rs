@@ -55,8 +55,10 @@ async fn a_deactivated_user_is_closed_with_4003(backend: Backend) {
     c.silent_for(Duration::from_millis(1500)).await;
     app.cli(&["user", "set-active", "bob", "false"]);
     assert_eq!(c.ending(Duration::from_secs(5)).await, Ending::Closed(4003));
+    // A public room would take the token's owner in as a guest
+    // (HUB_INVALID_TOKEN=guest); a dashboard refuses them.
     let refused = app
-        .refused(app.request(&format!("/ws/chat/lobby/?token={}", app.token(bob))))
+        .refused(app.request(&format!("/ws/analytics/?token={}", app.token(bob))))
         .await;
     assert_eq!(refused.code(), "user_inactive");
 }
