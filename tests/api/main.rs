@@ -35,3 +35,4 @@ mod ops;
 mod process;
 mod redis_server;
 mod token_api;
+mod token_expiry;
