@@ -186,6 +186,10 @@ pub struct Limits {
     pub send_queue_bytes: usize,
     pub history_len: usize,
     pub user_recheck: Duration,
+    /// The longest a socket stays open, its token or refreshes aside; it is
+    /// then closed with 1012 and the client reconnects with a token it has
+    /// now. `None`: no bound.
+    pub max_connection_age: Option<Duration>,
     /// Above this many members a room sends a member count instead of
     /// join/leave events, so presence never costs frames quadratic in size.
     pub presence_limit: usize,
@@ -240,6 +244,8 @@ pub struct Settings {
     pub staff_rooms: BTreeSet<String>,
     /// What a present but invalid token gets on a public chat room.
     pub invalid_token: InvalidToken,
+    /// What an open socket does when its access token expires.
+    pub token_expiry: TokenExpiry,
     pub password_iterations: u32,
     /// What the backend sends as `X-Hub-Ingest-Key` to post metric events.
     pub ingest_key: Option<Secret>,
@@ -332,6 +338,16 @@ impl Settings {
                 ));
             }
         };
+        let token_expiry = match var("HUB_TOKEN_EXPIRY").as_deref().map(str::trim) {
+            None | Some("keep") => TokenExpiry::Keep,
+            Some("close") => TokenExpiry::Close,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "HUB_TOKEN_EXPIRY",
+                    format!("'{other}' is neither keep nor close"),
+                ));
+            }
+        };
         let staff_rooms =
             comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
 
@@ -359,6 +375,18 @@ impl Settings {
                 60,
                 1..=86_400,
             )?),
+            // Seconds; a day by default, so no socket lives on the token of
+            // its handshake for longer, however long the tab stays open.
+            // `0` is no bound.
+            max_connection_age: match number(
+                &var,
+                "HUB_MAX_CONNECTION_AGE",
+                86_400,
+                0..=31_536_000,
+            )? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             presence_limit: number(&var, "HUB_PRESENCE_LIMIT", 100, 1..=1_000_000)?,
         };
 
@@ -394,6 +422,7 @@ impl Settings {
             trusted_proxies,
             staff_rooms,
             invalid_token,
+            token_expiry,
             password_iterations: number(
                 &var,
                 "HUB_PASSWORD_ITERATIONS",
@@ -440,6 +469,19 @@ pub enum InvalidToken {
     Guest,
     /// Refuses the upgrade, as every other endpoint does.
     Refuse,
+}
+
+/// What an open socket does when the access token it was opened (or last
+/// refreshed) with expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenExpiry {
+    /// Stays open, as under Django Channels, which checked the token once
+    /// at connect: clients that never send `auth.refresh` (and do not
+    /// reconnect on a close) keep working. The user is still re-checked,
+    /// and the maximum connection age still applies.
+    Keep,
+    /// Closes with 4001 at `exp` unless `auth.refresh` moved it.
+    Close,
 }
 
 /// Addresses and networks (`127.0.0.1`, `10.0.0.0/8`, `::1`) from
@@ -650,6 +692,32 @@ mod tests {
         assert_eq!(err.var, "HUB_RATE_BURST");
         let err = settings(&[("HUB_HEARTBEAT_SECS", "50")]).unwrap_err();
         assert_eq!(err.var, "HUB_CLIENT_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn token_expiry_keeps_sockets_open_for_a_day_by_default() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.token_expiry, TokenExpiry::Keep);
+        assert_eq!(
+            s.limits.max_connection_age,
+            Some(Duration::from_secs(86_400))
+        );
+        let s = settings(&[
+            ("HUB_TOKEN_EXPIRY", "close"),
+            ("HUB_MAX_CONNECTION_AGE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.token_expiry, TokenExpiry::Close);
+        assert_eq!(s.limits.max_connection_age, None);
+        for (var, bad) in [
+            ("HUB_TOKEN_EXPIRY", "drop"),
+            ("HUB_MAX_CONNECTION_AGE", "-1"),
+            ("HUB_MAX_CONNECTION_AGE", "1d"),
+        ] {
+            let err = settings(&[(var, bad)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.detail.contains(bad), "{err}");
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub enum CloseCode {
     TooLarge,
     /// 1011: something failed inside the hub.
     Internal,
-    /// 1012: the hub is restarting (drain).
+    /// 1012: reconnect: the hub is restarting (drain), or the connection
+    /// reached its maximum age.
     Restart,
     /// 1013: overloaded, or too slow to read its frames.
     TryAgainLater,

@@ -1,8 +1,8 @@
 //! The session: one actix actor per socket, created only after the guard has
 //! passed. It owns everything a socket must bound or watch — frame size,
 //! fragments ([`super::fragments`]), rate ([`super::rate`]), heartbeat, token
-//! expiry, the user's flags — and hands the requests it does not handle
-//! itself to its [`Endpoint`].
+//! expiry (`HUB_TOKEN_EXPIRY`), its age, the user's flags — and hands the
+//! requests it does not handle itself to its [`Endpoint`].
 //!
 //! Where it runs: on the HTTP worker thread that accepted the connection.
 //! Broadcasters run elsewhere and reach it only through its outbox.
@@ -22,7 +22,7 @@ use crate::auth::jwt::TokenKind;
 use crate::auth::refusal::Refusal;
 use crate::auth::users::{self, Authenticated};
 use crate::bus::{Arrived, SubscriptionId, Topic};
-use crate::config::Settings;
+use crate::config::{Settings, TokenExpiry};
 use crate::db::users::User;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -279,14 +279,22 @@ impl<E: Endpoint> Session<E> {
         }
     }
 
+    /// Whether the token's expiry closes this socket: only with
+    /// `HUB_TOKEN_EXPIRY=close`; kept, the token authenticated the
+    /// connection when it opened and the re-check watches the user since.
+    fn expiry_closes(&self) -> bool {
+        self.state.settings.token_expiry == TokenExpiry::Close
+    }
+
     fn expired(&self) -> bool {
-        self.expires.is_some_and(|at| SystemTime::now() >= at)
+        self.expiry_closes() && self.expires.is_some_and(|at| SystemTime::now() >= at)
     }
 
     /// One complete message from the client, in the order it was sent.
     fn on_message(&mut self, message: Message, ctx: &mut Ctx<E>) {
-        // A token past its `exp` speaks no more, even if its timer has not
-        // fired yet: nothing is stored or refreshed after expiry.
+        // Where expiry closes the socket, a token past its `exp` speaks no
+        // more, even if its timer has not fired yet: nothing is stored or
+        // refreshed after expiry.
         if self.expired() {
             return Self::close(ctx, CloseCode::TokenExpired, "access token expired");
         }
@@ -388,8 +396,11 @@ impl<E: Endpoint> Session<E> {
     }
 
     /// Closes with 4001 at the token's expiry, to the millisecond, unless a
-    /// refresh moves it.
+    /// refresh moves it; nothing when expiry does not close the socket.
     fn schedule_expiry(&mut self, ctx: &mut Ctx<E>) {
+        if !self.expiry_closes() {
+            return;
+        }
         if let Some(handle) = self.expiry.take() {
             ctx.cancel_future(handle);
         }
@@ -400,6 +411,20 @@ impl<E: Endpoint> Session<E> {
             self.expiry = Some(ctx.run_later(left, |_, ctx| {
                 Self::close(ctx, CloseCode::TokenExpired, "access token expired");
             }));
+        }
+    }
+
+    /// Closes with 1012 (reconnect) at the maximum connection age, so no
+    /// socket lives on the authentication of its handshake forever. The age
+    /// is jittered down to nine tenths: sockets opened together (a fleet
+    /// back after a restart) are not all closed, and do not all reconnect,
+    /// at once.
+    fn schedule_max_age(&self, ctx: &mut Ctx<E>) {
+        if let Some(age) = self.state.settings.limits.max_connection_age {
+            let at = age.mul_f64(rand::random_range(0.9..=1.0));
+            ctx.run_later(at, |_, ctx| {
+                Self::close(ctx, CloseCode::Restart, "maximum connection age; reconnect");
+            });
         }
     }
 
@@ -509,6 +534,7 @@ impl<E: Endpoint> Actor for Session<E> {
         }
         self.schedule_expiry(ctx);
         self.schedule_recheck(ctx);
+        self.schedule_max_age(ctx);
         if let Some(id) = self.user.as_ref().map(|u| u.id) {
             let topic = Topic::user(id);
             self.user_topic = Some(self.state.bus.subscribe(&topic, ctx.address().recipient()));

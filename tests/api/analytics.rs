@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, Client, TestApp, open_at};
 use crate::on_both_backends;
 
-const INGEST_KEY: &str = "ingest-key-for-tests";
+pub(crate) const INGEST_KEY: &str = "ingest-key-for-tests";
 
 on_both_backends!(
     a_dashboard_gets_its_snapshot_then_coalesced_updates_of_its_own_metrics,
@@ -18,11 +18,11 @@ on_both_backends!(
     a_dashboard_ends_on_the_stored_value_whatever_order_racing_ingests_arrive_in,
 );
 
-async fn spawn(backend: Backend) -> TestApp {
+pub(crate) async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, &[]).await
 }
 
-async fn spawn_with(backend: Backend, more: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn spawn_with(backend: Backend, more: &[(&str, &str)]) -> TestApp {
     let mut settings = vec![
         ("HUB_INGEST_KEY", INGEST_KEY),
         ("HUB_ANALYTICS_INTERVAL_MS", "300"),
@@ -59,7 +59,7 @@ pub(crate) async fn watching_totals_at(port: u16, token: &str) -> (Client, Value
     (dash, totals)
 }
 
-async fn ingest(app: &TestApp, body: Value) -> (u16, Value) {
+pub(crate) async fn ingest(app: &TestApp, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(app.http("/api/analytics/events"))
         .header("x-hub-ingest-key", INGEST_KEY)

@@ -136,7 +136,11 @@ async fn a_client_still_sending_after_an_oversized_frame_gets_the_1009_every_tim
 async fn a_client_still_sending_when_its_token_expires_gets_the_4001_every_time(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
-        &[("HUB_RATE_PER_SEC", "100000"), ("HUB_RATE_BURST", "100000")],
+        &[
+            ("HUB_TOKEN_EXPIRY", "close"),
+            ("HUB_RATE_PER_SEC", "100000"),
+            ("HUB_RATE_BURST", "100000"),
+        ],
     )
     .await;
     let alice = app.create_user("alice", false);

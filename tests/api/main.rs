@@ -36,3 +36,4 @@ mod ops;
 mod process;
 mod redis_server;
 mod token_api;
+mod token_expiry;

@@ -326,7 +326,7 @@ describe("a hub with short-lived access tokens", () => {
 
   before(async () => {
     // Six seconds: the test sees several expiries in well under a minute.
-    hub = new Hub({ JWT_ACCESS_TOKEN_LIFETIME: "0.1" });
+    hub = new Hub({ JWT_ACCESS_TOKEN_LIFETIME: "0.1", HUB_TOKEN_EXPIRY: "close" });
     alice = hub.createUser("alice", PASSWORD);
     await hub.serve();
     browser = await launch();
