@@ -94,6 +94,24 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_exactly_the_limit_passes_and_every_byte_past_it_counts() {
+        // Exactly the limit, over fragments: whole.
+        let mut r = Reassembly::new(4);
+        r.push(Item::FirstText(b("ab"))).unwrap();
+        assert_eq!(
+            r.push(Item::Last(b("cd"))),
+            Ok(Some(Message::Text("abcd".into())))
+        );
+        // Bytes add up across fragments, an empty first one included.
+        let mut r = Reassembly::new(4);
+        r.push(Item::FirstText(b(""))).unwrap();
+        assert_eq!(r.push(Item::Last(b("abcde"))), Err(FragmentError::TooLarge));
+        let mut r = Reassembly::new(4);
+        r.push(Item::FirstText(b("a"))).unwrap();
+        assert_eq!(r.push(Item::Last(b("bcde"))), Err(FragmentError::TooLarge));
+    }
+
+    #[test]
     fn out_of_order_oversized_and_broken_utf8_are_errors() {
         let mut r = Reassembly::new(4);
         assert_eq!(
