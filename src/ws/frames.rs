@@ -203,6 +203,13 @@ mod tests {
             parse_envelope(&long).unwrap_err().bad.code,
             ErrorCode::Validation
         );
+        // A ref of exactly the limit, counted in characters, is kept.
+        let longest = "é".repeat(MAX_REF_CHARS);
+        let at_limit = format!(r#"{{"type":"x","ref":"{longest}"}}"#);
+        assert_eq!(
+            parse_envelope(&at_limit).unwrap().reference,
+            Some(Ref::Text(longest))
+        );
         let ok = parse_envelope(r#"{"type":"chat.message","ref":7,"message":"hi"}"#).unwrap();
         assert_eq!(ok.kind.as_deref(), Some("chat.message"));
         assert_eq!(ok.reference, Some(Ref::Number(7)));
