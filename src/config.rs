@@ -328,26 +328,19 @@ impl Settings {
         let cors_allowed_origins = var("CORS_ALLOWED_ORIGINS").map(|v| comma_list(&v));
         let trusted_proxies =
             TrustedProxies::parse(&var("HUB_TRUSTED_PROXIES").unwrap_or_default())?;
-        let invalid_token = match var("HUB_INVALID_TOKEN").as_deref().map(str::trim) {
-            None | Some("guest") => InvalidToken::Guest,
-            Some("refuse") => InvalidToken::Refuse,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "HUB_INVALID_TOKEN",
-                    format!("'{other}' is neither guest nor refuse"),
-                ));
-            }
-        };
-        let token_expiry = match var("HUB_TOKEN_EXPIRY").as_deref().map(str::trim) {
-            None | Some("keep") => TokenExpiry::Keep,
-            Some("close") => TokenExpiry::Close,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "HUB_TOKEN_EXPIRY",
-                    format!("'{other}' is neither keep nor close"),
-                ));
-            }
-        };
+        let invalid_token = choice(
+            &var,
+            "HUB_INVALID_TOKEN",
+            [
+                ("guest", InvalidToken::Guest),
+                ("refuse", InvalidToken::Refuse),
+            ],
+        )?;
+        let token_expiry = choice(
+            &var,
+            "HUB_TOKEN_EXPIRY",
+            [("keep", TokenExpiry::Keep), ("close", TokenExpiry::Close)],
+        )?;
         let staff_rooms =
             comma_list(&var("HUB_STAFF_ROOMS").unwrap_or_else(|| "management".into()));
 
@@ -510,6 +503,23 @@ impl TrustedProxies {
 
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// A setting that names one of two choices; unset, the first.
+fn choice<T: Copy>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    [(first, default), (second, other)]: [(&str, T); 2],
+) -> Result<T, ConfigError> {
+    match var(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some(v) if v == first => Ok(default),
+        Some(v) if v == second => Ok(other),
+        Some(v) => Err(ConfigError::new(
+            name,
+            format!("'{v}' is neither {first} nor {second}"),
+        )),
     }
 }
 

@@ -86,8 +86,8 @@ pub struct Publish {
 #[derive(Serialize, Deserialize)]
 struct Carried {
     zone: String,
-    previous: Option<i64>,
-    serial: Option<i64>,
+    #[serde(flatten)]
+    place: Place,
     frame: String,
 }
 
@@ -260,8 +260,7 @@ impl Handler<Publish> for DnsBroadcaster {
     fn handle(&mut self, publish: Publish, _: &mut Self::Context) {
         let carried = Carried {
             zone: publish.zone,
-            previous: publish.place.previous,
-            serial: publish.place.serial,
+            place: publish.place,
             frame: publish.frame,
         };
         let payload = serde_json::to_vec(&carried).expect("plain data serialises");
@@ -333,18 +332,14 @@ impl Handler<Arrived> for DnsBroadcaster {
             return;
         };
         let key = (arrived.topic, carried.zone.clone());
-        let place = Place {
-            previous: carried.previous,
-            serial: carried.serial,
-        };
         let steps = self
             .order
-            .arrive(&key, place, carried.frame.into(), Instant::now());
+            .arrive(&key, carried.place, carried.frame.into(), Instant::now());
         if steps.started_waiting {
             self.check_back(key.clone(), ctx);
         }
         if let Some(serials) = &mut self.serials {
-            match carried.serial {
+            match carried.place.serial {
                 Some(serial) => {
                     let known = serials.entry(carried.zone).or_insert(serial);
                     *known = (*known).max(serial);

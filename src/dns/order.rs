@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 /// How long a push waits for the one before it.
 pub const HOLD: Duration = Duration::from_secs(2);
 
@@ -22,7 +24,7 @@ pub const HOLD: Duration = Duration::from_secs(2);
 const RECENT: usize = 64;
 
 /// What one push says about where it stands in its zone's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
     /// The zone's serial before the change; `None` for a zone just made,
     /// which starts a history afresh.
@@ -118,14 +120,13 @@ impl<K: Hash + Eq + Clone, F> Sequencer<K, F> {
             .streams
             .entry(key.clone())
             .or_insert_with(|| Stream::new(previous));
-        let mut started_waiting = false;
+        let was_waiting = stream.waiting_since.is_some();
         if serial <= stream.last {
             if !stream.recent.contains(&serial) {
                 steps.push(Step::Resync);
             }
         } else if previous > stream.last {
             stream.held.insert(previous, (serial, frame));
-            started_waiting = stream.waiting_since.is_none();
             stream.waiting_since.get_or_insert(now);
         } else {
             stream.pass(serial, frame, &mut steps);
@@ -141,11 +142,12 @@ impl<K: Hash + Eq + Clone, F> Sequencer<K, F> {
                 steps.push(Step::Resync);
             }
             stream.waiting_since = (!stream.held.is_empty()).then_some(now);
-            started_waiting = stream.waiting_since.is_some();
         }
+        // A wait already under way has its check-back pending, which looks
+        // again while the stream still waits.
         Steps {
             steps,
-            started_waiting,
+            started_waiting: !was_waiting && stream.waiting_since.is_some(),
         }
     }
 

@@ -157,7 +157,7 @@ struct BatchRequest {
 }
 
 /// A `dns.result` frame: `body`'s fields with the type and the `ref`.
-fn result(reference: Option<&Ref>, body: Value) -> String {
+fn result(reference: Option<&Ref>, body: Value) -> Value {
     let mut frame = json!({"type": "dns.result"});
     if let Some(reference) = reference {
         frame["ref"] = json!(reference);
@@ -165,7 +165,7 @@ fn result(reference: Option<&Ref>, body: Value) -> String {
     if let (Value::Object(frame), Value::Object(body)) = (&mut frame, body) {
         frame.extend(body);
     }
-    frame.to_string()
+    frame
 }
 
 /// How a refusal is told: one failure with its `field`, or for a batch
@@ -249,25 +249,26 @@ fn invalid(reference: Option<&Ref>, errors: &Failures, blame: Blame) -> String {
 /// change's reply leaves out its `records` (the change is applied, and
 /// pushed); any other reply (a listing or export of a zone far above the
 /// usual size) becomes a `too_large` error that says so.
-fn within_budget(reference: Option<&Ref>, mut body: Value, budget: usize) -> String {
-    let frame = result(reference, body.clone());
-    if frame.len() <= budget {
-        return frame;
+fn within_budget(reference: Option<&Ref>, body: Value, budget: usize) -> String {
+    let mut frame = result(reference, body);
+    let text = frame.to_string();
+    if text.len() <= budget {
+        return text;
     }
     // A change's reply is the one that carries a `count` beside its records.
-    if let Some(fields) = body.as_object_mut()
+    if let Some(fields) = frame.as_object_mut()
         && fields.contains_key("count")
         && fields.remove("records").is_some()
     {
         fields.insert("records_omitted".into(), true.into());
-        let frame = result(reference, body);
-        if frame.len() <= budget {
-            return frame;
+        let shorter = frame.to_string();
+        if shorter.len() <= budget {
+            return shorter;
         }
     }
     let detail = format!(
         "the reply would be {} bytes, over this socket's {budget} (HUB_SEND_QUEUE_BYTES)",
-        frame.len()
+        text.len()
     );
     frames::error(reference, ErrorCode::TooLarge, &detail)
 }
@@ -305,13 +306,21 @@ fn changed(by: &User, applied: &Applied, budget: usize) -> Publish {
     }
 }
 
-/// Hands a committed change to the broadcaster from the thread that
-/// committed it, the moment it is committed: it reaches the panels even
-/// when the socket that made it has closed meanwhile, and changes to one
-/// zone leave in nearly the order they committed (the broadcaster puts
-/// any that cross back in order).
-fn published(broadcaster: &Addr<DnsBroadcaster>, change: Publish) {
-    broadcaster.do_send(change);
+/// Hands what a committed request changed (`push` says what, if
+/// anything) to the broadcaster from the thread that committed it, the
+/// moment it is committed: it reaches the panels even when the socket that
+/// made it has closed meanwhile, and changes to one zone leave in nearly
+/// the order they committed (the broadcaster puts any that cross back in
+/// order). A refusal pushes nothing.
+fn published<T>(
+    broadcaster: &Addr<DnsBroadcaster>,
+    outcome: Outcome<T>,
+    push: impl FnOnce(&T) -> Option<Publish>,
+) -> diesel::QueryResult<Outcome<T>> {
+    if let Some(change) = outcome.as_ref().ok().and_then(push) {
+        broadcaster.do_send(change);
+    }
+    Ok(outcome)
 }
 
 /// A zone made (a history starting at its serial) or deleted (one ending).
@@ -387,14 +396,10 @@ impl Dns {
             reference,
             (blame, "zone or record"),
             move |conn, user| {
-                let outcome = work(conn, user)?;
                 // An update or import that matched the zone changed nothing.
-                if let Ok(applied) = outcome.as_ref()
-                    && !applied.done.is_empty()
-                {
-                    published(&broadcaster, changed(user, applied, budget));
-                }
-                Ok(outcome)
+                published(&broadcaster, work(conn, user)?, |applied| {
+                    (!applied.done.is_empty()).then(|| changed(user, applied, budget))
+                })
             },
             move |_, applied| body(&applied),
         );
@@ -572,10 +577,9 @@ impl Endpoint for Dns {
                     single,
                     move |conn, _| {
                         let outcome = zone::create_zone(conn, &origin, owner, limits.max_zones)?;
-                        if let Ok(zone) = outcome.as_ref() {
-                            published(&broadcaster, zone_event("dns.zone.created", zone, true));
-                        }
-                        Ok(outcome)
+                        published(&broadcaster, outcome, |zone| {
+                            Some(zone_event("dns.zone.created", zone, true))
+                        })
                     },
                     |_, zone| json!({ "zone": zone }),
                 );
@@ -595,10 +599,9 @@ impl Endpoint for Dns {
                     single,
                     move |conn, user| {
                         let outcome = zone::delete_zone(conn, user, zone.as_str(), req.serial)?;
-                        if let Ok(zone) = outcome.as_ref() {
-                            published(&broadcaster, zone_event("dns.zone.deleted", zone, false));
-                        }
-                        Ok(outcome)
+                        published(&broadcaster, outcome, |zone| {
+                            Some(zone_event("dns.zone.deleted", zone, false))
+                        })
                     },
                     |_, zone| json!({ "zone": zone }),
                 );

@@ -503,24 +503,6 @@ pub fn apply(
         let records = store::records(conn, zone.id)?;
         let plans = plan(&origin, &records, changes(&records), max_records)?;
         let previous_serial = zone.serial;
-        // Nothing to change leaves the zone, its serial and its history
-        // as they were, and nothing is pushed.
-        if plans.iter().all(|p| matches!(p, Plan::Keep(_))) {
-            let records = plans
-                .iter()
-                .filter_map(|p| match p {
-                    Plan::Keep(r) => Some(RecordView::new(&origin, r)),
-                    _ => None,
-                })
-                .collect();
-            return Ok(Applied {
-                zone: ZoneView::new((zone, owner_name)),
-                previous_serial,
-                done: Vec::new(),
-                records,
-            });
-        }
-        let serial = next_serial(zone.serial, now.date());
         let mut done = Vec::with_capacity(plans.len());
         let mut shown = Vec::with_capacity(plans.len());
         for plan in plans {
@@ -559,6 +541,17 @@ pub fn apply(
             shown.push(view.clone());
             done.push((action, was.map(|w| RecordView::new(&origin, &w)), view));
         }
+        // Nothing changed leaves the zone, its serial and its history as
+        // they were, and nothing is pushed.
+        if done.is_empty() {
+            return Ok(Applied {
+                zone: ZoneView::new((zone, owner_name)),
+                previous_serial,
+                done: Vec::new(),
+                records: shown,
+            });
+        }
+        let serial = next_serial(zone.serial, now.date());
         store::set_serial(conn, zone.id, serial)?;
         let history: Vec<NewChange> = done
             .iter()
