@@ -3,7 +3,7 @@
 //! a member that never reads is let go, from its room too, within the close
 //! timeout.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use hub::ws::session::CLOSE_TIMEOUT;
@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::helpers::{Backend, Client, Ending, TestApp, connect_at, join};
+use crate::helpers::{
+    Backend, Client, Ending, TestApp, WAIT, connect_at, flood_until_a_member_is_dropped, join,
+    leave_by,
+};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -196,47 +199,13 @@ async fn a_member_that_never_reads_leaves_the_room_within_the_close_timeout(back
     // The room writes to the stuck member until its socket buffers and then
     // its queue are full; the fan-out drops it then. The others read each
     // message, as healthy clients do.
-    let body = "y".repeat(4000);
-    let mut left = None;
-    let dropped_by = loop {
-        for _ in 0..64 {
-            sender.say(&body).await;
-            sender.recv_type("chat.message").await;
-            loop {
-                let frame = watcher.recv().await;
-                match frame["type"].as_str() {
-                    Some("chat.message") => break,
-                    Some("presence.leave") => left = Some((frame, Instant::now())),
-                    _ => {}
-                }
-            }
-        }
-        if app
-            .metrics()
-            .await
-            .lines()
-            .any(|l| l == "hub_slow_consumers_closed_total 1")
-        {
-            break Instant::now();
-        }
-    };
+    let (dropped_by, left) =
+        flood_until_a_member_is_dropped(&mut sender, &mut watcher, WAIT, app.port).await;
     // The member was dropped before `dropped_by`; its leave follows within
     // the close timeout. The margin is for a loaded machine, and is still
     // far below the client timeout.
     let bound = CLOSE_TIMEOUT + Duration::from_secs(6);
-    let (leave, at) = match left {
-        Some(seen) => seen,
-        None => {
-            let frame = loop {
-                let wait = (dropped_by + bound).saturating_duration_since(Instant::now());
-                let frame = watcher.recv_within(wait).await;
-                if frame["type"] == "presence.leave" {
-                    break frame;
-                }
-            };
-            (frame, Instant::now())
-        }
-    };
+    let (leave, at) = leave_by(&mut watcher, left, dropped_by + bound).await;
     assert_eq!(leave["user"]["username"], stuck_name);
     assert!(
         at.saturating_duration_since(dropped_by) <= bound,

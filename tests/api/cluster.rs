@@ -17,8 +17,8 @@ use crate::analytics::watching_totals_at;
 use crate::dns;
 use crate::dns_races::read_until;
 use crate::helpers::{
-    Backend, Client, Ending, HubProcess, KEY, TestApp, connect_at, join_at, open_at,
-    postgres_admin_url,
+    Backend, Client, Ending, HubProcess, KEY, TestApp, connect_at, flood_until_a_member_is_dropped,
+    join_at, leave_by, open_at, postgres_admin_url,
 };
 use crate::redis_server::RedisServer;
 
@@ -1181,42 +1181,12 @@ async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_clo
 
     // The sender's node writes to the stuck member until its buffers and
     // queue are full, and drops it; the member on the other node keeps up.
-    let body = "y".repeat(4000);
-    let mut left = None;
-    let dropped_by = loop {
-        for _ in 0..64 {
-            sender.say(&body).await;
-            sender.recv_type("chat.message").await;
-            loop {
-                let frame = far.recv_within(PATIENCE).await;
-                match frame["type"].as_str() {
-                    Some("chat.message") => break,
-                    Some("presence.leave") => left = Some((frame, Instant::now())),
-                    _ => {}
-                }
-            }
-        }
-        let metrics = cluster.metrics(0).await;
-        if metrics
-            .lines()
-            .any(|l| l == "hub_slow_consumers_closed_total 1")
-        {
-            break Instant::now();
-        }
-    };
+    let (dropped_by, left) =
+        flood_until_a_member_is_dropped(&mut sender, &mut far, PATIENCE, cluster.port(0)).await;
     // The margin is for a loaded machine and the way over Redis; it is
     // still far below the client timeout.
     let bound = hub::ws::session::CLOSE_TIMEOUT + Duration::from_secs(6);
-    let (leave, at) = match left {
-        Some(seen) => seen,
-        None => {
-            let wait = (dropped_by + bound).saturating_duration_since(Instant::now());
-            (
-                next_of(&mut far, "presence.leave", wait).await,
-                Instant::now(),
-            )
-        }
-    };
+    let (leave, at) = leave_by(&mut far, left, dropped_by + bound).await;
     assert_eq!(leave["user"]["username"], stuck_name);
     assert!(
         at.saturating_duration_since(dropped_by) <= bound,

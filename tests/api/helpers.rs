@@ -493,6 +493,70 @@ impl Client {
     }
 }
 
+/// A `presence.leave` a watcher read, and when.
+pub type Leave = (Value, std::time::Instant);
+
+/// Drops a member that never reads: `sender` says 4,000-byte messages,
+/// each read back by it and by `watcher` (each frame within `wait`), as
+/// healthy clients read, until the node at `node_port` counts one slow
+/// consumer closed. Returns when it was seen to, and the `presence.leave`
+/// the watcher read meanwhile, if any.
+pub async fn flood_until_a_member_is_dropped(
+    sender: &mut Client,
+    watcher: &mut Client,
+    wait: Duration,
+    node_port: u16,
+) -> (std::time::Instant, Option<Leave>) {
+    let body = "y".repeat(4000);
+    let mut left = None;
+    loop {
+        for _ in 0..64 {
+            sender.say(&body).await;
+            sender.recv_type("chat.message").await;
+            loop {
+                let frame = watcher.recv_within(wait).await;
+                match frame["type"].as_str() {
+                    Some("chat.message") => break,
+                    Some("presence.leave") => left = Some((frame, std::time::Instant::now())),
+                    _ => {}
+                }
+            }
+        }
+        let metrics = reqwest::get(format!("http://127.0.0.1:{node_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|l| l == "hub_slow_consumers_closed_total 1")
+        {
+            return (std::time::Instant::now(), left);
+        }
+    }
+}
+
+/// The `presence.leave` the watcher already read, or the next one it reads
+/// before `deadline`; with when it came.
+pub async fn leave_by(
+    watcher: &mut Client,
+    seen: Option<Leave>,
+    deadline: std::time::Instant,
+) -> Leave {
+    if let Some(seen) = seen {
+        return seen;
+    }
+    loop {
+        let frame = watcher
+            .recv_within(deadline.saturating_duration_since(std::time::Instant::now()))
+            .await;
+        if frame["type"] == "presence.leave" {
+            return (frame, std::time::Instant::now());
+        }
+    }
+}
+
 /// Opens a socket to a hub on `port`; `recv_buffer` shrinks the client's
 /// socket buffer, for slow-reader tests.
 pub async fn connect_at(
