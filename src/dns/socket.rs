@@ -13,10 +13,10 @@ use super::broadcaster::{Close, DnsBroadcaster, Open, Panel, Publish, Reflag};
 use super::master;
 use super::order::Place;
 use super::validate::{Failures, Invalid, Origin};
-use super::zone::{self, Applied, Change, Denied, Outcome, Who, ZoneView};
+use super::zone::{self, Action, Applied, Change, Denied, ImportMode, Outcome, Who, ZoneView};
 use crate::config::{DnsLimits, Settings};
 use crate::db::DbConnection;
-use crate::db::dns::ZoneKey;
+use crate::db::dns::{Record, ZoneKey};
 use crate::db::users::User;
 use crate::ws::close::CloseCode;
 use crate::ws::frames::{self, ErrorCode, Ref};
@@ -81,6 +81,10 @@ struct ImportRequest {
     zone: String,
     text: String,
     serial: i64,
+    /// `replace` when left out, as before modes existed.
+    mode: Option<ImportMode>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 #[derive(Deserialize)]
@@ -255,12 +259,15 @@ fn within_budget(reference: Option<&Ref>, body: Value, budget: usize) -> String 
     if text.len() <= budget {
         return text;
     }
-    // A change's reply is the one that carries a `count` beside its records.
+    // A change's reply (or an import's preview) is the one that carries a
+    // `count` beside its list.
     if let Some(fields) = frame.as_object_mut()
         && fields.contains_key("count")
-        && fields.remove("records").is_some()
+        && let Some(list) = ["records", "changes"]
+            .into_iter()
+            .find(|list| fields.remove(*list).is_some())
     {
-        fields.insert("records_omitted".into(), true.into());
+        fields.insert(format!("{list}_omitted"), true.into());
         let shorter = frame.to_string();
         if shorter.len() <= budget {
             return shorter;
@@ -455,6 +462,41 @@ fn changed_records(applied: &Applied) -> Value {
         "records": applied.records,
         "count": applied.records.len(),
         "serial": applied.zone.serial,
+    })
+}
+
+/// What an import would do (`dry_run`), change by change, with counts by
+/// action; a record it would create has no id or version yet, and an
+/// update shows the record it would replace as `old`.
+fn previewed(preview: &Applied) -> Value {
+    let count = |action| preview.done.iter().filter(|d| d.action == action).count();
+    let changes: Vec<Value> = preview
+        .done
+        .iter()
+        .map(|done| {
+            let mut record = json!(done.record);
+            if done.action == Action::Created
+                && let Some(fields) = record.as_object_mut()
+            {
+                fields.remove("id");
+                fields.remove("version");
+            }
+            let mut change = json!({"action": done.action, "record": record});
+            if let Some(old) = &done.old {
+                change["old"] = json!(old);
+            }
+            change
+        })
+        .collect();
+    json!({
+        "dry_run": true,
+        "zone": preview.zone,
+        "serial": preview.zone.serial,
+        "created": count(Action::Created),
+        "updated": count(Action::Updated),
+        "deleted": count(Action::Deleted),
+        "count": changes.len(),
+        "changes": changes,
     })
 }
 
@@ -739,6 +781,28 @@ impl Endpoint for Dns {
                     Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
                     Err(errors) => return session.send(ctx, invalid(r, &errors, Blame::ByLine)),
                 };
+                let mode = req.mode.unwrap_or(ImportMode::Replace);
+                let changes = move |stored: &[Record]| zone::import_changes(stored, &wanted, mode);
+                if req.dry_run {
+                    return Self::run(
+                        session,
+                        ctx,
+                        reference,
+                        (Blame::ByIndex, "zone or record"),
+                        move |conn, user| {
+                            let key = ZoneKey::Name(zone.as_str());
+                            zone::preview(
+                                conn,
+                                user,
+                                key,
+                                Some(req.serial),
+                                limits.max_records,
+                                changes,
+                            )
+                        },
+                        |_, preview| previewed(&preview),
+                    );
+                }
                 Self::change(
                     session,
                     ctx,
@@ -752,7 +816,7 @@ impl Endpoint for Dns {
                             key,
                             Some(req.serial),
                             limits.max_records,
-                            |stored| zone::replace_with(stored, &wanted),
+                            changes,
                         )
                     },
                     changed_records,

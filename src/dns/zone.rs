@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, NaiveDate, Utc};
 use diesel::Connection;
 use diesel::result::Error as DieselError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::master;
@@ -317,6 +317,10 @@ impl Action {
 pub struct Done {
     pub action: Action,
     pub record: RecordView,
+    /// What an update replaced, for a preview; pushes carry only the
+    /// record as the change left it.
+    #[serde(skip)]
+    pub old: Option<RecordView>,
 }
 
 /// Changes applied to one zone, its serial bumped once (or not at all,
@@ -571,7 +575,11 @@ pub fn apply(
         let zone = ZoneView::new((Zone { serial, ..zone }, owner_name));
         let done = done
             .into_iter()
-            .map(|(action, _, record)| Done { action, record })
+            .map(|(action, old, record)| Done {
+                action,
+                record,
+                old: (action == Action::Updated).then_some(old).flatten(),
+            })
             .collect();
         Ok(Applied {
             zone,
@@ -597,10 +605,22 @@ pub fn export(
     })
 }
 
-/// The changes that make a zone hold exactly `wanted` (an imported file):
-/// records already there as they are stay untouched, those that differ
-/// only in TTL or comment are updated, the rest deleted or created.
-pub fn replace_with(records: &[Record], wanted: &[RecordData]) -> Vec<Change> {
+/// How an imported file meets the records already in the zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportMode {
+    /// The file's records are added, or update those already there;
+    /// nothing is deleted.
+    Merge,
+    /// The zone then holds exactly the file's records.
+    Replace,
+}
+
+/// The changes an imported file (`wanted`) makes: a record already there
+/// as it is stays untouched, one that differs only in TTL or comment is
+/// updated, the rest of the file is created, and with
+/// [`ImportMode::Replace`] what the file does not hold is deleted.
+pub fn import_changes(records: &[Record], wanted: &[RecordData], mode: ImportMode) -> Vec<Change> {
     let same = |a: &RecordData, b: &RecordData| {
         (&a.name, &a.kind, &a.content, a.priority, a.weight, a.port)
             == (&b.name, &b.kind, &b.content, b.priority, b.weight, b.port)
@@ -624,16 +644,56 @@ pub fn replace_with(records: &[Record], wanted: &[RecordData]) -> Vec<Change> {
             None => changes.push(Change::Create(Value::Object(as_sent(data)))),
         }
     }
-    changes.extend(
-        records
-            .iter()
-            .filter(|r| !kept.contains(&r.id))
-            .map(|r| Change::Delete {
-                id: r.id,
-                version: None,
-            }),
-    );
+    if mode == ImportMode::Replace {
+        changes.extend(
+            records
+                .iter()
+                .filter(|r| !kept.contains(&r.id))
+                .map(|r| Change::Delete {
+                    id: r.id,
+                    version: None,
+                }),
+        );
+    }
     changes
+}
+
+/// What [`apply`] would do, found by applying the changes and rolling
+/// them back: the same checks, the same conflicts, nothing kept, nothing
+/// pushed. The zone's serial is the one it still has.
+pub fn preview(
+    conn: &mut DbConnection,
+    user: &User,
+    key: ZoneKey<'_>,
+    serial: Option<i64>,
+    max_records: usize,
+    changes: impl FnOnce(&[Record]) -> Vec<Change>,
+) -> diesel::QueryResult<Outcome<Applied>> {
+    /// Carries the outcome out of the transaction that undoes it.
+    enum Undone {
+        Db(DieselError),
+        Outcome(Box<Outcome<Applied>>),
+    }
+    impl From<DieselError> for Undone {
+        fn from(err: DieselError) -> Self {
+            Self::Db(err)
+        }
+    }
+    let undone = conn.transaction::<std::convert::Infallible, Undone, _>(|conn| {
+        let outcome = apply(conn, user, key, serial, max_records, changes)?;
+        Err(Undone::Outcome(Box::new(outcome)))
+    });
+    match undone {
+        Err(Undone::Outcome(outcome)) => Ok(outcome.map(|applied| Applied {
+            zone: ZoneView {
+                serial: applied.previous_serial,
+                ..applied.zone
+            },
+            ..applied
+        })),
+        Err(Undone::Db(err)) => Err(err),
+        Ok(never) => match never {},
+    }
 }
 
 /// Entries in one page of history, by default and at most.
@@ -708,8 +768,16 @@ mod tests {
         }
     }
 
+    fn summary_of(change: &Change) -> String {
+        match change {
+            Change::Create(sent) => format!("create {}", sent["name"]),
+            Change::Update { id, record, .. } => format!("update {id} ttl {}", record["ttl"]),
+            Change::Delete { id, .. } => format!("delete {id}"),
+        }
+    }
+
     #[test]
-    fn replacing_keeps_what_is_already_there_and_changes_only_the_rest() {
+    fn importing_keeps_what_is_already_there_and_changes_only_the_rest() {
         let stored: Vec<Record> = [
             data("same", "192.0.2.1", 300),
             data("ttl", "192.0.2.2", 300),
@@ -729,16 +797,18 @@ mod tests {
             data("ttl", "192.0.2.2", 600),
             data("new", "192.0.2.4", 300),
         ];
-        let changes = replace_with(&stored, &wanted);
-        let summary: Vec<String> = changes
-            .iter()
-            .map(|c| match c {
-                Change::Create(sent) => format!("create {}", sent["name"]),
-                Change::Update { id, record, .. } => format!("update {id} ttl {}", record["ttl"]),
-                Change::Delete { id, .. } => format!("delete {id}"),
-            })
-            .collect();
+        let changes = import_changes(&stored, &wanted, ImportMode::Replace);
+        let summary: Vec<String> = changes.iter().map(summary_of).collect();
         assert_eq!(summary, ["update 2 ttl 600", "create \"new\"", "delete 3"]);
+        let merged: Vec<String> = import_changes(&stored, &wanted, ImportMode::Merge)
+            .iter()
+            .map(summary_of)
+            .collect();
+        assert_eq!(
+            merged,
+            ["update 2 ttl 600", "create \"new\""],
+            "a merge deletes nothing"
+        );
     }
 
     #[test]

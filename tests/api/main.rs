@@ -20,6 +20,7 @@ mod closes;
 mod cluster;
 mod django;
 mod dns;
+mod dns_import;
 mod dns_limits;
 mod dns_races;
 mod dns_rules;
