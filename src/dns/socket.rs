@@ -592,7 +592,12 @@ impl Endpoint for Dns {
                 reference,
                 single,
                 |conn, user| zone::zones(conn, user).map(Ok),
-                |_, zones| json!({ "zones": zones }),
+                // Whether the list is every customer's, for the panel to
+                // show owners.
+                |act, zones| {
+                    let staff = act.user.as_ref().is_some_and(|u| u.is_staff);
+                    json!({ "zones": zones, "staff": staff })
+                },
             ),
             Some("dns.zone.create") => {
                 let Some(req) = body::<ZoneCreate>(session, ctx, &request) else {
