@@ -140,10 +140,10 @@ async function openZone(name) {
     $("history-end").textContent = "";
     hidePreview();
     clearUndo();
+    resetForm();
   }
   zone = name;
   records = new Map();
-  resetForm();
   renderRecords();
   $("delete-zone").hidden = !name;
   $("delete-zone-confirm").hidden = true;
@@ -418,7 +418,8 @@ function askDelete(record) {
   confirming = record.id;
   if (editing) resetForm();
   renderRecords();
-  document.querySelector("#records .confirm-row button")?.focus();
+  // Focus on keeping it: a second Enter must not delete.
+  document.querySelector("#records .confirm-row button.quiet")?.focus();
 }
 
 async function remove(record) {
@@ -612,6 +613,8 @@ async function applyImport() {
   try {
     const answer = await request({ type: "dns.import", zone, text, serial: preview.serial, mode });
     hidePreview();
+    // The next import starts from the safe choice again.
+    $("import").querySelector("input[name=mode][value=merge]").checked = true;
     for (const r of answer.records ?? []) remember(r);
     serial = answer.serial;
     await openZone(zone);
