@@ -65,7 +65,7 @@ area() {
         ;;
     dns)
         run_area dns src/dns/validate.rs src/dns/zone.rs -- \
-            dns:: dns_rules:: dns_races:: dns_limits::
+            dns:: dns_rules:: dns_races:: dns_limits:: dns_import::
         ;;
     *)
         echo "unknown area '$1': ws, auth, chat, dns or all" >&2
