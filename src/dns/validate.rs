@@ -1011,6 +1011,22 @@ mod tests {
         json!({"name": name, "type": "A", "content": "192.0.2.1"})
     }
 
+    /// Input longer than any name could be written is refused before the
+    /// parser sees it; input up to that length is the parser's to judge.
+    #[test]
+    fn input_longer_than_any_name_is_refused_before_parsing() {
+        let before = "a name is at most 255 bytes";
+        for len in [MAX_NAME_INPUT + 1, 10 * MAX_NAME_INPUT] {
+            let err = parse_name("name", &"a".repeat(len)).unwrap_err();
+            assert_eq!(err.detail, before, "{len} characters");
+        }
+        let err = parse_name("name", &"a".repeat(MAX_NAME_INPUT)).unwrap_err();
+        assert_ne!(
+            err.detail, before,
+            "exactly the input limit reaches the parser"
+        );
+    }
+
     #[test]
     fn zone_names_are_host_names_of_two_labels_or_more_in_ascii() {
         assert_eq!(
