@@ -1198,6 +1198,15 @@ mod tests {
             assert_eq!(field_of(a(bad)), "name", "{bad}");
         }
         assert!(Origin::parse("zone", "xn--zz.test").is_err());
+        // Punycode of a decomposed "café" (e and a combining accent):
+        // letters and a mark, but UTS 46 composes it to another A-label.
+        let decomposed = check(a("xn--cafe-yvc")).unwrap_err();
+        assert!(
+            decomposed
+                .detail
+                .ends_with("its standard form is 'xn--caf-dma'"),
+            "{decomposed:?}"
+        );
         // A zone stored before the rules is still read.
         assert_eq!(Origin::stored("xn--zz.test").as_str(), "xn--zz.test");
     }
