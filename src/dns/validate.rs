@@ -28,8 +28,6 @@ pub const MAX_COMMENT_CHARS: usize = 255;
 /// Longer input cannot be a name (255 bytes on the wire, a little more
 /// with escapes or Unicode); refused before any parsing.
 const MAX_NAME_INPUT: usize = 1024;
-/// The wire limit of a whole name, root label included.
-const MAX_NAME_WIRE: usize = 255;
 const MAX_LABEL: usize = 63;
 
 /// One rule a request broke: the field and what the rule is.
@@ -124,7 +122,6 @@ impl Origin {
             name.append_domain(&Name::root())
                 .map_err(|e| Invalid::new(field, format!("not a domain name: {e}")))?
         };
-        check_wire_len(field, &name)?;
         if name.num_labels() < 2 {
             return Err(Invalid::new(field, "a zone has at least two labels"));
         }
@@ -242,17 +239,6 @@ fn a_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
     }
 }
 
-fn check_wire_len(field: &'static str, name: &Name) -> Result<(), Invalid> {
-    let wire: usize = name.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
-    if wire > MAX_NAME_WIRE {
-        return Err(Invalid::new(
-            field,
-            format!("a name is at most {MAX_NAME_WIRE} bytes on the wire; this one is {wire}"),
-        ));
-    }
-    Ok(())
-}
-
 /// Letters, digits and hyphens, 1–63 bytes, no hyphen at either end.
 fn host_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
     let shown = String::from_utf8_lossy(label);
@@ -311,7 +297,6 @@ fn owner(origin: &Origin, kind: &str, raw: &str) -> Result<String, Invalid> {
         name.append_domain(&origin.name)
             .map_err(|e| Invalid::new(FIELD, format!("not a domain name: {e}")))?
     };
-    check_wire_len(FIELD, &name)?;
     // By labels: badexample.com is not inside example.com.
     if !origin.name.zone_of(&name) {
         return Err(Invalid::new(
@@ -376,7 +361,6 @@ fn target(origin: &Origin, raw: &str) -> Result<String, Invalid> {
         name.append_domain(&origin.name)
             .map_err(|e| Invalid::new(FIELD, format!("not a domain name: {e}")))?
     };
-    check_wire_len(FIELD, &name)?;
     if name.is_root() {
         return Err(Invalid::new(FIELD, "the target must be a host name"));
     }
@@ -1184,6 +1168,33 @@ mod tests {
         for kind in ["CNAME", "NS"] {
             let bad = json!({"name": "x", "type": kind, "content": "."});
             assert_eq!(field_of(bad), "content", "{kind}");
+        }
+    }
+
+    /// Names are at most 255 bytes on the wire and labels 1 to 63 bytes:
+    /// the parser refuses longer ones before the hub's own rules run.
+    #[test]
+    fn names_and_labels_are_refused_one_byte_past_their_wire_limits() {
+        let l63 = "a".repeat(63);
+        // 3 × 64 + 50 + "example" and "com" (8 + 4) + the root = 255.
+        let longest = format!("{l63}.{l63}.{l63}.{}", "b".repeat(49));
+        let over = format!("{longest}b");
+        assert!(check(a(&longest)).is_ok());
+        assert_eq!(field_of(a(&over)), "name");
+        let target =
+            |t: &str| json!({"name": "x", "type": "CNAME", "content": format!("{t}.example.com.")});
+        assert!(check(target(&longest)).is_ok());
+        assert_eq!(field_of(target(&over)), "content");
+        assert!(check(a(&l63)).is_ok());
+        assert_eq!(field_of(a(&format!("{l63}a"))), "name");
+        assert!(Origin::parse("zone", &format!("{l63}a.com")).is_err());
+    }
+
+    #[test]
+    fn an_underscore_alone_is_not_a_label() {
+        for name in ["_", "_._tcp", "_dmarc._"] {
+            let txt = json!({"name": name, "type": "TXT", "content": "v=DMARC1"});
+            assert_eq!(field_of(txt), "name", "{name}");
         }
     }
 
