@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::JwtSettings;
@@ -172,16 +173,30 @@ impl TokenCodec {
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
             user_id: user_id.to_string(),
         };
-        jsonwebtoken::encode(&self.header, &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// Signs claims of the hub's own (a guest's key) with the tokens' key
+    /// and algorithm.
+    pub(crate) fn sign(&self, claims: &impl Serialize) -> String {
+        jsonwebtoken::encode(&self.header, claims, &self.encoding)
             .expect("HMAC signing of plain claims cannot fail")
+    }
+
+    /// The claims of a token signed with this key and algorithm; the
+    /// caller checks everything else, times included.
+    pub(crate) fn signed_claims<T: DeserializeOwned>(&self, token: &str) -> Option<T> {
+        jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
     }
 
     /// Checks signature, algorithm, the time claims as PyJWT does under
     /// simplejwt (no leeway), `jti` and type.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Verified, TokenError> {
-        let claims = jsonwebtoken::decode::<InClaims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?
-            .claims;
+        let claims = self
+            .signed_claims::<InClaims>(token)
+            .ok_or(TokenError::Invalid)?;
         // PyJWT compares whole seconds with a fractional `now`: `exp <= now`
         // is expired and `iat > now` or `nbf > now` is not yet valid, which
         // for whole seconds is the same as comparing with the floor of now.
@@ -210,12 +225,13 @@ impl TokenCodec {
 
 #[cfg(test)]
 #[allow(clippy::cast_precision_loss)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Secret;
     use jsonwebtoken::Algorithm;
 
-    fn codec(key: &str) -> TokenCodec {
+    /// A codec with this key and the default lifetimes.
+    pub(crate) fn codec(key: &str) -> TokenCodec {
         TokenCodec::new(&JwtSettings {
             key: Secret::new(key.as_bytes().to_vec()),
             key_generated: false,
