@@ -1,5 +1,5 @@
 //! Who is in a room, per person: one user with several tabs is one member,
-//! and a guest is one member per socket. [`People`] counts this node's
+//! and so is one guest with several sockets of one guest key. [`People`] counts this node's
 //! sockets per person; [`Roster`] is the room as every node sees it, a
 //! person with the nodes they are on. Pure: the room asks them whether an
 //! arrival or a departure is news.
@@ -9,16 +9,17 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::frames::Who;
-use crate::ws::session::SessionId;
 
-/// What makes two sockets one person, as the person's name among the
-/// nodes: a user is the same person on every node and in every tab; a
-/// guest's socket is a person of its own, on its own node.
-pub fn person_of(who: &Who, session: SessionId, node: &str) -> String {
-    match who.id {
-        Some(id) => format!("u{id}"),
-        None => format!("g{node}-{}", session.get()),
-    }
+/// A user as a person among the nodes: the same on every node and in every
+/// tab.
+pub fn user_person(id: i32) -> String {
+    format!("u{id}")
+}
+
+/// A guest as a person among the nodes, by the id its key names: the same
+/// in every socket opened with that key, on any node.
+pub fn guest_person(guest_id: &str) -> String {
+    format!("g{guest_id}")
 }
 
 struct Present {
@@ -267,7 +268,7 @@ mod tests {
     fn a_person_with_several_tabs_arrives_once_and_leaves_once() {
         let mut people = People::default();
         let alice = who(Some(1), "alice", false);
-        let key = person_of(&alice, SessionId::for_tests(1), "n");
+        let key = user_person(1);
         assert!(people.arrive(&key, alice.clone()));
         assert!(!people.arrive(&key, alice.clone()));
         assert!(people.has(&key));
@@ -278,14 +279,16 @@ mod tests {
     }
 
     #[test]
-    fn guests_are_one_person_per_socket_and_updates_are_news_only_when_different() {
+    fn guests_are_one_person_per_key_and_updates_are_news_only_when_different() {
         let mut people = People::default();
         let g = who(None, "guest-1", false);
-        people.arrive(&person_of(&g, SessionId::for_tests(1), "n"), g.clone());
-        people.arrive(&person_of(&g, SessionId::for_tests(2), "n"), g.clone());
+        let h = who(None, "guest-2", false);
+        assert!(people.arrive(&guest_person("a1"), g.clone()));
+        assert!(!people.arrive(&guest_person("a1"), g.clone()));
+        assert!(people.arrive(&guest_person("b2"), h.clone()));
         assert_eq!(people.len(), 2);
         let sam = who(Some(5), "sam", true);
-        let key = person_of(&sam, SessionId::for_tests(3), "n");
+        let key = user_person(5);
         people.arrive(&key, sam.clone());
         assert!(!people.update(&key, who(Some(5), "sam", true)));
         assert!(people.update(&key, who(Some(5), "sam", false)));
@@ -296,7 +299,7 @@ mod tests {
     fn a_person_on_two_nodes_is_one_member_until_the_last_node_lets_go() {
         let mut roster = Roster::default();
         let alice = who(Some(1), "alice", false);
-        let person = person_of(&alice, SessionId::for_tests(1), "a");
+        let person = user_person(1);
         assert!(roster.arrive("a", &person, alice.clone()));
         assert!(!roster.arrive("b", &person, alice.clone()));
         assert_eq!(roster.len(), 1);
@@ -336,12 +339,13 @@ mod tests {
     }
 
     #[test]
-    fn guests_on_different_nodes_are_different_people_and_the_list_is_by_name() {
+    fn a_guest_on_two_nodes_is_one_person_and_the_list_is_by_name() {
         let mut roster = Roster::default();
         let g = who(None, "guest-1", false);
-        let session = SessionId::for_tests(1);
-        roster.arrive("a", &person_of(&g, session, "a"), g.clone());
-        roster.arrive("b", &person_of(&g, session, "b"), g.clone());
+        let h = who(None, "guest-1", false);
+        assert!(roster.arrive("a", &guest_person("a1"), g.clone()));
+        assert!(!roster.arrive("b", &guest_person("a1"), g.clone()));
+        assert!(roster.arrive("b", &guest_person("b2"), h.clone()));
         let sam = who(Some(5), "sam", true);
         roster.arrive("b", "u5", sam.clone());
         assert!(roster.update("u5", who(Some(5), "sam", false)));

@@ -28,7 +28,7 @@ use super::frames::{
     PresenceCount, PresenceDiff, PresenceEvent, PresenceList, Who, message_frame, with_ref,
 };
 use super::history::History;
-use super::presence::{Diff, People, Roster, person_of};
+use super::presence::{Diff, People, Roster};
 use super::seen::Seen;
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
@@ -69,6 +69,10 @@ pub struct Join {
     pub session: SessionId,
     pub outlet: Outlet,
     pub who: Arc<Who>,
+    /// The person the member is among the nodes
+    /// ([`user_person`](super::presence::user_person) or
+    /// [`guest_person`](super::presence::guest_person)).
+    pub person: String,
     /// Send only the messages after this id (a reconnecting client).
     pub since: Option<i64>,
     pub presence: PresenceFrames,
@@ -134,7 +138,7 @@ pub struct RoomConfig {
 
 /// What the room keeps per member.
 struct Member {
-    /// The person's name among the nodes ([`person_of`]).
+    /// The person's name among the nodes ([`Join::person`]).
     person: String,
     presence: PresenceFrames,
     /// The member count this member was last told (crowded rooms).
@@ -947,7 +951,7 @@ impl Handler<Join> for ChatServer {
             return MessageResult(ctx.address());
         }
         let node = self.config.bus.node().to_owned();
-        let person = person_of(&join.who, join.session, &node);
+        let person = join.person.clone();
         let mut new_person = false;
         if self.people.arrive(&person, join.who.clone()) {
             new_person = self.roster.arrive(&node, &person, join.who.clone());

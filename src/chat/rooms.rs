@@ -183,6 +183,7 @@ mod tests {
                 username: format!("guest-{session}"),
                 is_staff: false,
             }),
+            person: format!("g{session}"),
             since: None,
             presence: crate::chat::room::PresenceFrames::Events,
         };

@@ -9,8 +9,11 @@ use serde_json::json;
 
 use super::frames::Who;
 use super::guests::GuestName;
+use super::presence::{guest_person, user_person};
 use super::room::{ChatServer, Join, Leave, PresenceFrames, Reshow, Say};
 use super::rooms::Rooms;
+use crate::auth::guest_key;
+use crate::auth::jwt::TokenCodec;
 use crate::auth::refusal::Refusal;
 use crate::db::users::User;
 use crate::names::RoomName;
@@ -23,49 +26,68 @@ pub struct Chat {
     rooms: Rooms,
     room: RoomName,
     staff_room: bool,
-    since: Option<i64>,
-    presence: PresenceFrames,
+    asked: Asked,
     who: Arc<Who>,
-    /// A guest's name, held (unique) for as long as the socket lives.
-    _guest: Option<GuestName>,
+    /// The person the member is among the nodes.
+    person: String,
+    /// A guest's id and name, held (unique) for as long as the socket lives.
+    guest: Option<GuestName>,
     /// Why the token the client sent did not count, told first.
     downgraded: Option<Refusal>,
     addr: Option<Addr<ChatServer>>,
 }
 
+/// What the client asked for in the socket's query.
+pub struct Asked {
+    /// Only the messages after this id (`?since=`).
+    pub since: Option<i64>,
+    pub presence: PresenceFrames,
+    /// A `chat.identity` frame first (`?identity=1`).
+    pub identity: bool,
+}
+
 impl Chat {
-    /// A member of `room`: a signed-in user, or a guest with a fresh name.
+    /// A member of `room`: a signed-in user, or a guest.
     pub fn new(
         rooms: Rooms,
         room: RoomName,
         staff_room: bool,
-        since: Option<i64>,
-        presence: PresenceFrames,
+        asked: Asked,
         member: Result<&User, GuestName>,
         downgraded: Option<Refusal>,
     ) -> Self {
-        let (who, guest) = match member {
-            Ok(user) => (who(user), None),
+        let (who, person, guest) = match member {
+            Ok(user) => (who(user), user_person(user.id), None),
             Err(guest) => {
                 let who = Who {
                     id: None,
                     username: guest.as_str().to_owned(),
                     is_staff: false,
                 };
-                (who, Some(guest))
+                (who, guest_person(&guest.identity().id), Some(guest))
             }
         };
         Self {
             rooms,
             room,
             staff_room,
-            since,
-            presence,
+            asked,
             who: Arc::new(who),
-            _guest: guest,
+            person,
+            guest,
             downgraded,
             addr: None,
         }
+    }
+
+    /// Who the member is, and for a guest the key that brings the name
+    /// back on the next socket.
+    fn identity(&self, codec: &TokenCodec) -> String {
+        let mut frame = json!({"type": "chat.identity", "user": &*self.who});
+        if let Some(guest) = &self.guest {
+            frame["guest_key"] = guest_key::mint(codec, guest.identity()).into();
+        }
+        frame.to_string()
     }
 }
 
@@ -98,13 +120,17 @@ impl Endpoint for Chat {
             session.send(ctx, frame.to_string());
         }
         let chat = &session.endpoint;
+        if chat.asked.identity {
+            session.send(ctx, chat.identity(&session.state.tokens));
+        }
         let join = Join {
             room: chat.room.clone(),
             session: session.id,
             outlet: session.outlet(),
             who: chat.who.clone(),
-            since: chat.since,
-            presence: chat.presence,
+            person: chat.person.clone(),
+            since: chat.asked.since,
+            presence: chat.asked.presence,
         };
         // Nothing the client sends is handled before the join is done.
         ctx.wait(

@@ -45,6 +45,12 @@ fn find_token(req: &HttpRequest) -> Option<String> {
     }
     // Browsers cannot set headers on a WebSocket, but they can offer
     // subprotocols: `bearer, <jwt>` keeps the token out of URLs and logs.
+    offered_after(req, "bearer").or_else(|| query_param(req, "token"))
+}
+
+/// The subprotocol offered right after `name` (`bearer, <jwt>`,
+/// `guest, <key>`).
+fn offered_after(req: &HttpRequest, name: &str) -> Option<String> {
     let offered: Vec<&str> = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -52,14 +58,8 @@ fn find_token(req: &HttpRequest) -> Option<String> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    if let Some(pos) = offered
-        .iter()
-        .position(|p| p.eq_ignore_ascii_case("bearer"))
-        && let Some(token) = offered.get(pos + 1)
-    {
-        return Some((*token).to_owned());
-    }
-    query_param(req, "token")
+    let pos = offered.iter().position(|p| p.eq_ignore_ascii_case(name))?;
+    offered.get(pos + 1).map(|value| (*value).to_owned())
 }
 
 /// One query parameter, percent-decoded.
@@ -133,6 +133,9 @@ pub struct ChatAccess {
     pub user: Option<Authenticated>,
     /// Why a token that was sent did not count: the client is a guest.
     pub downgraded: Option<Refusal>,
+    /// The guest's key offered as `guest, <key>`, unread: whatever it
+    /// holds, the client may join (as a fresh guest if it names no one).
+    pub guest_key: Option<String>,
 }
 
 impl FromRequest for ChatAccess {
@@ -143,6 +146,7 @@ impl FromRequest for ChatAccess {
         let state = app_state(req);
         let room = RoomName::parse(req.match_info().get("room").unwrap_or_default());
         let precheck = check_origin(req, &state).map(|()| find_token(req));
+        let guest_key = offered_after(req, "guest");
         Box::pin(async move {
             let Ok(room) = room else {
                 return Err(ApiError::new(
@@ -172,6 +176,7 @@ impl FromRequest for ChatAccess {
                     staff_room,
                     user,
                     downgraded,
+                    guest_key,
                 })
             };
             checked.await.map_err(|r| refuse(&state, r))

@@ -11,10 +11,11 @@ use super::error::ApiError;
 use super::guard::{ChatAccess, UserAccess, query_param};
 use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::analytics::socket::Analytics;
+use crate::auth::guest_key;
 use crate::chat::guests::Guests;
 use crate::chat::room::PresenceFrames;
 use crate::chat::rooms::Rooms;
-use crate::chat::socket::Chat;
+use crate::chat::socket::{Asked, Chat};
 use crate::dns::broadcaster::DnsBroadcaster;
 use crate::dns::socket::Dns;
 use crate::state::AppState;
@@ -47,16 +48,28 @@ pub async fn chat(
         Some("diff") => PresenceFrames::Diffs,
         Some(_) => return Err(ApiError::validation("presence is events or diff")),
     };
+    let identity = match query_param(&req, "identity").as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::validation("identity is 1 or 0")),
+    };
     let member = match &access.user {
         Some(auth) => Ok(&auth.user),
-        None => Err(guests.name()),
+        None => {
+            let key = access.guest_key.as_deref();
+            Err(guests.admit(key.and_then(|key| guest_key::read(&state.tokens, key))))
+        }
+    };
+    let asked = Asked {
+        since,
+        presence,
+        identity,
     };
     let chat = Chat::new(
         rooms.get_ref().clone(),
         access.room,
         access.staff_room,
-        since,
-        presence,
+        asked,
         member,
         access.downgraded,
     );

@@ -198,7 +198,10 @@ impl<E: Endpoint> Session<E> {
         }
     }
 
-    /// Performs the upgrade. `bearer` is answered when the client offered it.
+    /// Performs the upgrade. `bearer` (a token) or `guest` (a guest's key)
+    /// is answered when the client offered it, the first of them it
+    /// offered: a browser that offered subprotocols fails a handshake that
+    /// answers none.
     pub fn start(
         mut self,
         req: &HttpRequest,
@@ -208,7 +211,7 @@ impl<E: Endpoint> Session<E> {
         let max_frame = self.max_frame;
         ws::WsResponseBuilder::new(self, req, stream)
             .frame_size(max_frame)
-            .protocols(&["bearer"])
+            .protocols(&["bearer", "guest"])
             .start()
             .map_err(|e| match e.as_error::<ws::HandshakeError>() {
                 Some(handshake) => *handshake,
