@@ -126,13 +126,33 @@ class Session extends EventTarget {
 
 export const session = new Session();
 
+/**
+ * Why the hub refused a socket that never opened: a browser's WebSocket
+ * only sees 1006, so the same request is sent as plain HTTP, which gets the
+ * refusal's status and body (`400 not_websocket` when every check passed).
+ * `null` when the hub could not be reached.
+ */
+async function refusalOf(url) {
+  try {
+    const res = await fetch(url.replace(/^ws/, "http"), {
+      headers: session.signedIn ? session.authorization() : {},
+      cache: "no-store",
+    });
+    const body = await res.json().catch(() => null);
+    return { status: res.status, code: body?.error || "", detail: body?.detail || "" };
+  } catch {
+    return null;
+  }
+}
+
 const MAX_BACKOFF_MS = 15000;
 
 /**
  * A socket to one of the hub's endpoints that stays connected. `state` is
  * what the page shows: "connecting", "open", "waiting" (to reconnect),
- * "stopped". `query()` gives the URL's query (never a token) each time it
- * connects, so a chat reconnects with `?since=`.
+ * "stopped" (with `refusal` set when the hub refused the handshake).
+ * `query()` gives the URL's query (never a token) each time it connects, so
+ * a chat reconnects with `?since=`.
  */
 export class Connection extends EventTarget {
   #socket = null;
@@ -144,6 +164,8 @@ export class Connection extends EventTarget {
   // as a guest: at most once a minute, so a token the hub keeps refusing
   // leaves the page a guest rather than reconnecting in a loop.
   #guestRenewedAt = 0;
+  // The hub refused the token at a handshake: renew it before the next.
+  #renew = false;
   // Bumped by every start and stop: an opening that awaited a token refresh
   // meanwhile gives way to the newer one.
   #generation = 0;
@@ -155,6 +177,7 @@ export class Connection extends EventTarget {
     this.guest = guest;
     this.state = "stopped";
     this.detail = "";
+    this.refusal = null;
     this.onToken = () => {
       if (this.#socket?.readyState === WebSocket.OPEN) {
         this.send({ type: "auth.refresh", ref: this.nextRef("auth"), token: session.access });
@@ -176,6 +199,7 @@ export class Connection extends EventTarget {
   start() {
     this.#generation += 1;
     this.#stopped = false;
+    this.refusal = null;
     session.addEventListener("token", this.onToken);
     this.#drop();
     this.#open();
@@ -184,6 +208,7 @@ export class Connection extends EventTarget {
   stop(detail = "") {
     this.#generation += 1;
     this.#stopped = true;
+    this.refusal = null;
     session.removeEventListener("token", this.onToken);
     this.#drop();
     this.#set("stopped", detail);
@@ -208,7 +233,8 @@ export class Connection extends EventTarget {
   async #open() {
     const generation = this.#generation;
     this.#set("connecting");
-    if (session.signedIn && session.expiresIn() < 2) {
+    if (session.signedIn && (this.#renew || session.expiresIn() < 2)) {
+      this.#renew = false;
       try {
         await session.refresh();
       } catch (err) {
@@ -226,8 +252,10 @@ export class Connection extends EventTarget {
     const socket = session.signedIn
       ? new WebSocket(url, ["bearer", session.access])
       : new WebSocket(url);
+    let opened = false;
     this.#socket = socket;
     socket.onopen = () => {
+      opened = true;
       this.#retry = 0;
       this.#set("open");
     };
@@ -243,8 +271,30 @@ export class Connection extends EventTarget {
     };
     socket.onclose = (ev) => {
       if (this.#socket === socket) this.#socket = null;
-      this.#closed(ev);
+      if (opened) return this.#closed(ev);
+      return this.#failed(url, generation);
     };
+  }
+
+  // The socket never opened: the hub refused it, or could not be reached.
+  async #failed(url, generation) {
+    this.#set("connecting", "asking the hub why");
+    const refusal = await refusalOf(url);
+    if (this.#stopped || generation !== this.#generation) return;
+    if (!refusal || refusal.status >= 500 || refusal.code === "not_websocket") {
+      // Unreachable, restarting or unavailable for now: try again.
+      return this.#closed({ code: 1006 });
+    }
+    if (refusal.status === 401 && session.signedIn) {
+      // The hub took the token as expired or invalid (a clock that runs
+      // behind, a key rotated): renew it and try again, with backoff.
+      this.#renew = true;
+      return this.#backoff(`the hub refused the token (${refusal.code}); renewing it`);
+    }
+    // Anything else will be refused again: say why and stop.
+    this.refusal = refusal;
+    this.dispatchEvent(new CustomEvent("refused", { detail: refusal }));
+    return this.#set("stopped", refusal.detail || refusal.code || `the hub answered ${refusal.status}`);
   }
 
   // The hub took the token this socket opened with as invalid (expired
@@ -275,7 +325,7 @@ export class Connection extends EventTarget {
       case 1009:
         return this.#set("stopped", "closed: a message was too large");
       default:
-        // 1006 (dropped, or a refused handshake), 1011, 1012 (restart),
+        // 1006 (dropped, or the hub unreachable), 1011, 1012 (restart),
         // 1013 (too slow): try again with backoff and jitter.
         return this.#backoff(code === 1012 ? "the hub is restarting" : `connection lost (${code})`);
     }

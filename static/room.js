@@ -1,6 +1,7 @@
 // One chat room on the page: history on join, presence (or the member count
-// in a crowded room), messages, and errors shown beside the message box. The
-// chat page and the staff console (the management room) both use it.
+// in a crowded room), messages, errors shown beside the message box, and a
+// refusal said in words. The chat page and the staff console (the management
+// room) both use it.
 
 import { Connection } from "./conn.js";
 import { el, showState } from "./shell.js";
@@ -110,6 +111,11 @@ export function mountRoom(box, room, { guest }) {
   });
   conn.addEventListener("closed", ({ detail }) => {
     if (detail.code === 4003) note("You can no longer be in this room.", "error");
+  });
+  conn.addEventListener("refused", ({ detail }) => {
+    note(detail.code === "staff_only"
+      ? `The room ${room} is for staff only: sign in with a staff account to enter it, or pick another room.`
+      : `The hub does not let you into this room: ${detail.detail || detail.code}.`, "error");
   });
 
   form.addEventListener("submit", (e) => {

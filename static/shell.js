@@ -100,11 +100,12 @@ export async function mountShell() {
 export function showState(connection, label) {
   const status = document.getElementById("conn-state");
   const render = () => {
+    const stopped = connection.refusal ? `refused: ${connection.detail}` : `disconnected: ${connection.detail}`;
     const words = {
       connecting: "connecting…",
       open: "connected",
       waiting: `reconnecting (${connection.detail})`,
-      stopped: connection.detail ? `disconnected: ${connection.detail}` : "disconnected",
+      stopped: connection.detail ? stopped : "disconnected",
     }[connection.state];
     status.dataset.state = connection.state;
     status.textContent = `${label}: ${words}`;
