@@ -6,6 +6,7 @@
 
 const REFRESH_KEY = "hub.refresh";
 const USERNAME_KEY = "hub.username";
+const GUEST_KEY = "hub.guest-key";
 
 /** An error the token API answered, with its field errors if it named any. */
 export class ApiError extends Error {
@@ -54,6 +55,10 @@ class Session extends EventTarget {
   get access() { return this.#access; }
   get username() { return this.#access ? sessionStorage.getItem(USERNAME_KEY) : null; }
   get signedIn() { return this.#access !== null; }
+
+  /** A guest's key (`chat.identity`), which brings its name back in this tab. */
+  get guestKey() { return sessionStorage.getItem(GUEST_KEY); }
+  set guestKey(key) { sessionStorage.setItem(GUEST_KEY, key); }
 
   async signIn(username, password) {
     const tokens = await postJson("/api/token/", { username, password });
@@ -230,6 +235,14 @@ export class Connection extends EventTarget {
     return true;
   }
 
+  // What the socket offers: the token when signed in, else a guest's key
+  // when this tab has one.
+  #protocols() {
+    if (session.signedIn) return ["bearer", session.access];
+    const key = this.guest ? session.guestKey : null;
+    return key ? ["guest", key] : [];
+  }
+
   async #open() {
     const generation = this.#generation;
     this.#set("connecting");
@@ -249,9 +262,7 @@ export class Connection extends EventTarget {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const query = this.query();
     const url = `${scheme}://${location.host}${this.path}${query ? `?${query}` : ""}`;
-    const socket = session.signedIn
-      ? new WebSocket(url, ["bearer", session.access])
-      : new WebSocket(url);
+    const socket = new WebSocket(url, this.#protocols());
     let opened = false;
     this.#socket = socket;
     socket.onopen = () => {
@@ -267,6 +278,7 @@ export class Connection extends EventTarget {
         return;
       }
       if (frame.type === "auth.guest") this.#seatedAsGuest();
+      if (frame.type === "chat.identity" && typeof frame.guest_key === "string") session.guestKey = frame.guest_key;
       this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
     };
     socket.onclose = (ev) => {

@@ -1,7 +1,7 @@
 // One chat room on the page: history on join, presence (or the member count
-// in a crowded room), messages, errors shown beside the message box, and a
-// refusal said in words. The chat page and the staff console (the management
-// room) both use it.
+// in a crowded room), messages (the member's own marked as theirs), errors
+// shown beside the message box, and a refusal said in words. The chat page
+// and the staff console (the management room) both use it.
 
 import { Connection } from "./conn.js";
 import { el, showState } from "./shell.js";
@@ -17,6 +17,8 @@ function time(iso) {
  */
 export function mountRoom(box, room, { guest }) {
   let lastId = null;
+  // Who this member is in the room, as its frames show it (`chat.identity`).
+  let me = null;
   const members = new Map();
   const log = el("ol", { class: "log", id: "log", "aria-label": `Messages in ${room}`, "aria-live": "polite" });
   const people = el("ul", { class: "members", id: "members", "aria-label": "Members" });
@@ -36,8 +38,9 @@ export function mountRoom(box, room, { guest }) {
 
   const conn = new Connection(`/ws/chat/${encodeURIComponent(room)}/`, {
     guest,
-    // Presence as one coalesced diff per interval, not a frame per arrival.
-    query: () => (lastId === null ? "presence=diff" : `presence=diff&since=${lastId}`),
+    // Presence as one coalesced diff per interval, not a frame per arrival;
+    // who the member is first (with a guest's key, kept by conn.js).
+    query: () => `identity=1&presence=diff${lastId === null ? "" : `&since=${lastId}`}`,
   });
   showState(conn, `Room ${room}`);
 
@@ -45,23 +48,33 @@ export function mountRoom(box, room, { guest }) {
     log.append(el("li", { class: cls, text }));
     log.lastElementChild.scrollIntoView({ block: "nearest" });
   };
+  const mine = (u) => me !== null && (me.id === null
+    ? u.id === null && u.username === me.username
+    : u.id === me.id);
+  const you = (u) => (mine(u) ? el("span", { class: "you", text: " (you)" }) : null);
   const message = (m) => {
     lastId = m.id;
-    const item = el("li", { class: m.user.is_staff ? "message staff" : "message", "data-id": m.id },
-      el("span", { class: "author", text: m.user.username }), " ", time(m.sent_at), " ",
+    const classes = ["message", m.user.is_staff && "staff", mine(m.user) && "mine"].filter(Boolean);
+    const item = el("li", { class: classes.join(" "), "data-id": m.id },
+      el("span", { class: "author", text: m.user.username }), you(m.user), " ", time(m.sent_at), " ",
       el("span", { class: "text", text: m.message }));
     log.append(item);
     item.scrollIntoView({ block: "nearest" });
   };
   const renderMembers = () => {
-    people.replaceChildren(...[...members.values()].map((u) =>
-      el("li", { class: u.is_staff ? "staff" : null, text: u.username })));
+    people.replaceChildren(...[...members.values()].map((u) => {
+      const classes = [u.is_staff && "staff", mine(u) && "me"].filter(Boolean).join(" ");
+      return el("li", { class: classes || null, text: u.username });
+    }));
     count.textContent = `${members.size} here`;
   };
   const key = (u) => (u.id === null ? `guest:${u.username}` : `user:${u.id}`);
 
   conn.addEventListener("frame", ({ detail: f }) => {
     switch (f.type) {
+      case "chat.identity":
+        me = f.user;
+        break;
       case "chat.history":
         f.messages.forEach(message);
         if (f.truncated) note("Some messages from while you were away are no longer kept.");
