@@ -1,12 +1,19 @@
-// The one connection module every page uses: the signed-in session (tokens
-// in memory, only the refresh token in sessionStorage so a reload or another
-// page of this tab stays signed in) and sockets that carry the access token
-// in Sec-WebSocket-Protocol, refresh it before it expires and reconnect as
-// the close codes of the contract say.
+// The one connection module every page uses: the signed-in session and
+// sockets that carry the access token in Sec-WebSocket-Protocol, refresh it
+// before it expires and reconnect as the close codes of the contract say.
+//
+// The access token stays in memory. The refresh token is kept in this tab's
+// sessionStorage (so a reload or another page of this tab stays signed in)
+// and handed, in memory, over a BroadcastChannel to this origin's other
+// tabs that ask for it; it is never written to localStorage. Signing in or
+// out in one tab does so in every tab.
 
 const REFRESH_KEY = "hub.refresh";
 const USERNAME_KEY = "hub.username";
 const GUEST_KEY = "hub.guest-key";
+const CHANNEL = "hub.session";
+/** How long a new tab waits for another tab to say who is signed in. */
+const ASK_MS = 300;
 
 /** An error the token API answered, with its field errors if it named any. */
 export class ApiError extends Error {
@@ -44,13 +51,21 @@ function claims(jwt) {
 }
 
 /**
- * The signed-in user of this tab. Listeners hear "change" (signed in or
- * out) and "token" (a new access token, which open sockets pass on with
- * `auth.refresh`).
+ * The signed-in user, shared by this origin's tabs. Listeners hear "change"
+ * (signed in or out) and "token" (a new access token, which open sockets
+ * pass on with `auth.refresh`).
  */
 class Session extends EventTarget {
   #access = null;
   #timer = null;
+  #channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(CHANNEL) : null;
+  // While this tab asks the others: called when one answers.
+  #answered = null;
+
+  constructor() {
+    super();
+    this.#channel?.addEventListener("message", ({ data }) => this.#heard(data));
+  }
 
   get access() { return this.#access; }
   get username() { return this.#access ? sessionStorage.getItem(USERNAME_KEY) : null; }
@@ -62,13 +77,19 @@ class Session extends EventTarget {
 
   async signIn(username, password) {
     const tokens = await postJson("/api/token/", { username, password });
-    sessionStorage.setItem(REFRESH_KEY, tokens.refresh);
-    sessionStorage.setItem(USERNAME_KEY, username.trim());
+    this.#keep(tokens.refresh, username.trim());
     this.#use(tokens.access);
+    this.#offer();
     this.dispatchEvent(new Event("change"));
   }
 
+  /** Signs this tab out, and every other tab of this origin. */
   signOut(reason) {
+    this.#signOutHere(reason);
+    this.#channel?.postMessage({ type: "signed-out", reason: this.signOutReason });
+  }
+
+  #signOutHere(reason) {
     clearTimeout(this.#timer);
     this.#access = null;
     sessionStorage.removeItem(REFRESH_KEY);
@@ -77,16 +98,74 @@ class Session extends EventTarget {
     this.dispatchEvent(new Event("change"));
   }
 
-  /** Signs this page in from the tab's refresh token, if it has one. */
+  #keep(refresh, username) {
+    sessionStorage.setItem(REFRESH_KEY, refresh);
+    sessionStorage.setItem(USERNAME_KEY, username);
+  }
+
+  // Tells the other tabs who is signed in here, refresh token included.
+  #offer() {
+    const refresh = sessionStorage.getItem(REFRESH_KEY);
+    if (!refresh) return;
+    this.#channel?.postMessage({ type: "signed-in", refresh, username: sessionStorage.getItem(USERNAME_KEY) });
+  }
+
+  #heard(message) {
+    switch (message?.type) {
+      case "ask":
+        return this.#offer();
+      case "signed-in":
+        return this.#adopt(message);
+      case "signed-out":
+        if (sessionStorage.getItem(REFRESH_KEY)) this.#signOutHere(message.reason);
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  // Another tab signed in (or answered this one's question): this tab is
+  // signed in as the same user.
+  #adopt({ refresh, username }) {
+    if (typeof refresh !== "string" || typeof username !== "string") return;
+    if (refresh === sessionStorage.getItem(REFRESH_KEY)) return;
+    this.#keep(refresh, username);
+    if (this.#answered) this.#answered();
+    else this.#begin();
+  }
+
+  // Asks the other tabs whether someone is signed in; resolves once one
+  // answered, or after ASK_MS without an answer.
+  #ask() {
+    if (!this.#channel) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#answered = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ASK_MS);
+      this.#answered = done;
+      this.#channel.postMessage({ type: "ask" });
+    });
+  }
+
+  /**
+   * Signs this page in from the tab's refresh token, or from another tab
+   * that is signed in, if any.
+   */
   async restore() {
-    if (!sessionStorage.getItem(REFRESH_KEY)) return;
+    if (!sessionStorage.getItem(REFRESH_KEY)) await this.#ask();
+    if (sessionStorage.getItem(REFRESH_KEY)) await this.#begin();
+  }
+
+  async #begin() {
     try {
       await this.refresh();
       this.dispatchEvent(new Event("change"));
-    } catch (err) {
-      // A refused refresh token (expired, user gone) signs out; the hub
-      // being down leaves the session to be tried again by the sockets.
-      if (err instanceof ApiError && err.status === 401) this.signOut(err.message);
+    } catch {
+      // A refused refresh token (expired, user gone) signed out already;
+      // the hub being down leaves the session to be tried again.
     }
   }
 

@@ -203,8 +203,9 @@ describe("the DNS panel", () => {
     await first.fill("#f-content", "192.0.2.1");
     await first.fill("#f-ttl", "300");
     await first.click("#record-submit");
+    // Signed in by the first tab.
     const second = await open(context, hub, "/dns.html#form.example");
-    await signIn(second, "carol", PASSWORD);
+    await second.locator("#whoami").filter({ hasText: "carol" }).waitFor({ timeout: WAIT });
     await connected(second);
     await rowOf(second, /^wwwA/).waitFor({ timeout: WAIT });
     await rowOf(second, /^wwwA/).getByRole("button", { name: "Edit www A" }).click();

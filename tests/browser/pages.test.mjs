@@ -171,8 +171,9 @@ describe("pages", () => {
     await first.click("#new-zone button[type=submit]");
     await first.locator("#zone-serial").filter({ hasText: "Serial" }).waitFor({ timeout: WAIT });
 
+    // A second tab is signed in by the first.
     const second = await open(context, hub, "/dns.html#example.com");
-    await signIn(second, "alice", PASSWORD);
+    await second.locator("#whoami").filter({ hasText: "alice" }).waitFor({ timeout: WAIT });
     await connected(second);
     await second.locator("#zone-serial").filter({ hasText: "Serial" }).waitFor({ timeout: WAIT });
 
@@ -236,7 +237,9 @@ describe("pages", () => {
     await page.locator("#members li").filter({ hasText: HOSTILE }).waitFor();
     assert.equal(await page.locator("#whoami").textContent(), HOSTILE);
 
-    const dns = await open(context, hub, "/dns.html");
+    // Bob in a browser of his own: this one's tabs share the hostile sign-in.
+    const bobContext = await browser.newContext();
+    const dns = await open(bobContext, hub, "/dns.html");
     await signIn(dns, "bob", PASSWORD);
     await connected(dns);
     await dns.fill("#new-zone-name", "hostile.test");
@@ -257,6 +260,7 @@ describe("pages", () => {
       assert.equal(await p.locator('img[src="x"]').count(), 0, "the text became markup");
       checkPage(p);
     }
+    await bobContext.close();
     await context.close();
   });
 
