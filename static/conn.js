@@ -211,6 +211,40 @@ class Session extends EventTarget {
 export const session = new Session();
 
 /**
+ * The page's connections, one per name ("chat", "analytics", "dns"): the
+ * header shows each one's state. A new connection of a name takes the place
+ * of the one before it. Listeners hear "change" when one is added or
+ * relabelled, or changes state.
+ */
+class Connections extends EventTarget {
+  #byName = new Map();
+
+  get list() { return [...this.#byName.values()]; }
+
+  add(connection) {
+    this.#byName.set(connection.name, connection);
+    connection.addEventListener("state", () => {
+      if (this.#byName.get(connection.name) === connection) this.dispatchEvent(new Event("change"));
+    });
+    this.dispatchEvent(new Event("change"));
+  }
+
+  changed() {
+    this.dispatchEvent(new Event("change"));
+  }
+}
+
+export const connections = new Connections();
+
+/** The endpoint's name and a label for it, from a socket path. */
+function named(path) {
+  const [, endpoint, rest] = /^\/ws\/([^/]+)\/?([^/]*)/.exec(path) || [null, path, ""];
+  const labels = { analytics: "Analytics", dns: "DNS" };
+  const label = endpoint === "chat" ? `Room ${decodeURIComponent(rest)}` : labels[endpoint] || endpoint;
+  return { name: endpoint, label };
+}
+
+/**
  * Why the hub refused a socket that never opened: a browser's WebSocket
  * only sees 1006, so the same request is sent as plain HTTP, which gets the
  * refusal's status and body (`400 not_websocket` when every check passed).
@@ -234,9 +268,11 @@ const MAX_BACKOFF_MS = 15000;
 /**
  * A socket to one of the hub's endpoints that stays connected. `state` is
  * what the page shows: "connecting", "open", "waiting" (to reconnect),
- * "stopped" (with `refusal` set when the hub refused the handshake).
+ * "stopped" (with `refusal` set when the hub refused the handshake),
+ * "signed-out" (it needs a signed-in user and there is none).
  * `query()` gives the URL's query (never a token) each time it connects, so
- * a chat reconnects with `?since=`.
+ * a chat reconnects with `?since=`. `name` and `label` say which of the
+ * page's connections it is, in the header.
  */
 export class Connection extends EventTarget {
   #socket = null;
@@ -254,11 +290,14 @@ export class Connection extends EventTarget {
   // meanwhile gives way to the newer one.
   #generation = 0;
 
-  constructor(path, { query = () => "", guest = false } = {}) {
+  constructor(path, { query = () => "", guest = false, name, label } = {}) {
     super();
+    const given = named(path);
     this.path = path;
     this.query = query;
     this.guest = guest;
+    this.name = name || given.name;
+    this.label = label || given.label;
     this.state = "stopped";
     this.detail = "";
     this.refusal = null;
@@ -267,6 +306,13 @@ export class Connection extends EventTarget {
         this.send({ type: "auth.refresh", ref: this.nextRef("auth"), token: session.access });
       }
     };
+    connections.add(this);
+  }
+
+  /** Names the connection in the header. */
+  relabel(label) {
+    this.label = label;
+    connections.changed();
   }
 
   nextRef(prefix = "r") {
@@ -278,6 +324,11 @@ export class Connection extends EventTarget {
     this.state = state;
     this.detail = detail;
     this.dispatchEvent(new Event("state"));
+  }
+
+  // Stopped for want of a signed-in user, or for another reason.
+  #halt(detail) {
+    this.#set(!session.signedIn && !this.guest ? "signed-out" : "stopped", detail);
   }
 
   start() {
@@ -295,7 +346,7 @@ export class Connection extends EventTarget {
     this.refusal = null;
     session.removeEventListener("token", this.onToken);
     this.#drop();
-    this.#set("stopped", detail);
+    this.#halt(detail);
   }
 
   // Closes the socket (if any) without the reconnect its close would start.
@@ -336,7 +387,7 @@ export class Connection extends EventTarget {
     }
     if (this.#stopped || generation !== this.#generation) return;
     if (!session.signedIn && !this.guest) {
-      return this.#set("stopped", "sign in to connect");
+      return this.#halt("sign in to connect");
     }
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const query = this.query();
@@ -405,7 +456,7 @@ export class Connection extends EventTarget {
     switch (code) {
       case 4001:
         // The token expired on the socket: refresh it, then reconnect at once.
-        if (!session.signedIn) return this.#set("stopped", `signed out: ${reason || "token refused"}`);
+        if (!session.signedIn) return this.#halt(`signed out: ${reason || "token refused"}`);
         return this.#backoff("the token expired; renewing it", 0);
       case 4003:
         return this.#set("stopped", "the hub closed this connection: the account was deactivated or lost the staff right");

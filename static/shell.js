@@ -1,8 +1,8 @@
 // What every page shares around its own content: the header (navigation,
-// the connection state, signing in and out) and the footer. Built here so
-// the pages hold only their own markup.
+// the state of each of the page's connections, signing in and out) and the
+// footer. Built here so the pages hold only their own markup.
 
-import { session } from "./conn.js";
+import { connections, session } from "./conn.js";
 
 const PAGES = [
   ["/", "Home"],
@@ -59,16 +59,34 @@ function signInForm() {
 function account() {
   const box = el("div", { id: "account", class: "account" });
   const render = () => {
+    box.classList.remove("open");
     if (session.signedIn) {
       box.replaceChildren(
-        el("span", {}, "Signed in as ", el("strong", { id: "whoami", text: session.username })),
+        el("span", {}, el("span", { class: "signed-in-as", text: "Signed in as " }),
+          el("strong", { id: "whoami", text: session.username })),
         el("button", { type: "button", id: "signout", text: "Sign out", onclick: () => session.signOut() }),
       );
-    } else {
-      box.replaceChildren(signInForm());
-      if (session.signOutReason) {
-        box.querySelector("#signin-error").textContent = `Signed out: ${session.signOutReason}`;
-      }
+      return;
+    }
+    // On a phone the form folds behind this button, so it does not take
+    // the top of every page (hub.css shows the button only there).
+    const toggle = el("button", {
+      type: "button", id: "signin-toggle", class: "signin-toggle", "aria-expanded": "false", "aria-controls": "signin", text: "Sign in",
+    });
+    const form = signInForm();
+    const unfold = (open) => {
+      box.classList.toggle("open", open);
+      toggle.setAttribute("aria-expanded", String(open));
+    };
+    toggle.addEventListener("click", () => {
+      const open = !box.classList.contains("open");
+      unfold(open);
+      if (open) form.username.focus();
+    });
+    box.replaceChildren(toggle, form);
+    if (session.signOutReason) {
+      form.querySelector("#signin-error").textContent = `Signed out: ${session.signOutReason}`;
+      unfold(true);
     }
   };
   session.addEventListener("change", render);
@@ -76,18 +94,49 @@ function account() {
   return box;
 }
 
+/** What the header says of a connection's state. */
+function words(connection) {
+  switch (connection.state) {
+    case "connecting": return "connecting…";
+    case "open": return "connected";
+    case "waiting": return `reconnecting (${connection.detail})`;
+    case "signed-out": return "not signed in";
+    default:
+      if (connection.refusal) return `refused: ${connection.detail}`;
+      return connection.detail ? `disconnected: ${connection.detail}` : "disconnected";
+  }
+}
+
+// The page's state as one word, the most pressing of its connections'.
+const PRESSING = ["stopped", "waiting", "connecting", "signed-out", "open"];
+
+/** One line per connection of the page, each with its state. */
+function connectionStates() {
+  const box = el("div", { id: "conn-state", class: "conn-state", role: "status", "data-state": "none" });
+  const render = () => {
+    const list = connections.list;
+    box.replaceChildren(...list.map((c) => el("p", {
+      class: "conn-line", "data-name": c.name, "data-state": c.state, text: `${c.label}: ${words(c)}`,
+    })));
+    box.dataset.state = PRESSING.find((state) => list.some((c) => c.state === state)) || "none";
+  };
+  connections.addEventListener("change", render);
+  render();
+  return box;
+}
+
 /**
  * Puts the header and footer around the page's <main> and signs the tab in
- * from its refresh token. Resolves once the session is known.
+ * from its refresh token, or from another tab. Resolves once the session is
+ * known.
  */
 export async function mountShell() {
   const here = location.pathname === "/index.html" ? "/" : location.pathname;
   const nav = el("nav", { "aria-label": "Pages" },
     el("ul", {}, ...PAGES.map(([href, label]) =>
       el("li", {}, el("a", { href, text: label, "aria-current": href === here ? "page" : null })))));
-  const status = el("p", { id: "conn-state", class: "conn-state", role: "status", "data-state": "none" });
   const header = el("header", { class: "site" },
-    el("a", { href: "/", class: "brand", text: "Realtime hub" }), nav, status, account());
+    el("a", { href: "/", class: "brand", text: "Realtime hub" }), nav, connectionStates(), account());
   const footer = el("footer", { class: "site" },
     el("p", {}, "The realtime hub: chat, dashboards and DNS panels, live. ",
       el("a", { href: "/about.html", text: "About us" })));
@@ -96,20 +145,11 @@ export async function mountShell() {
   await session.restore();
 }
 
-/** Shows a connection's state in the header, in words. */
+/**
+ * Shows a connection's state in the header under this label. Every
+ * connection is shown, one line each, from the moment it is made; this
+ * names it.
+ */
 export function showState(connection, label) {
-  const status = document.getElementById("conn-state");
-  const render = () => {
-    const stopped = connection.refusal ? `refused: ${connection.detail}` : `disconnected: ${connection.detail}`;
-    const words = {
-      connecting: "connecting…",
-      open: "connected",
-      waiting: `reconnecting (${connection.detail})`,
-      stopped: connection.detail ? stopped : "disconnected",
-    }[connection.state];
-    status.dataset.state = connection.state;
-    status.textContent = `${label}: ${words}`;
-  };
-  connection.addEventListener("state", render);
-  render();
+  connection.relabel(label);
 }

@@ -162,8 +162,14 @@ export async function open(context, hub, path) {
   return page;
 }
 
-/** Signs in with the form in the shared header. */
+/**
+ * Signs in with the form in the shared header, unfolding it first where a
+ * phone's width folds it behind its button.
+ */
 export async function signIn(page, username, password) {
+  if (await page.isVisible("#signin-toggle") && !(await page.isVisible("#signin-username"))) {
+    await page.click("#signin-toggle");
+  }
   await page.fill("#signin-username", username);
   await page.fill("#signin-password", password);
   await page.click("#signin button[type=submit]");
