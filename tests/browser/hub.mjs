@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -137,6 +138,39 @@ export class Hub {
 /** Headless Chromium, or a clear error naming what is missing. */
 export function launch() {
   return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+}
+
+/**
+ * A hub with these users (`[name, password, options]`) and a browser for
+ * the tests of one `describe`: started before them, closed after. Its
+ * `hub` and `browser` are set once started.
+ */
+export function serveSuite(users = [], env = {}) {
+  const suite = {};
+  before(async () => {
+    suite.hub = new Hub(env);
+    for (const [name, password, options] of users) suite.hub.createUser(name, password, options);
+    await suite.hub.serve();
+    suite.browser = await launch();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.hub?.close();
+  });
+  return suite;
+}
+
+/** A page of the hub in a browser context of its own (`options` for it). */
+export async function openAlone(browser, hub, path, options = {}) {
+  return open(await browser.newContext(options), hub, path);
+}
+
+/** Checks every page the contexts opened (`checkPage`), then closes them. */
+export async function finish(...contexts) {
+  for (const context of contexts) {
+    for (const page of context.pages()) checkPage(page);
+    await context.close();
+  }
 }
 
 /**
