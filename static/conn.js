@@ -366,11 +366,12 @@ export class Connection extends EventTarget {
   }
 
   // What the socket offers: the token when signed in, else a guest's key
-  // when this tab has one.
+  // when this tab has one (of a JWT's characters: anything else would make
+  // the WebSocket constructor throw).
   #protocols() {
     if (session.signedIn) return ["bearer", session.access];
     const key = this.guest ? session.guestKey : null;
-    return key ? ["guest", key] : [];
+    return key && /^[\w.-]+$/.test(key) ? ["guest", key] : [];
   }
 
   async #open() {
