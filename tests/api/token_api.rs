@@ -289,9 +289,14 @@ async fn every_failed_login_takes_as_long_as_a_wrong_password(backend: Backend) 
             reference = reference.min(wrong_login(&app, &reference_user).await);
             fastest = fastest.min(wrong_login(&app, username).await);
         }
+        // The rule is that no failure answers sooner than a wrong password:
+        // one that skipped the hash would take a hundredth of it. The
+        // margin is wide since a busy machine can slow every try of one
+        // side (1.5 s against 3.1 s was seen with both cores taken by a
+        // build); the upper bound catches a failure doing far more work.
         let ratio = fastest.as_secs_f64() / reference.as_secs_f64();
         assert!(
-            (0.5..2.0).contains(&ratio),
+            (0.2..5.0).contains(&ratio),
             "{username}: {fastest:?} against {reference:?} for a wrong password"
         );
     }
