@@ -272,7 +272,8 @@ fn host_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
 /// `_` followed by a host label, as in SRV's `_sip._tcp`.
 fn underscore_label(field: &'static str, label: &[u8]) -> Result<(), Invalid> {
     match label.strip_prefix(b"_") {
-        Some(rest) if label.len() <= MAX_LABEL => host_label(field, rest),
+        // The parser has refused labels past 63 bytes already.
+        Some(rest) => host_label(field, rest),
         _ => Err(Invalid::new(
             field,
             format!(
@@ -1290,6 +1291,42 @@ mod tests {
         ] {
             assert_eq!(field_of(caa(bad)), "content", "{bad:?}");
         }
+    }
+
+    /// What the iodef URL check alone would let through: a quote, a
+    /// backslash or a control character inside an otherwise good URL, a
+    /// scheme with nothing after it, another scheme, a value past 255 bytes.
+    #[test]
+    fn a_caa_value_is_refused_for_each_rule_on_its_own() {
+        let iodef = |value: &str| json!({"name": "@", "type": "CAA", "content": format!("0 iodef \"{value}\"")});
+        for bad in [
+            "mailto:a\"b@example.com",
+            "mailto:a\\b@example.com",
+            "mailto:a\u{7}b@example.com",
+            "mailto:",
+            "https://",
+            "ftp://example.com/report",
+        ] {
+            assert_eq!(field_of(iodef(bad)), "content", "{bad:?}");
+        }
+        let url = |len: usize| {
+            let head = "https://example.com/";
+            format!("{head}{}", "r".repeat(len - head.len()))
+        };
+        assert!(check(iodef(&url(255))).is_ok());
+        for len in [256, 300] {
+            let err = check(iodef(&url(len))).unwrap_err();
+            assert_eq!(err.detail, "the CAA value is at most 255 bytes", "{len}");
+        }
+    }
+
+    /// A wildcard's labels after the star are checked like any other.
+    #[test]
+    fn a_wildcard_s_own_labels_follow_the_label_rules() {
+        for bad in ["*.bad-", "*.a.-b"] {
+            assert_eq!(field_of(a(bad)), "name", "{bad}");
+        }
+        assert!(check(a("*.dev")).is_ok());
     }
 
     #[test]
