@@ -310,25 +310,42 @@ pub fn samples(
         .load(conn)
 }
 
+/// A metric summed over all users.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Total {
+    pub name: String,
+    pub sum: f64,
+    /// How many users have the metric: what an average divides by.
+    pub users: i64,
+}
+
 /// Totals over all users, for the given names or (with `None`) all of them.
 pub fn totals(
     conn: &mut DbConnection,
     names: Option<&[String]>,
     limit: i64,
-) -> QueryResult<Vec<(String, f64)>> {
+) -> QueryResult<Vec<Total>> {
     let mut query = hub_metric::table
         .group_by(hub_metric::name)
         .order(hub_metric::name)
         .limit(limit)
-        .select((hub_metric::name, diesel::dsl::sum(hub_metric::value)))
+        .select((
+            hub_metric::name,
+            diesel::dsl::sum(hub_metric::value),
+            diesel::dsl::count(hub_metric::user_id),
+        ))
         .into_boxed();
     if let Some(names) = names {
         query = query.filter(hub_metric::name.eq_any(names));
     }
-    let rows: Vec<(String, Option<f64>)> = query.load(conn)?;
+    let rows: Vec<(String, Option<f64>, i64)> = query.load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(n, v)| (n, v.unwrap_or(0.0)))
+        .map(|(name, sum, users)| Total {
+            name,
+            sum: sum.unwrap_or(0.0),
+            users,
+        })
         .collect())
 }
 
