@@ -17,7 +17,7 @@ const CHART_HEIGHT = 150;
 const SPARSE_POINTS = 20;
 
 /** How a metric's values read, from how its name ends: "bytes", "percent" or "count". */
-export function unitOf(name) {
+function unitOf(name) {
   if (/_bytes$/i.test(name)) return "bytes";
   if (/_(pct|percent)$/i.test(name)) return "percent";
   return "count";
@@ -35,7 +35,7 @@ function short(value) {
 }
 
 /** A value with its unit, short: "148 MB", "99.98%", "1,234", "1.55M". */
-export function formatValue(value, unit) {
+function formatValue(value, unit) {
   if (value === null || value === undefined || !Number.isFinite(value)) return "–";
   // 99.98% is not 100%: two decimals, whatever the size.
   if (unit === "percent") return `${decimals[2].format(value)}%`;
@@ -54,7 +54,7 @@ export function formatValue(value, unit) {
 }
 
 /** A time in seconds as HH:MM, in the reader's time zone. */
-export function hhmm(secs) {
+function hhmm(secs) {
   return clock.format(secs * 1000);
 }
 
