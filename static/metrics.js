@@ -143,7 +143,8 @@ export class MetricsView {
     }
     for (const [name, value] of Object.entries(frame.metrics)) this.#values.set(name, value);
     for (const [name, users] of Object.entries(frame.users ?? {})) this.#users.set(name, users);
-    // What a tile showed and shows no more; a metric new in an update is news too.
+    // Tiles whose value moved; a metric new in an update is news too, but
+    // nothing in a first snapshot is.
     const changed = Object.entries(frame.metrics)
       .filter(([name, value]) => before.get(name) !== value && (before.has(name) || !snapshot))
       .map(([name]) => name);
