@@ -1,12 +1,16 @@
-// The dashboard: the signed-in user's metrics as tiles and a live chart.
+// The dashboard: the signed-in user's metrics as tiles and a chart each,
+// the last hour first, then live.
 
 import { Connection, session } from "./conn.js";
 import { mountShell, showState } from "./shell.js";
 import { MetricsView } from "./metrics.js";
 
 await mountShell();
-const view = new MetricsView(document.getElementById("tiles"), document.getElementById("chart"));
-const note = document.getElementById("dashboard-note");
+const $ = (id) => document.getElementById(id);
+const view = new MetricsView({
+  tiles: $("tiles"), charts: $("chart"), range: $("chart-range"), empty: $("empty"), panel: $("metrics"),
+});
+const note = $("dashboard-note");
 const conn = new Connection("/ws/analytics/");
 showState(conn, "Dashboard");
 conn.addEventListener("frame", ({ detail: f }) => {

@@ -74,7 +74,7 @@ async function enter() {
   timer = setTimeout(poll, FIGURES_EVERY_MS);
   room = mountRoom($("management"), "management", { guest: false });
 
-  const view = new MetricsView($("global"), null);
+  const view = new MetricsView({ tiles: $("global"), empty: $("global-empty") });
   analytics = new Connection("/ws/analytics/");
   analytics.addEventListener("frame", ({ detail: f }) => {
     if (f.scope === "global" && (f.type === "analytics.snapshot" || f.type === "analytics.update")) view.apply(f);

@@ -8,6 +8,10 @@
 //! dashboard already has is dropped, so a dashboard always ends on the
 //! stored value.
 //!
+//! A dashboard's snapshot of its own metrics also carries their last hour
+//! ([`series`](super::series)); totals carry how many users have each
+//! metric, so staff can show an average where a sum means nothing.
+//!
 //! Ingest on any node publishes what it stored on the bus (per user, and
 //! the names of what changed for the totals); the broadcaster of every node
 //! with a dashboard for that user (or for the totals) takes it from there.
@@ -26,9 +30,10 @@ use bytestring::ByteString;
 use serde::Serialize;
 
 use super::SNAPSHOT_LIMIT;
+use super::series::{self, Series};
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
-use crate::db::Db;
-use crate::db::metrics::{self as store, Current};
+use crate::db::metrics::{self as store, Current, Total};
+use crate::db::{Db, DbConnection};
 use crate::metrics::Metrics;
 use crate::ws::close::CloseCode;
 use crate::ws::fanout::Fanout;
@@ -79,9 +84,58 @@ pub struct Changed {
     pub changes: Vec<Current>,
 }
 
-/// Metrics by name, each with its value and the version it had (totals,
-/// read fresh each time, carry 0).
-type Values = BTreeMap<String, (f64, i64)>;
+/// A metric as a frame shows it.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    value: f64,
+    /// The version the value had (totals, read fresh each time, carry 0).
+    version: i64,
+    /// For totals, how many users have the metric.
+    users: Option<i64>,
+}
+
+impl Reading {
+    fn own(value: f64, version: i64) -> Self {
+        Self {
+            value,
+            version,
+            users: None,
+        }
+    }
+}
+
+impl From<&Total> for Reading {
+    fn from(total: &Total) -> Self {
+        Self {
+            value: total.sum,
+            version: 0,
+            users: Some(total.users),
+        }
+    }
+}
+
+/// Metrics by name.
+type Values = BTreeMap<String, Reading>;
+
+fn totals(rows: &[Total]) -> Values {
+    rows.iter()
+        .map(|total| (total.name.clone(), total.into()))
+        .collect()
+}
+
+/// A user's metrics and their last hour.
+fn own_snapshot(conn: &mut DbConnection, user_id: i32) -> diesel::QueryResult<(Values, Series)> {
+    let snapshot: Values = store::for_user(conn, user_id, SNAPSHOT_LIMIT)?
+        .into_iter()
+        .map(|(name, value, version)| (name, Reading::own(value, version)))
+        .collect();
+    let current = snapshot
+        .iter()
+        .map(|(name, reading)| (name.clone(), reading.value))
+        .collect();
+    let series = series::load(conn, user_id, &current, chrono::Utc::now().naive_utc())?;
+    Ok((snapshot, series))
+}
 
 #[derive(Serialize)]
 struct MetricsFrame<'a> {
@@ -89,17 +143,34 @@ struct MetricsFrame<'a> {
     kind: &'static str,
     scope: Scope,
     metrics: BTreeMap<&'a str, f64>,
+    /// Totals only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    users: Option<BTreeMap<&'a str, i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series: Option<&'a Series>,
     at: String,
 }
 
-fn frame(kind: &'static str, scope: Scope, metrics: &Values) -> ByteString {
+fn frame(
+    kind: &'static str,
+    scope: Scope,
+    metrics: &Values,
+    series: Option<&Series>,
+) -> ByteString {
     let frame = MetricsFrame {
         kind,
         scope,
         metrics: metrics
             .iter()
-            .map(|(name, (value, _))| (name.as_str(), *value))
+            .map(|(name, reading)| (name.as_str(), reading.value))
             .collect(),
+        users: (scope == Scope::Global).then(|| {
+            metrics
+                .iter()
+                .map(|(name, reading)| (name.as_str(), reading.users.unwrap_or(0)))
+                .collect()
+        }),
+        series,
         at: wire_time(chrono::Utc::now().naive_utc()),
     };
     serde_json::to_string(&frame)
@@ -162,7 +233,7 @@ impl AnalyticsBroadcaster {
     /// Sends `changes` to every ready dashboard of an audience; dashboards
     /// still waiting for their snapshot keep them for after it.
     fn deliver(&mut self, scope: Scope, user_id: i32, changes: &Values) {
-        let update = frame("analytics.update", scope, changes);
+        let update = frame("analytics.update", scope, changes, None);
         let Some(audience) = self.audience(scope, user_id) else {
             return;
         };
@@ -231,7 +302,7 @@ impl AnalyticsBroadcaster {
             self.pending
                 .entry(change.user_id)
                 .or_default()
-                .insert(change.metric, (change.value, change.version));
+                .insert(change.metric, Reading::own(change.value, change.version));
         }
     }
 
@@ -257,13 +328,7 @@ impl AnalyticsBroadcaster {
         ctx.spawn(load.into_actor(self).map(|loaded, act, _| {
             act.totals_loading = false;
             match loaded {
-                Ok(rows) => {
-                    let totals = rows
-                        .into_iter()
-                        .map(|(name, sum)| (name, (sum, 0)))
-                        .collect();
-                    act.deliver(Scope::Global, 0, &totals);
-                }
+                Ok(rows) => act.deliver(Scope::Global, 0, &totals(&rows)),
                 Err(err) => tracing::error!(error = %err, "loading metric totals failed"),
             }
         }));
@@ -279,33 +344,34 @@ impl AnalyticsBroadcaster {
     ) {
         let db = self.db.clone();
         let load = async move {
-            db.run(move |conn| -> diesel::QueryResult<Values> {
-                Ok(match scope {
-                    Scope::Own => store::for_user(conn, user_id, SNAPSHOT_LIMIT)?
-                        .into_iter()
-                        .map(|(name, value, version)| (name, (value, version)))
-                        .collect(),
-                    Scope::Global => store::totals(conn, None, SNAPSHOT_LIMIT)?
-                        .into_iter()
-                        .map(|(name, sum)| (name, (sum, 0)))
-                        .collect(),
-                })
-            })
+            db.run(
+                move |conn| -> diesel::QueryResult<(Values, Option<Series>)> {
+                    Ok(match scope {
+                        Scope::Own => {
+                            let (snapshot, series) = own_snapshot(conn, user_id)?;
+                            (snapshot, Some(series))
+                        }
+                        Scope::Global => {
+                            (totals(&store::totals(conn, None, SNAPSHOT_LIMIT)?), None)
+                        }
+                    })
+                },
+            )
             .await
         };
         ctx.spawn(load.into_actor(self).map(move |loaded, act, _| {
-            if let (Scope::Own, Ok(snapshot)) = (scope, &loaded) {
+            if let (Scope::Own, Ok((snapshot, _))) = (scope, &loaded) {
                 let newest = act.newest.entry(user_id).or_default();
-                for (name, (_, version)) in snapshot {
+                for (name, reading) in snapshot {
                     let seen = newest.entry(name.clone()).or_default();
-                    *seen = (*seen).max(*version);
+                    *seen = (*seen).max(reading.version);
                 }
             }
             let Some(audience) = act.audience(scope, user_id) else {
                 return;
             };
-            let snapshot = match loaded {
-                Ok(snapshot) => snapshot,
+            let (snapshot, series) = match loaded {
+                Ok(loaded) => loaded,
                 Err(err) => {
                     tracing::error!(error = %err, user_id, "loading a metrics snapshot failed");
                     audience.close(
@@ -322,17 +388,15 @@ impl AnalyticsBroadcaster {
             dashboard.ready = true;
             let mut missed = std::mem::take(&mut dashboard.missed);
             // What the snapshot already shows, or newer, is not news.
-            missed.retain(|name, (_, version)| {
+            missed.retain(|name, missed| {
                 snapshot
                     .get(name)
-                    .is_none_or(|(_, shown)| *version > *shown)
+                    .is_none_or(|shown| missed.version > shown.version)
             });
-            if audience
-                .send_to(session, &frame("analytics.snapshot", scope, &snapshot))
-                .is_none()
-                && !missed.is_empty()
-            {
-                audience.send_to(session, &frame("analytics.update", scope, &missed));
+            let first = frame("analytics.snapshot", scope, &snapshot, series.as_ref());
+            if audience.send_to(session, &first).is_none() && !missed.is_empty() {
+                let update = frame("analytics.update", scope, &missed, None);
+                audience.send_to(session, &update);
             }
         }));
     }

@@ -1,14 +1,36 @@
-//! Dashboard metrics (`hub_metric`): one current value per user and name.
+//! Dashboard metrics (`hub_metric`): one current value per user and name,
+//! and the last hour of each, a value per minute (`hub_metric_sample`).
 
-use chrono::{NaiveDateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DurationRound, NaiveDateTime, TimeDelta, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_dsl::methods::{self, LoadQuery};
+use diesel::query_dsl::methods::{self, ExecuteDsl, LoadQuery};
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 
 use super::DbConnection;
-use super::schema::hub_metric;
+use super::schema::{hub_metric, hub_metric_sample};
+
+/// Minutes of samples kept per metric, the current one included.
+pub const SAMPLE_MINUTES: u16 = 60;
+
+/// Sample rows in one statement, at most: four bound parameters a row stay
+/// far below either backend's limit on them.
+const SAMPLE_ROWS_PER_STATEMENT: usize = 1000;
+
+/// The start of the minute `at` falls in: the key of its sample.
+pub fn minute_of(at: NaiveDateTime) -> NaiveDateTime {
+    at.duration_trunc(TimeDelta::minutes(1))
+        .expect("a minute divides any time the hub stores")
+}
+
+/// The first minute whose samples are still kept when `minute` is the
+/// current one.
+pub fn oldest_kept(minute: NaiveDateTime) -> NaiveDateTime {
+    minute - TimeDelta::minutes(i64::from(SAMPLE_MINUTES) - 1)
+}
 
 /// How an event changes a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -62,20 +84,23 @@ impl From<diesel::result::Error> for Abort {
 
 /// Applies events in order, in one transaction; returns each metric's value
 /// and version after its event. An event that would overflow its metric
-/// rolls the whole batch back and is named in the `Overflow`.
+/// rolls the whole batch back and is named in the `Overflow`. The same
+/// transaction records the changed metrics' samples.
 pub fn apply(
     conn: &mut DbConnection,
     events: &[Event],
 ) -> QueryResult<Result<Vec<Current>, Overflow>> {
     let now = Utc::now().naive_utc();
     let stored = conn.transaction(|conn| {
-        events
+        let current = events
             .iter()
             .enumerate()
             .map(|(index, event)| {
                 upsert(conn, event, now)?.ok_or(Abort::Overflow(Overflow { index }))
             })
-            .collect::<Result<Vec<_>, Abort>>()
+            .collect::<Result<Vec<_>, Abort>>()?;
+        record_samples(conn, &current, minute_of(now))?;
+        Ok(current)
     });
     match stored {
         Ok(current) => Ok(Ok(current)),
@@ -149,6 +174,74 @@ where
     }
 }
 
+/// `first_row` for a statement that returns no rows.
+fn execute<Q>(conn: &mut DbConnection, query: Q) -> QueryResult<usize>
+where
+    Q: RunQueryDsl<SqliteConnection>
+        + ExecuteDsl<SqliteConnection>
+        + RunQueryDsl<PgConnection>
+        + ExecuteDsl<PgConnection>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => ExecuteDsl::execute(query, c),
+        DbConnection::Pg(c) => ExecuteDsl::execute(query, c),
+    }
+}
+
+/// Makes each changed metric's value its sample for `minute` (of several
+/// changes of one metric, the last), and deletes that metric's samples that
+/// have aged out by then. In `apply`, only metrics whose row its transaction
+/// has just changed, and so holds locked, are touched: recording samples
+/// never waits on another ingest, nor makes one wait.
+pub fn record_samples(
+    conn: &mut DbConnection,
+    changes: &[Current],
+    minute: NaiveDateTime,
+) -> QueryResult<()> {
+    // One row per metric: a statement may not upsert one row twice.
+    let last: BTreeMap<(i32, &str), f64> = changes
+        .iter()
+        .map(|c| ((c.user_id, c.metric.as_str()), c.value))
+        .collect();
+    let rows: Vec<_> = last
+        .iter()
+        .map(|(&(user_id, name), &value)| {
+            (
+                hub_metric_sample::user_id.eq(user_id),
+                hub_metric_sample::name.eq(name),
+                hub_metric_sample::minute.eq(minute),
+                hub_metric_sample::value.eq(value),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(SAMPLE_ROWS_PER_STATEMENT) {
+        let upsert = diesel::insert_into(hub_metric_sample::table)
+            .values(chunk)
+            .on_conflict((
+                hub_metric_sample::user_id,
+                hub_metric_sample::name,
+                hub_metric_sample::minute,
+            ))
+            .do_update()
+            .set(hub_metric_sample::value.eq(excluded(hub_metric_sample::value)));
+        execute(conn, upsert)?;
+    }
+    let mut names_by_user: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for &(user_id, name) in last.keys() {
+        names_by_user.entry(user_id).or_default().push(name);
+    }
+    for (user_id, names) in names_by_user {
+        diesel::delete(
+            hub_metric_sample::table
+                .filter(hub_metric_sample::user_id.eq(user_id))
+                .filter(hub_metric_sample::name.eq_any(names))
+                .filter(hub_metric_sample::minute.lt(oldest_kept(minute))),
+        )
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The stored values that `add` can be added to with a finite result. The
 /// bounds are computed here, exactly, so the database only compares: on
 /// PostgreSQL an overflowing sum is an error (even inside a guard), on
@@ -196,25 +289,63 @@ pub fn for_user(
         .load(conn)
 }
 
+/// A user's samples of the metrics named `first` to `last` (in name order)
+/// from the minute `since` on, by name then minute.
+pub fn samples(
+    conn: &mut DbConnection,
+    user_id: i32,
+    (first, last): (&str, &str),
+    since: NaiveDateTime,
+) -> QueryResult<Vec<(String, NaiveDateTime, f64)>> {
+    hub_metric_sample::table
+        .filter(hub_metric_sample::user_id.eq(user_id))
+        .filter(hub_metric_sample::name.between(first, last))
+        .filter(hub_metric_sample::minute.ge(since))
+        .order((hub_metric_sample::name, hub_metric_sample::minute))
+        .select((
+            hub_metric_sample::name,
+            hub_metric_sample::minute,
+            hub_metric_sample::value,
+        ))
+        .load(conn)
+}
+
+/// A metric summed over all users.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Total {
+    pub name: String,
+    pub sum: f64,
+    /// How many users have the metric: what an average divides by.
+    pub users: i64,
+}
+
 /// Totals over all users, for the given names or (with `None`) all of them.
 pub fn totals(
     conn: &mut DbConnection,
     names: Option<&[String]>,
     limit: i64,
-) -> QueryResult<Vec<(String, f64)>> {
+) -> QueryResult<Vec<Total>> {
     let mut query = hub_metric::table
         .group_by(hub_metric::name)
         .order(hub_metric::name)
         .limit(limit)
-        .select((hub_metric::name, diesel::dsl::sum(hub_metric::value)))
+        .select((
+            hub_metric::name,
+            diesel::dsl::sum(hub_metric::value),
+            diesel::dsl::count(hub_metric::user_id),
+        ))
         .into_boxed();
     if let Some(names) = names {
         query = query.filter(hub_metric::name.eq_any(names));
     }
-    let rows: Vec<(String, Option<f64>)> = query.load(conn)?;
+    let rows: Vec<(String, Option<f64>, i64)> = query.load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(n, v)| (n, v.unwrap_or(0.0)))
+        .map(|(name, sum, users)| Total {
+            name,
+            sum: sum.unwrap_or(0.0),
+            users,
+        })
         .collect())
 }
 

@@ -40,6 +40,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    hub_metric_sample (user_id, name, minute) {
+        user_id -> Integer,
+        name -> Varchar,
+        minute -> Timestamp,
+        value -> Double,
+    }
+}
+
+diesel::table! {
     hub_dns_zone (id) {
         id -> BigInt,
         name -> Varchar,

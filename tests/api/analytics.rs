@@ -1,8 +1,10 @@
-//! Dashboards: snapshot on connect, coalesced live updates, staff totals, and
-//! the ingest API's checks.
+//! Dashboards: snapshot on connect with the last hour, coalesced live
+//! updates, staff totals, and the ingest API's checks.
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use hub::db::metrics::{self, Current, minute_of};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Client, TestApp, open_at};
@@ -16,6 +18,9 @@ on_both_backends!(
     ingest_checks_who_sends_and_what,
     a_staff_dashboard_that_loses_staff_keeps_its_own_metrics_and_loses_the_totals,
     a_dashboard_ends_on_the_stored_value_whatever_order_racing_ingests_arrive_in,
+    a_snapshot_carries_the_last_hour_of_each_metric_again_after_a_reconnect,
+    samples_older_than_an_hour_are_deleted_by_the_next_ingest_and_never_sent,
+    a_snapshot_of_many_metrics_keeps_its_series_within_ten_thousand_points,
 );
 
 pub(crate) async fn spawn(backend: Backend) -> TestApp {
@@ -164,6 +169,9 @@ async fn staff_may_watch_global_totals_and_others_may_not(backend: Backend) {
 
     let (mut staff, totals) = watching_totals(&app, sam).await;
     assert_eq!(totals["metrics"], json!({"visits": 12.0}));
+    // What an average divides by; totals have no series.
+    assert_eq!(totals["users"], json!({"visits": 2}));
+    assert_eq!(totals.get("series"), None);
     ingest(
         &app,
         json!({"user_id": alice, "metric": "visits", "value": 3, "op": "add"}),
@@ -174,6 +182,7 @@ async fn staff_may_watch_global_totals_and_others_may_not(backend: Backend) {
         (update["scope"].as_str(), &update["metrics"]),
         (Some("global"), &json!({"visits": 15.0}))
     );
+    assert_eq!(update["users"], json!({"visits": 2}));
 }
 
 async fn ingest_checks_who_sends_and_what(backend: Backend) {
@@ -326,4 +335,194 @@ async fn a_dashboard_ends_on_the_stored_value_whatever_order_racing_ingests_arri
         }
         assert_eq!(shown, Some(stored), "round {round}");
     }
+}
+
+/// The snapshot's series, checked for the shape every series has: a step of
+/// a minute, `minutes` points for each metric of the snapshot, the last of
+/// them its value now; returned with its first minute.
+fn series_of(snapshot: &Value, minutes: usize) -> (NaiveDateTime, &serde_json::Map<String, Value>) {
+    assert_eq!(snapshot["type"], "analytics.snapshot");
+    let series = &snapshot["series"];
+    assert_eq!(series["step"], 60, "{series}");
+    let from = DateTime::parse_from_rfc3339(series["from"].as_str().unwrap())
+        .unwrap()
+        .naive_utc();
+    let at = DateTime::parse_from_rfc3339(snapshot["at"].as_str().unwrap())
+        .unwrap()
+        .naive_utc();
+    let span = TimeDelta::minutes(minutes as i64 - 1);
+    assert_eq!(from, minute_of(at) - span, "{snapshot:.300}");
+    let points = series["points"].as_object().unwrap();
+    let names = |o: &serde_json::Map<String, Value>| o.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        names(points),
+        names(snapshot["metrics"].as_object().unwrap())
+    );
+    for (name, line) in points {
+        let line = line.as_array().unwrap();
+        assert_eq!(line.len(), minutes, "{name}");
+        assert_eq!(
+            line[minutes - 1],
+            snapshot["metrics"][name],
+            "{name} ends on its value"
+        );
+    }
+    (from, points)
+}
+
+/// The place of `minute` in a series starting at `from`.
+fn index(from: NaiveDateTime, minute: NaiveDateTime) -> usize {
+    usize::try_from((minute - from).num_minutes()).unwrap()
+}
+
+/// Writes a sample as an ingest in that minute would have: ingest only
+/// writes the current minute, and these tests need earlier ones.
+fn seed_sample(app: &TestApp, user_id: i32, name: &str, minute: NaiveDateTime, value: f64) {
+    let change = Current {
+        user_id,
+        metric: name.to_owned(),
+        value,
+        version: 0,
+    };
+    app.db
+        .run_here(move |c| metrics::record_samples(c, &[change], minute))
+        .unwrap();
+}
+
+fn this_minute() -> NaiveDateTime {
+    minute_of(Utc::now().naive_utc())
+}
+
+async fn a_snapshot_carries_the_last_hour_of_each_metric_again_after_a_reconnect(backend: Backend) {
+    let app = spawn(backend).await;
+    let half_an_hour_ago = this_minute() - TimeDelta::minutes(30);
+    let alice = app.create_user("alice", false);
+    seed_sample(&app, alice, "cpu_pct", half_an_hour_ago, 12.0);
+    let bob = app.create_user("bob", false);
+    // Two events of one metric in one batch: its sample is the last.
+    let batch = json!([
+        {"user_id": alice, "metric": "cpu_pct", "value": 20, "op": "set"},
+        {"user_id": alice, "metric": "cpu_pct", "value": 42, "op": "set"},
+        {"user_id": alice, "metric": "bandwidth_bytes", "value": 155_189_248, "op": "add"},
+        {"user_id": bob, "metric": "cpu_pct", "value": 99, "op": "set"},
+    ]);
+    assert_eq!(ingest(&app, batch).await.0, 200);
+
+    let path = format!("/ws/analytics/?token={}", app.token(alice));
+    let mut dash = app.connect(&path).await;
+    let snapshot = dash.recv().await;
+    assert_eq!(
+        snapshot.get("users"),
+        None,
+        "own frames have no user counts"
+    );
+    let (from, points) = series_of(&snapshot, 60);
+    let cpu = points["cpu_pct"].as_array().unwrap();
+    let seeded = index(from, half_an_hour_ago);
+    // Nothing is known before the first sample; from it on, each minute
+    // without one holds the value before.
+    assert!(cpu[..seeded].iter().all(Value::is_null), "{cpu:?}");
+    assert!(cpu[seeded..59].iter().all(|p| p == 12.0 || p == 42.0));
+    assert_eq!(cpu[seeded], 12.0);
+    assert_eq!(cpu[59], 42.0);
+    let bytes = points["bandwidth_bytes"].as_array().unwrap();
+    assert_eq!(bytes[59], 155_189_248.0);
+    assert!(cpu.iter().all(|p| p != 99.0), "bob's value is bob's");
+
+    // A live update carries values only: the page appends them.
+    ingest(
+        &app,
+        json!({"user_id": alice, "metric": "cpu_pct", "value": 7, "op": "set"}),
+    )
+    .await;
+    let update = dash.recv().await;
+    assert_eq!(
+        (update["type"].as_str(), update.get("series")),
+        (Some("analytics.update"), None)
+    );
+    drop(dash);
+
+    // A reload: the same hour again, with the change in it.
+    let mut again = app.connect(&path).await;
+    let snapshot = again.recv().await;
+    let (from, points) = series_of(&snapshot, 60);
+    let cpu = points["cpu_pct"].as_array().unwrap();
+    assert_eq!(cpu[index(from, half_an_hour_ago)], 12.0);
+    assert_eq!(cpu[59], 7.0);
+}
+
+async fn samples_older_than_an_hour_are_deleted_by_the_next_ingest_and_never_sent(
+    backend: Backend,
+) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    ingest(
+        &app,
+        json!({"user_id": alice, "metric": "quiet", "value": 5, "op": "set"}),
+    )
+    .await;
+    let now = this_minute();
+    // Out of the hour: the next ingest of the metric deletes it.
+    seed_sample(&app, alice, "load", now - TimeDelta::minutes(90), 1.0);
+    // The oldest minute still kept.
+    seed_sample(&app, alice, "load", now - TimeDelta::minutes(59), 2.0);
+    // Out of the hour, of a metric no ingest touches again: kept, not sent.
+    seed_sample(&app, alice, "quiet", now - TimeDelta::minutes(61), 3.0);
+    ingest(
+        &app,
+        json!({"user_id": alice, "metric": "load", "value": 4, "op": "set"}),
+    )
+    .await;
+    let stored = app
+        .db
+        .run_here(move |c| metrics::samples(c, alice, ("load", "quiet"), now - TimeDelta::days(1)))
+        .unwrap();
+    let minutes_ago = |name: &str| {
+        stored
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, minute, _)| (now - *minute).num_minutes())
+            .collect::<Vec<_>>()
+    };
+    // The ingest's own sample is this minute's, or the next one's if the
+    // clock moved on meanwhile, which also ages out the 59-minute one.
+    let load = minutes_ago("load");
+    assert!(
+        load == [59, 0] || load == [-1],
+        "load's samples, minutes ago: {load:?}"
+    );
+    assert_eq!(minutes_ago("quiet")[0], 61, "left alone, not touched");
+
+    let mut dash = app
+        .connect(&format!("/ws/analytics/?token={}", app.token(alice)))
+        .await;
+    let snapshot = dash.recv().await;
+    let (_, points) = series_of(&snapshot, 60);
+    for old in [1.0, 3.0] {
+        assert!(
+            points
+                .values()
+                .flat_map(|l| l.as_array().unwrap())
+                .all(|p| p != old),
+            "{old} is over an hour old: {points:?}"
+        );
+    }
+    assert_eq!(points["quiet"][59], 5.0);
+}
+
+async fn a_snapshot_of_many_metrics_keeps_its_series_within_ten_thousand_points(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.create_user("alice", false);
+    // The most one request takes, each event a metric of its own.
+    let events: Vec<Value> = (0..1000)
+        .map(|i| json!({"user_id": alice, "metric": format!("m{i:04}"), "value": i, "op": "set"}))
+        .collect();
+    assert_eq!(ingest(&app, Value::Array(events)).await.0, 200);
+    let mut dash = app
+        .connect(&format!("/ws/analytics/?token={}", app.token(alice)))
+        .await;
+    let snapshot = dash.recv().await;
+    // The last ten minutes of each: all of them, as far back as fits.
+    let (_, points) = series_of(&snapshot, 10);
+    assert_eq!(points.len(), 1000);
 }

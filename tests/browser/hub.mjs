@@ -143,13 +143,14 @@ export function launch() {
 /**
  * A hub with these users (`[name, password, options]`) and a browser for
  * the tests of one `describe`: started before them, closed after. Its
- * `hub` and `browser` are set once started.
+ * `hub` and `browser` are set once started, and `ids`, each user's id by name.
  */
 export function serveSuite(users = [], env = {}) {
   const suite = {};
   before(async () => {
     suite.hub = new Hub(env);
-    for (const [name, password, options] of users) suite.hub.createUser(name, password, options);
+    suite.ids = {};
+    for (const [name, password, options] of users) suite.ids[name] = suite.hub.createUser(name, password, options);
     await suite.hub.serve();
     suite.browser = await launch();
   });

@@ -60,7 +60,7 @@ describe("pages", () => {
     await context.close();
   });
 
-  test("the dashboard's tiles and chart change as events are ingested", async () => {
+  test("the dashboard's tiles and charts change as events are ingested", async () => {
     const context = await browser.newContext();
     const page = await open(context, hub, "/dashboard.html");
     await signIn(page, "alice", PASSWORD);
@@ -81,7 +81,9 @@ describe("pages", () => {
       await hub.ingest([{ user_id: users.alice, metric: "visits", value, op: "set" }]);
       await visits.filter({ hasText: new RegExp(`^${value}$`) }).waitFor({ timeout: WAIT });
     }
-    await page.locator("#chart canvas").waitFor();
+    // A chart per metric.
+    await page.locator('#chart [data-metric="visits"] canvas').waitFor();
+    await page.locator('#chart [data-metric="signups"] canvas').waitFor();
     await accessible(page, "the dashboard");
     await screenshot(page, "dashboard");
     checkPage(page);
