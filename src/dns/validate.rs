@@ -1362,6 +1362,12 @@ mod tests {
         assert_eq!(field_of(with("comment", json!("a\u{0}b"))), "comment");
         assert_eq!(field_of(with("comment", json!("two\nlines"))), "comment");
         assert_eq!(field_of(with("comment", json!("x".repeat(256)))), "comment");
+        // Counted in characters: 255 of two bytes each are within it.
+        let longest = "é".repeat(MAX_COMMENT_CHARS);
+        assert_eq!(
+            check(with("comment", json!(longest))).unwrap().comment,
+            Some(longest)
+        );
         assert_eq!(check(with("comment", json!(""))).unwrap().comment, None);
         assert_eq!(check(with("comment", json!("  "))).unwrap().comment, None);
         assert_eq!(
