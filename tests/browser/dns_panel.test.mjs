@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  Hub, WAIT, accessible, checkPage, connected, fitsWidth, launch, open, screenshot, signIn,
+  Hub, WAIT, accessible, connected, finish, fitsWidth, launch, open, openAlone, screenshot, signIn,
 } from "./hub.mjs";
 
 const PASSWORD = "correct horse battery";
@@ -55,11 +55,16 @@ describe("the DNS panel", () => {
     await hub?.close();
   });
 
-  test("an import previews, merges by default, replaces only when confirmed, and can be undone", async () => {
-    const context = await browser.newContext();
-    const page = await open(context, hub, "/dns.html");
-    await signIn(page, "carol", PASSWORD);
+  /** The panel in a browser context of its own, signed in as `username`. */
+  async function panelFor(username, path = "/dns.html") {
+    const page = await openAlone(browser, hub, path);
+    await signIn(page, username, PASSWORD);
     await connected(page);
+    return page;
+  }
+
+  test("an import previews, merges by default, replaces only when confirmed, and can be undone", async () => {
+    const page = await panelFor("carol");
     await newZone(page, "big.example");
 
     // Replacing, chosen explicitly: the preview says what it adds.
@@ -94,15 +99,11 @@ describe("the DNS panel", () => {
     await page.locator("#record-count").filter({ hasText: /^1 record\(s\)/ }).waitFor({ timeout: WAIT });
     await page.locator("#undo-bar button", { hasText: "Undo" }).click();
     await page.locator("#record-count").filter({ hasText: "301 record(s)" }).waitFor({ timeout: WAIT });
-    checkPage(page);
-    await context.close();
+    await finish(page.context());
   });
 
   test("a zone of 300 records is searched, filtered, paged and sorted as DNS names", async () => {
-    const context = await browser.newContext();
-    const page = await open(context, hub, "/dns.html");
-    await signIn(page, "dave", PASSWORD);
-    await connected(page);
+    const page = await panelFor("dave");
     await newZone(page, "paged.example");
     await importText(page, `${zoneFile(300)}\nmail IN A 192.0.2.25\n@ IN MX 10 mail`, "merge");
     await page.locator("#record-count").filter({ hasText: "302 record(s), showing 1–50" }).waitFor({ timeout: WAIT });
@@ -162,15 +163,11 @@ describe("the DNS panel", () => {
     assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `Edit at ${JSON.stringify(box)}`);
     await accessible(page, "the DNS panel at 375 px");
     await screenshot(page, "dns-phone");
-    checkPage(page);
-    await context.close();
+    await finish(page.context());
   });
 
   test("the form fits the type, a conflict keeps what was typed, and history pages with old and new", async () => {
-    const context = await browser.newContext();
-    const first = await open(context, hub, "/dns.html");
-    await signIn(first, "carol", PASSWORD);
-    await connected(first);
+    const first = await panelFor("carol");
     await newZone(first, "form.example");
 
     // An A record has no priority, weight or port; MX has a priority,
@@ -204,7 +201,7 @@ describe("the DNS panel", () => {
     await first.fill("#f-ttl", "300");
     await first.click("#record-submit");
     // Signed in by the first tab.
-    const second = await open(context, hub, "/dns.html#form.example");
+    const second = await open(first.context(), hub, "/dns.html#form.example");
     await second.locator("#whoami").filter({ hasText: "carol" }).waitFor({ timeout: WAIT });
     await connected(second);
     await rowOf(second, /^wwwA/).waitFor({ timeout: WAIT });
@@ -240,16 +237,11 @@ describe("the DNS panel", () => {
     await first.click("#delete-zone-yes");
     await first.locator("#live").filter({ hasText: "Deleted the zone form.example." }).waitFor({ timeout: WAIT });
     await second.locator("#zone option", { hasText: "form.example" }).waitFor({ state: "detached", timeout: WAIT });
-    checkPage(first);
-    checkPage(second);
-    await context.close();
+    await finish(first.context());
   });
 
   test("staff see each zone's owner, filter by owner and create a zone for a customer", async () => {
-    const context = await browser.newContext();
-    const page = await open(context, hub, "/dns.html");
-    await signIn(page, "sam", PASSWORD);
-    await connected(page);
+    const page = await panelFor("sam");
     await page.locator("#dns-note").filter({ hasText: "Every customer's zones" }).waitFor({ timeout: WAIT });
     await page.locator("#zone option", { hasText: "big.example (carol)" }).waitFor({ state: "attached", timeout: WAIT });
     await page.locator("#zone option", { hasText: "paged.example (dave)" }).waitFor({ state: "attached", timeout: WAIT });
@@ -271,15 +263,9 @@ describe("the DNS panel", () => {
     await screenshot(page, "dns-staff");
 
     // The customer sees it as theirs.
-    const customer = await browser.newContext();
-    const own = await open(customer, hub, "/dns.html#for-dave.example");
-    await signIn(own, "dave", PASSWORD);
-    await connected(own);
+    const own = await panelFor("dave", "/dns.html#for-dave.example");
     await own.locator("#zone option", { hasText: "for-dave.example" }).waitFor({ state: "attached", timeout: WAIT });
     assert.equal(await own.isVisible("#owner-filter"), false);
-    checkPage(page);
-    checkPage(own);
-    await customer.close();
-    await context.close();
+    await finish(page.context(), own.context());
   });
 });
