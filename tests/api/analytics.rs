@@ -65,7 +65,8 @@ pub(crate) async fn watching_totals_at(port: u16, token: &str) -> (Client, Value
 }
 
 pub(crate) async fn ingest(app: &TestApp, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client()
         .post(app.http("/api/analytics/events"))
         .header("x-hub-ingest-key", INGEST_KEY)
         .json(&body)

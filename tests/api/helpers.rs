@@ -125,6 +125,12 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
     /// The PostgreSQL database of this test, if it runs on PostgreSQL.
     pub pg: Option<PgDatabase>,
+    /// One HTTP client for the whole test. A client per request costs a TLS
+    /// context each; built inside a burst of `join_all`, those delay the
+    /// writes of connections already accepted past the server's 5 s request
+    /// timeout on a busy machine, and the server's 408 then reaches the
+    /// client before its request is sent.
+    client: reqwest::Client,
 }
 
 impl Drop for TestApp {
@@ -217,7 +223,13 @@ impl TestApp {
             handle,
             _dir: dir,
             pg,
+            client: reqwest::Client::new(),
         }
+    }
+
+    /// The test's HTTP client, shared so that connections are pooled.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     pub fn create_user(&self, username: &str, staff: bool) -> i32 {

@@ -28,7 +28,8 @@ async fn spawn(backend: Backend) -> TestApp {
 }
 
 async fn ingest(app: &TestApp, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client()
         .post(app.http("/api/analytics/events"))
         .header("x-hub-ingest-key", INGEST_KEY)
         .json(body)

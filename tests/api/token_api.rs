@@ -38,7 +38,8 @@ fn slow_hash(iterations: u32) -> String {
 }
 
 async fn post_raw(app: &TestApp, path: &str, content_type: &str, body: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client()
         .post(app.http(path))
         .header(CONTENT_TYPE, content_type)
         .body(body.to_owned())
@@ -49,7 +50,8 @@ async fn post_raw(app: &TestApp, path: &str, content_type: &str, body: &str) -> 
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = app
+        .client()
         .post(app.http(path))
         .json(&body)
         .send()
