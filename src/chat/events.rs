@@ -13,13 +13,9 @@ use super::frames::Who;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEvent {
-    /// A stored message, as its `chat.message` frame, from the room on
-    /// `node`.
-    Message {
-        id: i64,
-        node: String,
-        frame: String,
-    },
+    /// A stored message, as its `chat.message` frame, with its number in
+    /// the room.
+    Message { id: i64, frame: String },
     /// A person's first socket on `node`.
     Arrive {
         node: String,

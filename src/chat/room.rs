@@ -3,10 +3,11 @@
 //! ([`super::history`]), and the writer that stores what is said.
 //!
 //! What it stores it publishes on the room's topic ([`super::events`]), and
-//! it delivers only what comes back from the bus, its own included: members
-//! on every node get every message once ([`super::seen`]), in each sender's
-//! order, whichever node either is on. When the bus comes back after an
-//! outage the room reads what it missed from the database. It holds no pool
+//! it delivers only what comes back from the bus, its own included, in the
+//! order of the messages' numbers in the room ([`super::order`]): members on
+//! every node get every message once and in one order, whichever node
+//! either is on. A number that does not come in time, or that the bus lost
+//! in an outage, is read from the database. It holds no pool
 //! of its own beyond the [`Db`] handle, and never waits on a member.
 //!
 //! Where it runs: on the arbiter of its registry shard (see
@@ -28,8 +29,8 @@ use super::frames::{
     PresenceCount, PresenceDiff, PresenceEvent, PresenceList, Who, message_frame, with_ref,
 };
 use super::history::History;
+use super::order::Order;
 use super::presence::{Diff, People, Roster};
-use super::seen::Seen;
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
@@ -53,6 +54,19 @@ const COUNT_INTERVAL: Duration = Duration::from_secs(1);
 const DIFF_INTERVAL: Duration = Duration::from_millis(250);
 /// Messages read from the database at a time when catching up.
 const CATCH_UP_PAGE: usize = 1000;
+/// How long a message waits for the ones numbered before it to come from
+/// the bus before they are read from the database. Other nodes publish just
+/// after they commit, so this is seldom reached; it is what a message lost
+/// by the bus costs.
+const GAP_WAIT: Duration = Duration::from_millis(200);
+/// How far ahead of what a room has delivered a `since` may be and still be
+/// a resume: far beyond what is ever in flight between nodes. A `since`
+/// further ahead names messages this database never had (it was replaced),
+/// and must not keep the member from hearing new ones.
+const RESUME_AHEAD: i64 = 10_000;
+/// Presence events held behind messages that wait for a gap to be filled
+/// (so a leave still follows its person's words); past this they go on.
+const MAX_EVENTS_WAITING: usize = 4096;
 /// The first wait before reading the cluster's presence again after a read
 /// failed, doubled at each failure up to the longest (with jitter, so the
 /// rooms of a node do not retry in step).
@@ -143,6 +157,10 @@ struct Member {
     presence: PresenceFrames,
     /// The member count this member was last told (crowded rooms).
     count_seen: usize,
+    /// The id the member resumed from (`?since=`): a member that saw
+    /// messages on another node this one has not delivered yet gets only
+    /// those after it.
+    since: i64,
 }
 
 /// How a change is kept for the next diff.
@@ -179,19 +197,16 @@ pub struct ChatServer {
     topic: Topic,
     subscription: Option<SubscriptionId>,
     watch: Option<SubscriptionId>,
-    /// Messages delivered, so none is delivered twice.
-    seen: Seen,
+    /// Messages delivered, and those waiting for the ones before them.
+    order: Order,
     /// Messages this room published for a sender that gave a `ref`: the
     /// sender gets its copy with the ref when the message comes back.
     own: HashMap<i64, (SessionId, Ref)>,
-    /// Between the bus going down and the end of the catch-up that follows
-    /// its return, messages from other nodes wait in `held`: the catch-up
-    /// from the database goes first, so each sender's messages stay in
-    /// order. This node's own are delivered at once.
-    behind: bool,
-    /// A catch-up read is under way.
-    catching_up: bool,
-    held: Vec<(i64, ByteString)>,
+    /// A read of messages from the database is under way, or due.
+    reading: bool,
+    gap_check_due: bool,
+    /// Presence events that came while messages wait: they follow them.
+    events_waiting: VecDeque<RoomEvent>,
     history: History,
     queue: VecDeque<Queued>,
     writing: bool,
@@ -239,11 +254,11 @@ impl ChatServer {
             roster: Roster::default(),
             subscription: None,
             watch: None,
-            seen: Seen::default(),
+            order: Order::unanchored(),
             own: HashMap::new(),
-            behind: false,
-            catching_up: false,
-            held: Vec::new(),
+            reading: false,
+            gap_check_due: false,
+            events_waiting: VecDeque::new(),
             queue: VecDeque::new(),
             writing: false,
             next_seq: 0,
@@ -337,11 +352,6 @@ impl ChatServer {
     }
 
     /// Sends a frame to every member but `except`.
-    fn broadcast(&mut self, frame: &ByteString, except: Option<SessionId>) {
-        let gone = self.members.deliver(frame, |id, _| Some(id) != except);
-        self.farewell(gone);
-    }
-
     /// Members the fan-out dropped stop receiving at once; they leave the
     /// room with their session's `Leave`, which follows all they said.
     fn farewell(&mut self, gone: Vec<Gone<Member>>) {
@@ -498,24 +508,57 @@ impl ChatServer {
         }
         self.publish(&RoomEvent::Message {
             id,
-            node: self.config.bus.node().to_owned(),
             frame: frame.to_string(),
         });
     }
 
-    /// A stored message, from whichever node: kept in the history and sent
-    /// to every member here, once.
-    fn deliver_message(&mut self, id: i64, frame: ByteString) {
-        if !self.seen.first(id) {
-            return;
+    /// A stored message from the bus, from whichever node: delivered with
+    /// every message it was waiting for, or held until its turn.
+    fn message_arrived(&mut self, ctx: &mut Context<Self>, id: i64, frame: ByteString) {
+        let ready = self.order.offer(id, frame);
+        self.deliver(ready);
+        self.mind_the_gap(ctx);
+    }
+
+    fn deliver(&mut self, ready: Vec<(i64, ByteString)>) {
+        for (id, frame) in ready {
+            self.deliver_one(id, frame);
         }
+    }
+
+    /// A message whose turn has come: kept in the history and sent to every
+    /// member here.
+    fn deliver_one(&mut self, id: i64, frame: ByteString) {
         self.history.remember(id, frame.clone());
-        match self.own.remove(&id) {
-            None => self.broadcast(&frame, None),
-            Some((session, reference)) => {
-                self.broadcast(&frame, Some(session));
-                self.tell(session, &with_ref(&frame, &reference));
+        let own = self.own.remove(&id);
+        let sender = own.as_ref().map(|(session, _)| *session);
+        let gone = self.members.deliver(&frame, |session, member| {
+            Some(session) != sender && member.since < id
+        });
+        self.farewell(gone);
+        if let Some((session, reference)) = own {
+            self.tell(session, &with_ref(&frame, &reference));
+        }
+    }
+
+    /// Where a joiner with `?since=` resumes: messages up to it were seen
+    /// elsewhere, unless it lies impossibly far ahead.
+    fn resumes_from(&self, since: Option<i64>) -> i64 {
+        match (since, self.order.delivered_up_to()) {
+            (Some(since), Some(delivered)) if since <= delivered.saturating_add(RESUME_AHEAD) => {
+                since
             }
+            _ => i64::MIN,
+        }
+    }
+
+    /// A message said, or someone who came, went or changed, on some node.
+    fn event_arrived(&mut self, ctx: &mut Context<Self>, event: RoomEvent) {
+        match event {
+            RoomEvent::Message { id, frame, .. } => self.message_arrived(ctx, id, frame.into()),
+            RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
+            RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
+            RoomEvent::Update { person, who } => self.updated(ctx, &person, who),
         }
     }
 
@@ -570,11 +613,34 @@ impl ChatServer {
         }
     }
 
-    /// Reads from the database every message after the oldest this room
-    /// remembers delivering, page by page, and delivers those it has not:
-    /// what was said on other nodes while the bus was down.
-    fn catch_up(&mut self, ctx: &mut Context<Self>, after: i64) {
-        self.catching_up = true;
+    /// While messages wait for one numbered before them, that one is read
+    /// from the database unless the bus brings it within [`GAP_WAIT`]; once
+    /// nothing waits, the presence events held behind them follow.
+    fn mind_the_gap(&mut self, ctx: &mut Context<Self>) {
+        if !self.order.waiting() {
+            while let Some(event) = self.events_waiting.pop_front() {
+                self.event_arrived(ctx, event);
+            }
+            return;
+        }
+        if self.reading || self.gap_check_due {
+            return;
+        }
+        self.gap_check_due = true;
+        ctx.run_later(GAP_WAIT, |act, ctx| {
+            act.gap_check_due = false;
+            if act.order.waiting() && !act.reading {
+                let after = act.order.delivered_up_to().unwrap_or(0);
+                act.read_messages(ctx, after, false);
+            }
+        });
+    }
+
+    /// Reads from the database every message numbered after `after`, page
+    /// by page, and delivers those not delivered yet: a gap the bus left, or
+    /// what was said on other nodes while the bus was down (`outage`).
+    fn read_messages(&mut self, ctx: &mut Context<Self>, after: i64, outage: bool) {
+        self.reading = true;
         let db = self.config.db.clone();
         let room = self.name.as_str().to_owned();
         let read = async move {
@@ -585,32 +651,30 @@ impl ChatServer {
             let rows = match read {
                 Ok(rows) => rows,
                 Err(err) => {
-                    tracing::error!(room = %act.name, error = %err, "catching up on chat messages failed");
-                    return act.caught_up(ctx);
+                    tracing::error!(room = %act.name, error = %err, "reading chat messages failed");
+                    return act.read_done(ctx);
                 }
             };
             let full = rows.len() == CATCH_UP_PAGE;
-            let last = rows.last().map_or(after, |row| row.id);
-            for row in rows {
-                let frame = stored_frame(act.name.as_str(), row);
-                act.deliver_message(frame.0, frame.1);
-            }
+            let last = rows.last().map_or(after, |row| row.seq);
+            let name = act.name.clone();
+            let frames = rows.into_iter().map(|row| stored_frame(name.as_str(), row));
+            let ready = act.order.fill(frames, !full);
+            act.deliver(ready);
             if full {
-                act.catch_up(ctx, last);
+                act.read_messages(ctx, last, outage);
             } else {
-                act.config.metrics.bus_gap_filled();
-                act.caught_up(ctx);
+                if outage {
+                    act.config.metrics.bus_gap_filled();
+                }
+                act.read_done(ctx);
             }
         }));
     }
 
-    /// The catch-up is over: what the bus brought meanwhile follows it.
-    fn caught_up(&mut self, ctx: &mut Context<Self>) {
-        self.catching_up = false;
-        self.behind = !self.config.bus.is_up();
-        for (id, frame) in std::mem::take(&mut self.held) {
-            self.deliver_message(id, frame);
-        }
+    fn read_done(&mut self, ctx: &mut Context<Self>) {
+        self.reading = false;
+        self.mind_the_gap(ctx);
         self.go_if_idle(ctx);
     }
 
@@ -747,10 +811,8 @@ impl ChatServer {
     /// Nobody here and nothing to store: ask the registry to forget this
     /// room, and stop if it agrees (no join is on its way).
     fn go_if_idle(&mut self, ctx: &mut Context<Self>) {
-        let busy = self.writing
-            || self.catching_up
-            || !self.queue.is_empty()
-            || !self.departures.is_empty();
+        let busy =
+            self.writing || self.reading || !self.queue.is_empty() || !self.departures.is_empty();
         let occupied = !self.members.is_empty() || !self.leaving.is_empty();
         if self.asked_to_go || busy || occupied {
             return;
@@ -794,23 +856,33 @@ impl Actor for ChatServer {
         ctx.set_mailbox_capacity(ROOM_MAILBOX);
         // Joins wait until the history is here, so no one misses a message
         // between what was stored and what is broadcast. One row more than is
-        // kept is read: its id tells a `since` what is no longer kept.
+        // kept is read: its id tells a `since` what is no longer kept. The
+        // room's counter is read first: every number up to it is committed,
+        // and so in what `recent` reads after it.
         let db = self.config.db.clone();
         let room = self.name.as_str().to_owned();
         let limit = self.config.history_len + 1;
-        let load = async move { db.run(move |conn| chat::recent(conn, &room, limit)).await };
+        let load = async move {
+            db.run(move |conn| {
+                Ok((
+                    chat::last_seq(conn, &room)?,
+                    chat::recent(conn, &room, limit)?,
+                ))
+            })
+            .await
+        };
         ctx.wait(load.into_actor(self).map(|loaded, act, _| match loaded {
-            Ok(rows) => {
+            Ok((counted, rows)) => {
                 let name = act.name.clone();
                 let frames: Vec<(i64, ByteString)> = rows
                     .into_iter()
                     .map(|row| stored_frame(name.as_str(), row))
                     .collect();
-                // What history holds was delivered as far as this room goes:
-                // the same message coming from the bus is not sent again.
-                for (id, _) in &frames {
-                    act.seen.first(*id);
-                }
+                // What was stored so far counts as delivered as far as this
+                // room goes: the same message coming from the bus is not
+                // sent again, and the next one is the next number.
+                let newest = frames.last().map_or(0, |(id, _)| *id);
+                act.order = Order::after(counted.max(newest));
                 act.history.loaded(frames);
             }
             Err(err) => {
@@ -822,7 +894,6 @@ impl Actor for ChatServer {
         self.subscription = Some(bus.subscribe(&self.topic, ctx.address().recipient()));
         // Watching first: a link that comes up after this read is still heard of.
         self.watch = Some(bus.watch(ctx.address().recipient()));
-        self.behind = !bus.is_up();
         // In a cluster, joins also wait for who is here on other nodes.
         let presence = bus.presence().clone();
         if let Some(every) = presence.refresh_every() {
@@ -887,8 +958,8 @@ fn stored_frame(room: &str, row: StoredMessage) -> (i64, ByteString) {
         is_staff: m.is_staff,
     };
     (
-        row.id,
-        message_frame(row.id, room, &who, &m.body, m.sent_at),
+        row.seq,
+        message_frame(row.seq, room, &who, &m.body, m.sent_at),
     )
 }
 
@@ -900,17 +971,11 @@ impl Handler<Arrived> for ChatServer {
             tracing::warn!(room = %self.name, "an unreadable event on the room's topic was ignored");
             return;
         };
-        match event {
-            RoomEvent::Message { id, node, frame }
-                if self.behind && node != self.config.bus.node() =>
-            {
-                self.held.push((id, frame.into()));
-            }
-            RoomEvent::Message { id, frame, .. } => self.deliver_message(id, frame.into()),
-            RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
-            RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
-            RoomEvent::Update { person, who } => self.updated(ctx, &person, who),
+        let presence = !matches!(event, RoomEvent::Message { .. });
+        if presence && self.order.waiting() && self.events_waiting.len() < MAX_EVENTS_WAITING {
+            return self.events_waiting.push_back(event);
         }
+        self.event_arrived(ctx, event);
     }
 }
 
@@ -921,17 +986,16 @@ impl Handler<Link> for ChatServer {
     /// and who came and went is in the shared entries.
     fn handle(&mut self, link: Link, ctx: &mut Self::Context) {
         if link == Link::Down {
-            self.behind = true;
             // Read again when the link is back, not against Redis away.
             if let Some(read) = self.roster_read.take() {
                 ctx.cancel_future(read);
             }
             return;
         }
-        // A catch-up under way reads on to the newest message anyway.
-        if !self.catching_up {
-            let after = self.seen.catch_up_from().unwrap_or(0);
-            self.catch_up(ctx, after);
+        // A read under way reads on to the newest message anyway.
+        if !self.reading {
+            let after = self.order.delivered_up_to().unwrap_or(0);
+            self.read_messages(ctx, after, true);
         }
         self.reload_roster(ctx, 0);
     }
@@ -977,6 +1041,7 @@ impl Handler<Join> for ChatServer {
                 person: person.clone(),
                 presence: join.presence,
                 count_seen: count,
+                since: self.resumes_from(join.since),
             },
         );
         self.tell(join.session, &history);

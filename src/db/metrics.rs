@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use chrono::{DurationRound, NaiveDateTime, TimeDelta, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_dsl::methods::{self, ExecuteDsl, LoadQuery};
+use diesel::query_dsl::methods::{self, ExecuteDsl};
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 
-use super::DbConnection;
 use super::schema::{hub_metric, hub_metric_sample};
+use super::{DbConnection, first_row};
 
 /// Minutes of samples kept per metric, the current one included.
 pub const SAMPLE_MINUTES: u16 = 60;
@@ -159,19 +159,6 @@ fn upsert(
         value,
         version,
     }))
-}
-
-/// Runs a statement on the connection's own backend: diesel's
-/// `MultiConnection` backend has no `ON CONFLICT`, while each real backend
-/// does. One statement value, built once, serves both.
-fn first_row<'q, Q, U>(conn: &mut DbConnection, query: Q) -> QueryResult<Option<U>>
-where
-    Q: LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
-{
-    match conn {
-        DbConnection::Sqlite(c) => RunQueryDsl::get_result(query, c).optional(),
-        DbConnection::Pg(c) => RunQueryDsl::get_result(query, c).optional(),
-    }
 }
 
 /// `first_row` for a statement that returns no rows.

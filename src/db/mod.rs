@@ -10,9 +10,10 @@ pub mod users;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
+use diesel::query_dsl::methods::LoadQuery;
 use diesel::r2d2::{self, ManageConnection};
 use diesel::sqlite::SqliteConnection;
-use diesel::{Connection, ConnectionError};
+use diesel::{Connection, ConnectionError, OptionalExtension, QueryResult, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseUrl;
@@ -161,5 +162,18 @@ impl Db {
 
     pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
         migrate(&mut *self.pool.get()?)
+    }
+}
+
+/// Runs a statement on the connection's own backend: diesel's
+/// `MultiConnection` backend has no `ON CONFLICT`, while each real backend
+/// does. One statement value, built once, serves both.
+pub(super) fn first_row<'q, Q, U>(conn: &mut DbConnection, query: Q) -> QueryResult<Option<U>>
+where
+    Q: LoadQuery<'q, SqliteConnection, U> + LoadQuery<'q, PgConnection, U>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => RunQueryDsl::get_result(query, c).optional(),
+        DbConnection::Pg(c) => RunQueryDsl::get_result(query, c).optional(),
     }
 }

@@ -26,6 +26,14 @@ diesel::table! {
         is_staff -> Bool,
         body -> Text,
         sent_at -> Timestamp,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    hub_chat_room (room) {
+        room -> Varchar,
+        last_seq -> BigInt,
     }
 }
 
