@@ -73,6 +73,11 @@ impl Cluster {
     /// Starts the cluster with these settings over the tests' defaults, or
     /// `None` (after a note) where PostgreSQL or Redis is not there outside CI.
     async fn start(overrides: &[(&str, &str)]) -> Option<Self> {
+        Self::start_nodes(NODES, overrides).await
+    }
+
+    /// `start` with `count` nodes.
+    async fn start_nodes(count: usize, overrides: &[(&str, &str)]) -> Option<Self> {
         postgres_admin_url()?;
         let redis = RedisServer::start().await?;
         let app = TestApp::spawn(Backend::Postgres).await;
@@ -101,7 +106,7 @@ impl Cluster {
             app,
             settings,
         };
-        for _ in 0..NODES {
+        for _ in 0..count {
             let env: Vec<(&str, &str)> = cluster
                 .settings
                 .iter()
@@ -120,7 +125,7 @@ impl Cluster {
         cluster
             .until("every node subscribes its probe channel", || async {
                 let probes = cluster.redis.channels("hub:probe:*").await;
-                (probes.len() == NODES).then_some(()).ok_or(probes)
+                (probes.len() == count).then_some(()).ok_or(probes)
             })
             .await;
         cluster.until_metric_everywhere("hub_bus_up 1").await;
@@ -193,7 +198,7 @@ impl Cluster {
 
     /// Waits until every node's `/metrics` holds this line.
     async fn until_metric_everywhere(&self, line: &str) {
-        for node in 0..NODES {
+        for node in 0..self.nodes.len() {
             self.until(&format!("node {node}: {line}"), || async {
                 let metrics = self.metrics(node).await;
                 metrics
@@ -209,7 +214,7 @@ impl Cluster {
     /// Waits until every node's `/readyz` answers `status`; the bodies.
     async fn until_ready_is(&self, status: u16) -> Vec<Value> {
         let mut bodies = Vec::new();
-        for node in 0..NODES {
+        for node in 0..self.nodes.len() {
             bodies.push(
                 self.until(&format!("node {node}: /readyz {status}"), || async {
                     let (now, body) = self.readyz(node).await;
@@ -485,6 +490,139 @@ async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_
             "the end"
         );
     }
+}
+
+/// The ids one reader saw, in the order it saw them: each of the room's
+/// `total` messages once, rising by one from the room's first.
+fn assert_every_id_once_in_order(reader: &str, ids: &[i64], total: usize) {
+    let expected: Vec<i64> = (1..=i64::try_from(total).unwrap()).collect();
+    if let Some(at) = (0..expected.len().max(ids.len())).find(|&i| ids.get(i) != expected.get(i)) {
+        let around = at.saturating_sub(3)..(at + 4).min(ids.len());
+        panic!(
+            "{reader} got {} ids, not 1..={total} in order: at position {at}, {:?}",
+            ids.len(),
+            &ids[around]
+        );
+    }
+}
+
+/// Senders on every node, a listener on every node and a reader that keeps
+/// leaving and coming back with `?since=` of the last id it saw, each time
+/// to the next node; first with Redis up, then through an outage.
+async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(nodes: usize) {
+    const ROUNDS: usize = 40;
+    const ROUNDS_IN_OUTAGE: usize = 5;
+    /// Messages the reader reads on one socket before it resumes on the next.
+    const READ_BEFORE_RESUME: usize = 4;
+    let Some(mut cluster) = Cluster::start_nodes(nodes, &[("HUB_HISTORY_LEN", "1000")]).await
+    else {
+        return;
+    };
+    let room = "order";
+    let mut senders = Vec::new();
+    let mut listeners = Vec::new();
+    for node in 0..nodes {
+        for k in 0..2 {
+            let id = cluster.user(&format!("s{node}{k}"));
+            senders.push(cluster.join(node, room, id).await.0);
+        }
+        let id = cluster.user(&format!("l{node}"));
+        listeners.push(cluster.join(node, room, id).await.0);
+    }
+    cluster
+        .until_subscribed(&format!("hub:room:{room}"), i64::try_from(nodes).unwrap())
+        .await;
+    let total = senders.len() * (ROUNDS + ROUNDS_IN_OUTAGE);
+
+    let listening: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(node, mut client)| {
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                while ids.len() < total {
+                    let Some(frame) = try_next_of(&mut client, "chat.message", PATIENCE).await
+                    else {
+                        panic!(
+                            "the listener on node {node} stopped at {} of {total}",
+                            ids.len()
+                        );
+                    };
+                    ids.push(frame["id"].as_i64().unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let ports: Vec<u16> = (0..nodes).map(|n| cluster.port(n)).collect();
+    let token = cluster.app.token(cluster.user("reader"));
+    let reading = tokio::spawn(async move {
+        let mut ids: Vec<i64> = Vec::new();
+        let mut resumes = 0;
+        while ids.len() < total {
+            let since = ids
+                .last()
+                .map(|id| format!("&since={id}"))
+                .unwrap_or_default();
+            let path = format!("/ws/chat/{room}/?token={token}{since}");
+            let (mut client, history, _) = join_at(ports[resumes % ports.len()], &path).await;
+            assert_eq!(history["truncated"], false, "{history}");
+            let kept = history["messages"].as_array().unwrap();
+            ids.extend(kept.iter().map(|m| m["id"].as_i64().unwrap()));
+            let until = (ids.len() + READ_BEFORE_RESUME).min(total);
+            while ids.len() < until {
+                let Some(frame) = try_next_of(&mut client, "chat.message", PATIENCE).await else {
+                    panic!("the reader stopped at {} of {total}: {ids:?}", ids.len());
+                };
+                ids.push(frame["id"].as_i64().unwrap());
+            }
+            resumes += 1;
+        }
+        (ids, resumes)
+    });
+
+    // Every sender says one message per round, all at once: the nodes
+    // store and publish them at the same moment.
+    for round in 0..ROUNDS + ROUNDS_IN_OUTAGE {
+        if round == ROUNDS {
+            cluster.redis.kill();
+            cluster.until_ready_is(503).await;
+        }
+        let said = senders
+            .iter_mut()
+            .enumerate()
+            .map(|(k, client)| async move { client.say(&format!("{k}:{round}")).await });
+        futures_util::future::join_all(said).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.redis.restart().await;
+    cluster.until_ready_is(200).await;
+
+    for (node, listening) in listening.into_iter().enumerate() {
+        let ids = listening.await.unwrap();
+        assert_every_id_once_in_order(&format!("the listener on node {node}"), &ids, total);
+    }
+    let (ids, resumes) = reading.await.unwrap();
+    assert_every_id_once_in_order("the reader", &ids, total);
+    assert!(resumes >= 20, "the reader resumed only {resumes} times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
+async fn on_two_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none() {
+    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
+async fn on_three_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none() {
+    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
