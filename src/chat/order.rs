@@ -76,14 +76,24 @@ impl Order {
         self.release()
     }
 
+    /// The first message held, if any: a read that starts now and reaches
+    /// the end of the room proves which numbers below it exist.
+    pub fn first_held(&self) -> Option<i64> {
+        self.held.keys().next().copied()
+    }
+
     /// Messages read from the database, in number order, after
     /// [`Self::delivered_up_to`]. Numbers between them that the database
-    /// does not hold will never come, and neither will any below the first
-    /// held message when the read reached the end of the room (`complete`).
+    /// does not hold will never come. `proven`: the read reached the end of
+    /// the room, and this message (its [`Self::first_held`] when the read
+    /// began) was committed before it, and so was every number below it:
+    /// those the read did not find will never come either. A message held
+    /// while the read was under way proves nothing: the numbers below it
+    /// may have committed after the read looked.
     pub fn fill(
         &mut self,
         rows: impl IntoIterator<Item = (i64, ByteString)>,
-        complete: bool,
+        proven: Option<i64>,
     ) -> Vec<(i64, ByteString)> {
         let mut out = Vec::new();
         for (id, frame) in rows {
@@ -93,8 +103,10 @@ impl Order {
             }
             out.extend(self.offer(id, frame));
         }
-        if complete && self.waiting() {
-            self.skip_to_held();
+        if let (Some(proven), Some(next)) = (proven, self.next.as_mut())
+            && *next < proven
+        {
+            *next = proven;
             out.extend(self.release());
         }
         out
@@ -166,7 +178,7 @@ mod tests {
         let mut order = Order::after(4);
         order.offer(7, frame(7));
         let read = [5, 6, 7, 8].map(|id| (id, frame(id)));
-        assert_eq!(ids(order.fill(read, true)), vec![5, 6, 7, 8]);
+        assert_eq!(ids(order.fill(read, Some(7))), vec![5, 6, 7, 8]);
         assert!(!order.waiting());
         for late in [5, 6, 8] {
             assert_eq!(ids(order.offer(late, frame(late))), Vec::<i64>::new());
@@ -180,18 +192,30 @@ mod tests {
         // ids, with gaps between them.
         let mut order = Order::after(4);
         let read = [10, 14].map(|id| (id, frame(id)));
-        assert_eq!(ids(order.fill(read, true)), vec![10, 14]);
+        assert_eq!(ids(order.fill(read, None)), vec![10, 14]);
         assert_eq!(order.delivered_up_to(), Some(14));
     }
 
     #[test]
-    fn a_complete_read_that_lacks_the_missing_number_goes_on_from_the_held_one() {
+    fn a_read_begun_after_a_message_was_held_steps_over_what_it_did_not_find_below_it() {
         let mut order = Order::after(4);
         order.offer(8, frame(8));
-        assert_eq!(ids(order.fill([(6, frame(6))], false)), vec![6]);
+        assert_eq!(order.first_held(), Some(8));
+        assert_eq!(ids(order.fill([(6, frame(6))], None)), vec![6]);
         assert!(order.waiting(), "a page that was full proves nothing");
-        assert_eq!(ids(order.fill(Vec::new(), true)), vec![8]);
+        assert_eq!(ids(order.fill(Vec::new(), Some(8))), vec![8]);
         assert!(!order.waiting());
+    }
+
+    #[test]
+    fn a_message_held_while_a_read_was_under_way_is_no_proof() {
+        // The read began while nothing was held, and found 5; 7 arrived
+        // meanwhile, and 6 committed after the read looked.
+        let mut order = Order::after(4);
+        order.offer(7, frame(7));
+        assert_eq!(ids(order.fill([(5, frame(5))], None)), vec![5]);
+        assert!(order.waiting());
+        assert_eq!(ids(order.offer(6, frame(6))), vec![6, 7]);
     }
 
     #[test]
@@ -201,7 +225,7 @@ mod tests {
         assert_eq!(ids(order.offer(30, frame(30))), vec![30]);
         assert_eq!(ids(order.offer(29, frame(29))), Vec::<i64>::new());
         let mut order = Order::unanchored();
-        assert_eq!(ids(order.fill([(3, frame(3))], true)), vec![3]);
+        assert_eq!(ids(order.fill([(3, frame(3))], None)), vec![3]);
     }
 
     #[test]

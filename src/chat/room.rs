@@ -641,6 +641,7 @@ impl ChatServer {
     /// what was said on other nodes while the bus was down (`outage`).
     fn read_messages(&mut self, ctx: &mut Context<Self>, after: i64, outage: bool) {
         self.reading = true;
+        let held = self.order.first_held();
         let db = self.config.db.clone();
         let room = self.name.as_str().to_owned();
         let read = async move {
@@ -659,7 +660,7 @@ impl ChatServer {
             let last = rows.last().map_or(after, |row| row.seq);
             let name = act.name.clone();
             let frames = rows.into_iter().map(|row| stored_frame(name.as_str(), row));
-            let ready = act.order.fill(frames, !full);
+            let ready = act.order.fill(frames, if full { None } else { held });
             act.deliver(ready);
             if full {
                 act.read_messages(ctx, last, outage);
