@@ -15,6 +15,7 @@ mod helpers;
 mod analytics;
 mod bench;
 mod chat;
+mod chat_ids;
 mod chat_rules;
 mod closes;
 mod cluster;
