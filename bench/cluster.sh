@@ -68,6 +68,11 @@ for run in $(seq "$runs"); do
     ./target/release/hub-bench "${servers[@]}" --server-pid "${pids[0]}" "$command" "${args[@]}"
     after=$(cpu_ticks "$redis")
     echo "redis-server CPU: $(((after - before) * 10)) ms"
+    # Where that time went: the five commands redis-server spent most on.
+    echo "redis-server commands by time (INFO commandstats):"
+    redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep '^cmdstat_' |
+        sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+).*/\3 \1 \2/' |
+        sort -rn | head -5 | awk '{printf "  %-12s %9d calls %9d ms\n", $2, $3, $1 / 1000}'
     for pid in "${pids[@]}" $redis; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()

@@ -17,15 +17,24 @@
 //! A node alone keeps nothing here: its rooms know all their members.
 
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::ConnectionManager;
 
 use crate::metrics::Metrics;
 
+// The scripts are called by their hash (`EVALSHA`), and loaded once when
+// Redis does not know them (at the first call, and after a restart empty):
+// `EVAL` with the text compiled the script on every call, once per room at
+// every refresh, and was Redis's costliest command.
+
 /// Adds or refreshes fields: KEYS = hash, expiry set, rooms set; ARGV =
 /// ttl in ms, the room, then field/value pairs.
-const PUT: &str = r"
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local t = redis.call('TIME')
 local expires = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
 for i = 3, #ARGV, 2 do
@@ -33,11 +42,15 @@ for i = 3, #ARGV, 2 do
   redis.call('ZADD', KEYS[2], expires, ARGV[i])
 end
 redis.call('ZADD', KEYS[3], 'GT', expires, ARGV[2])
-return 1";
+return 1",
+    )
+});
 
 /// Deletes the entries of rooms whose entries have all expired, a hundred
 /// at a time: KEYS = rooms set; ARGV = the key prefix.
-const SWEEP: &str = r"
+static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
@@ -45,13 +58,17 @@ for _, room in ipairs(rooms) do
   redis.call('DEL', ARGV[1] .. room, ARGV[1] .. room .. ':expiry')
   redis.call('ZREM', KEYS[1], room)
 end
-return #rooms";
+return #rooms",
+    )
+});
 
 const ROOMS: &str = "hub:presence-rooms";
 const PREFIX: &str = "hub:presence:";
 
 /// Removes and returns every expired field.
-const REAP: &str = r"
+static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -59,7 +76,9 @@ for _, field in ipairs(dead) do
   redis.call('ZREM', KEYS[2], field)
   redis.call('HDEL', KEYS[1], field)
 end
-return dead";
+return dead",
+    )
+});
 
 /// A command that takes longer has failed; presence waits for the next
 /// refresh rather than hold up its room.
@@ -143,18 +162,16 @@ impl SharedPresence {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(PUT)
-            .arg(3)
-            .arg(&keys(room))
-            .arg(ROOMS)
+        let mut put = PUT.prepare_invoke();
+        put.key(&keys(room))
+            .key(ROOMS)
             .arg(ttl.as_millis().to_string())
             .arg(room);
         for (field, shown) in entries {
-            eval.arg(field).arg(shown);
+            put.arg(field).arg(shown);
         }
         let mut connection = connection.clone();
-        within(eval.query_async::<i64>(&mut connection)).await?;
+        within(put.invoke_async::<i64>(&mut connection)).await?;
         Ok(())
     }
 
@@ -193,9 +210,8 @@ impl SharedPresence {
             return Ok(Vec::new());
         };
         let mut connection = connection.clone();
-        let mut reap = redis::cmd("EVAL");
-        reap.arg(REAP).arg(2).arg(&keys(room));
-        within(reap.query_async::<Vec<String>>(&mut connection)).await
+        let reap = REAP.key(&keys(room));
+        within(reap.invoke_async::<Vec<String>>(&mut connection)).await
     }
 
     /// Deletes what dead nodes left in rooms no live node serves (a live
@@ -205,9 +221,9 @@ impl SharedPresence {
             return Ok(());
         };
         let mut connection = connection.clone();
-        let mut sweep = redis::cmd("EVAL");
-        sweep.arg(SWEEP).arg(1).arg(ROOMS).arg(PREFIX);
-        within(sweep.query_async::<i64>(&mut connection)).await?;
+        let mut sweep = SWEEP.key(ROOMS);
+        sweep.arg(PREFIX);
+        within(sweep.invoke_async::<i64>(&mut connection)).await?;
         Ok(())
     }
 }

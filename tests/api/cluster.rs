@@ -726,6 +726,10 @@ async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_on
     let left = next_of(&mut alice_a, "presence.leave", PATIENCE).await;
     assert_eq!(left["user"]["username"], "bob");
     alice_a.silent_for(Duration::from_secs(1)).await;
+
+    // The presence scripts ran by their hash, never sent as text.
+    assert!(cluster.redis.command_calls("evalsha").await > 0);
+    assert_eq!(cluster.redis.command_calls("eval").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -915,6 +919,19 @@ async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_ever
     cluster.until_ready_is(200).await;
     cluster.until_metric_everywhere("hub_bus_up 1").await;
     cluster.until_subscribed(&channel, 3).await;
+    // Redis came back empty, without the presence scripts: the nodes load
+    // them again and put back every member's entry.
+    cluster
+        .until("every member's presence entry back in Redis", || async {
+            let entries = cluster.redis.presence_entries().await;
+            let hash = entries
+                .iter()
+                .find(|(key, _)| key == &format!("hub:presence:{room}"))
+                .map_or(0, |(_, held)| held.len() / 2);
+            (hash == names.len()).then_some(()).ok_or(entries)
+        })
+        .await;
+    assert_eq!(cluster.redis.command_calls("eval").await, 0);
     // Every member gets what was said anywhere during the outage...
     let tasks: Vec<_> = members
         .into_iter()

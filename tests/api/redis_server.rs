@@ -143,6 +143,22 @@ impl RedisServer {
         self.try_connect().await.expect("redis-server answers")
     }
 
+    /// How many times the server ran `command` since it started, from
+    /// `INFO commandstats` (0 for a command it never ran).
+    pub async fn command_calls(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.client().await)
+            .await
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{}:calls=", command.to_ascii_lowercase());
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |rest| {
+                rest.split(',').next().unwrap().parse().expect("a count")
+            })
+    }
+
     /// `PUBSUB NUMSUB channel`: how many connections (one per node) listen.
     pub async fn numsub(&self, channel: &str) -> i64 {
         let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
