@@ -784,28 +784,25 @@ impl ChatServer {
         // What fails here is done again at the next refresh, well within
         // the TTL.
         ctx.spawn(
-            async move {
-                presence.put(&room, mine).await?;
-                presence.reap(&room).await
-            }
-            .into_actor(self)
-            .map(|reaped, act, _| {
-                let dead = match reaped {
-                    Ok(dead) => dead,
-                    Err(err) => {
-                        let what = "refreshing and reaping presence entries";
-                        return err.report(&act.config.metrics, act.name.as_str(), what);
+            async move { presence.refresh_and_reap(&room, mine).await }
+                .into_actor(self)
+                .map(|reaped, act, _| {
+                    let dead = match reaped {
+                        Ok(dead) => dead,
+                        Err(err) => {
+                            let what = "refreshing and reaping presence entries";
+                            return err.report(&act.config.metrics, act.name.as_str(), what);
+                        }
+                    };
+                    for field in dead {
+                        if let Some((node, person)) = split_field(&field) {
+                            act.publish(&RoomEvent::Depart {
+                                node: node.to_owned(),
+                                person: person.to_owned(),
+                            });
+                        }
                     }
-                };
-                for field in dead {
-                    if let Some((node, person)) = split_field(&field) {
-                        act.publish(&RoomEvent::Depart {
-                            node: node.to_owned(),
-                            person: person.to_owned(),
-                        });
-                    }
-                }
-            }),
+                }),
         );
     }
 
