@@ -351,7 +351,6 @@ impl ChatServer {
         serde_json::to_string(&list).expect("plain struct").into()
     }
 
-    /// Sends a frame to every member but `except`.
     /// Members the fan-out dropped stop receiving at once; they leave the
     /// room with their session's `Leave`, which follows all they said.
     fn farewell(&mut self, gone: Vec<Gone<Member>>) {
@@ -555,7 +554,7 @@ impl ChatServer {
     /// A message said, or someone who came, went or changed, on some node.
     fn event_arrived(&mut self, ctx: &mut Context<Self>, event: RoomEvent) {
         match event {
-            RoomEvent::Message { id, frame, .. } => self.message_arrived(ctx, id, frame.into()),
+            RoomEvent::Message { id, frame } => self.message_arrived(ctx, id, frame.into()),
             RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
             RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
             RoomEvent::Update { person, who } => self.updated(ctx, &person, who),
