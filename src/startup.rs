@@ -88,7 +88,12 @@ impl Application {
         let (analytics_arbiter, room_arbiters) = arbiters_left
             .split_first()
             .expect("at least two arbiters were left");
-        let bus = Bus::start(&settings.cluster, metrics.clone(), bus_arbiter.handle())?;
+        let bus = Bus::start(
+            &settings.cluster,
+            metrics.clone(),
+            bus_arbiter.handle(),
+            crate::chat::events::departure,
+        )?;
         let room_handles: Vec<_> = room_arbiters.iter().map(Arbiter::handle).collect();
         let rooms = Rooms::start(
             &RoomConfig {

@@ -35,7 +35,7 @@ use bytes::Bytes;
 
 use crate::config::Cluster;
 use crate::metrics::Metrics;
-use presence::SharedPresence;
+use presence::{Departure, Keeper, SharedPresence};
 
 /// A topic's name, the same on every node: `room:<name>`, `user:<id>` (a
 /// user changed: sockets load it again), `analytics:user:<id>`,
@@ -70,6 +70,11 @@ impl Topic {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether this is a user's topic ([`Topic::user`]).
+    pub fn is_user(&self) -> bool {
+        self.0.starts_with("user:")
     }
 }
 
@@ -128,6 +133,8 @@ struct Routes {
     watchers: Mutex<Vec<(SubscriptionId, Recipient<Link>)>>,
     next_id: AtomicU64,
     up: AtomicBool,
+    /// Rung each time the link comes back, for the presence keeper.
+    came_up: tokio::sync::Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -138,6 +145,7 @@ impl Events {
             watchers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             up: AtomicBool::new(up),
+            came_up: tokio::sync::Notify::new(),
             metrics,
         }))
     }
@@ -197,6 +205,13 @@ impl Events {
         self.0.metrics.bus_state(true);
         tracing::info!("bus up: reaching the other nodes");
         self.tell_watchers(Link::Up);
+        self.0.came_up.notify_one();
+    }
+
+    /// Resolves the next time the link comes back (at once if it came back
+    /// since the last call). One waiter only: the presence keeper.
+    pub async fn came_up(&self) {
+        self.0.came_up.notified().await;
     }
 
     fn tell_watchers(&self, link: Link) {
@@ -239,11 +254,13 @@ impl Bus {
 
     /// The bus `cluster` asks for: alone without `REDIS_URL`; with it, a
     /// Redis broker whose tasks run on `runtime`, down until it has shown
-    /// that it reaches the other nodes.
+    /// that it reaches the other nodes. `departure` is what a room's topic
+    /// carries when the members of a dead node are let go.
     pub fn start(
         cluster: &Cluster,
         metrics: Arc<Metrics>,
         runtime: actix::ArbiterHandle,
+        departure: Departure,
     ) -> anyhow::Result<Self> {
         let Some(url) = &cluster.redis_url else {
             return Ok(Self::local(metrics));
@@ -258,22 +275,16 @@ impl Bus {
             runtime.clone(),
         )?;
         tracing::info!(node = %node, redis = ?url, "joining the cluster over Redis");
-        let presence = SharedPresence::Redis {
-            connection,
+        let broker: Arc<dyn Broker> = broker;
+        let keeper = Keeper {
+            node: node.to_string(),
             ttl: cluster.presence_ttl,
+            events: events.clone(),
+            broker: broker.clone(),
+            departure,
+            metrics,
         };
-        let sweeper = presence.clone();
-        let every = cluster.presence_ttl / 3;
-        runtime.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                // Swept again at the next tick.
-                if let Err(err) = sweeper.sweep().await {
-                    err.report(&metrics, "*", "sweeping abandoned rooms' presence");
-                }
-            }
-        });
+        let presence = SharedPresence::start(connection, keeper, &runtime);
         Ok(Self {
             events,
             broker,

@@ -3,88 +3,117 @@
 //! without a word are let go.
 //!
 //! Per room, a hash `hub:presence:<room>` (field `<node>|<person>`, value
-//! what the room shows for the person) and a sorted set
-//! `hub:presence:<room>:expiry` of the same fields scored by when they
-//! expire, in Redis's own clock (so nodes' clocks never matter). Each node
-//! refreshes its own fields well within the TTL; any node may reap expired
-//! fields, and the script that reaps is atomic, so each dead entry is
-//! reaped, and announced, once. Both keys vanish with their last field.
+//! what the room shows for the person). Entries do not expire one by one:
+//! nodes do. A sorted set `hub:presence-nodes` scores each node by when it
+//! is taken for dead, in Redis's own clock (so nodes' clocks never matter),
+//! and a set `hub:presence-node:<node>` names the rooms the node has entries
+//! in. Each node's keeper (one task per node):
 //!
-//! A room whose only node died has no node left to reap it: a sorted set
-//! `hub:presence-rooms` scores each room by when its last entry expires,
-//! and every node sweeps away the rooms whose entries have all expired.
+//! - writes its rooms' joins and leaves as they come, all that is waiting
+//!   in one pipeline, so a storm of joins costs a few round trips, not one
+//!   per join;
+//! - beats every third of the TTL with one script call, whatever the number
+//!   of rooms and entries; the beat also names the nodes that stopped
+//!   beating;
+//! - reaps a dead node room by room (its set says which), each room with
+//!   one atomic script, so each dead entry is removed, and its departure
+//!   published, by one node only; the node is forgotten after its last room;
+//! - keeps what it wrote, so that when Redis has lost it (restarted empty,
+//!   or took this node for dead) everything is written again.
 //!
 //! A node alone keeps nothing here: its rooms know all their members.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis::Script;
 use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
 
+use super::{Broker, Events, Topic};
 use crate::metrics::Metrics;
 
 // The scripts are called by their hash (`EVALSHA`), and loaded once when
-// Redis does not know them (at the first call, and after a restart empty),
-// so a call carries 40 bytes instead of the script's text. Redis caches a
-// script sent with `EVAL` too: measured, its CPU did not change; what costs
-// is the number of calls (see `PUT`).
+// Redis does not know them (at the first call, and after a restart empty).
 
-/// Adds or refreshes fields: KEYS = hash, expiry set, rooms set; ARGV =
-/// ttl in ms, the room, then field/value pairs. With ARGV[3] `reap`, the
-/// pairs start at ARGV[4] and the fields that had expired are then removed
-/// and returned (a room's refresh and reap in one call: half the calls of
-/// two scripts, which were most of what Redis did for presence).
-static PUT: LazyLock<Script> = LazyLock::new(|| {
+/// A node's beat: KEYS = the nodes set; ARGV = ttl in ms, the node. Returns
+/// whether the node was new to the set (Redis lost it, or took it for
+/// dead: its entries must be written again), and up to 16 nodes whose time
+/// is up.
+static BEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires = now + tonumber(ARGV[1])
-local reap = ARGV[3] == 'reap'
-local first = reap and 4 or 3
-for i = first, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[2], expires, ARGV[i])
-end
-if #ARGV >= first then
-  redis.call('ZADD', KEYS[3], 'GT', expires, ARGV[2])
-end
-if not reap then
-  return {}
-end
-local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, field in ipairs(dead) do
-  redis.call('ZREM', KEYS[2], field)
-  redis.call('HDEL', KEYS[1], field)
-end
-return dead",
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)
+return {added, dead}",
     )
 });
 
-/// Deletes the entries of rooms whose entries have all expired, a hundred
-/// at a time: KEYS = rooms set; ARGV = the key prefix.
-static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+/// Removes a dead node's entries from one room and the room from the
+/// node's set: KEYS = the room's hash, the node's set; ARGV = the fields'
+/// prefix (`<node>|`), the room. Returns the fields removed, so only the
+/// node whose call removed an entry announces it.
+static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local gone = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, #ARGV[1]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], field)
+    gone[#gone + 1] = field
+  end
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+return gone",
+    )
+});
+
+/// Forgets a dead node once its set of rooms is empty, unless it beat again
+/// meanwhile: KEYS = the nodes set, the node's set; ARGV = the node.
+static FORGET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
-for _, room in ipairs(rooms) do
-  redis.call('DEL', ARGV[1] .. room, ARGV[1] .. room .. ':expiry')
-  redis.call('ZREM', KEYS[1], room)
+local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[2]) == 0 and until_ and tonumber(until_) <= now then
+  redis.call('ZREM', KEYS[1], ARGV[1])
 end
-return #rooms",
+return 0",
     )
 });
 
-const ROOMS: &str = "hub:presence-rooms";
 const PREFIX: &str = "hub:presence:";
+const NODES: &str = "hub:presence-nodes";
+const NODE_ROOMS: &str = "hub:presence-node:";
 
-/// A command that takes longer has failed; presence waits for the next
-/// refresh rather than hold up its room.
+/// A command that takes longer has failed; what it carried is written again.
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// After a write failed, the keeper waits this long before the next try.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// A presence entry's field in the shared store: the node, then the person.
+pub fn entry_field(node: &str, person: &str) -> String {
+    format!("{node}|{person}")
+}
+
+/// The node and person of a presence entry's field.
+pub fn split_field(field: &str) -> Option<(&str, &str)> {
+    field.split_once('|')
+}
+
+fn room_key(room: &str) -> String {
+    format!("{PREFIX}{room}")
+}
+
+fn node_rooms_key(node: &str) -> String {
+    format!("{NODE_ROOMS}{node}")
+}
 
 /// A presence command that did not get its answer: never an answer itself
 /// (a failed read is not an empty room), but something to do again.
@@ -122,121 +151,417 @@ async fn within<T>(
     }
 }
 
+/// What a room's topic carries when a person's last socket on a node is
+/// gone: the rooms' own event, which the bus does not know the shape of.
+pub type Departure = fn(node: &str, person: &str) -> Vec<u8>;
+
 #[derive(Clone)]
 pub enum SharedPresence {
     Alone,
-    Redis {
-        connection: ConnectionManager,
-        ttl: Duration,
-    },
+    Redis(Arc<Shared>),
 }
 
-fn keys(room: &str) -> [String; 2] {
-    [format!("{PREFIX}{room}"), format!("{PREFIX}{room}:expiry")]
+pub struct Shared {
+    connection: ConnectionManager,
+    entries: Mutex<Entries>,
+    /// Rung when a change waits to be written.
+    wake: Notify,
 }
 
 impl SharedPresence {
+    /// The presence of a node in a cluster, with its keeper running on
+    /// `runtime`.
+    pub fn start(
+        connection: ConnectionManager,
+        keeper: Keeper,
+        runtime: &actix::ArbiterHandle,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            connection,
+            entries: Mutex::new(Entries::default()),
+            wake: Notify::new(),
+        });
+        runtime.spawn(keeper.run(shared.clone()));
+        Self::Redis(shared)
+    }
+
     pub fn is_shared(&self) -> bool {
-        matches!(self, Self::Redis { .. })
+        matches!(self, Self::Redis(_))
     }
 
-    /// How often a node refreshes its entries and reaps others': three
-    /// times per TTL, so one missed refresh never lets a live entry expire.
-    pub fn refresh_every(&self) -> Option<Duration> {
-        match self {
-            Self::Alone => None,
-            Self::Redis { ttl, .. } => Some(*ttl / 3),
+    /// Adds or changes this node's entry for a person in `room`. It is
+    /// written by the keeper, as soon as it can and again whenever Redis
+    /// has lost it.
+    pub fn put(&self, room: &str, field: String, shown: String) {
+        if let Self::Redis(shared) = self {
+            shared.entries().put(room, field, shown);
+            shared.wake.notify_one();
         }
     }
 
-    /// Adds or refreshes this node's entries (`(field, shown)` pairs).
-    pub async fn put(
-        &self,
-        room: &str,
-        entries: Vec<(String, String)>,
-    ) -> Result<(), PresenceError> {
-        if entries.is_empty() {
-            return Ok(());
+    /// Removes one entry of this node's, as `put` writes.
+    pub fn remove(&self, room: &str, field: String) {
+        if let Self::Redis(shared) = self {
+            shared.entries().remove(room, field);
+            shared.wake.notify_one();
         }
-        self.put_then(room, entries, false).await.map(drop)
-    }
-
-    /// Refreshes this node's entries, then removes the room's expired
-    /// entries and returns their fields: only the node whose call removed
-    /// an entry is told of it.
-    pub async fn refresh_and_reap(
-        &self,
-        room: &str,
-        entries: Vec<(String, String)>,
-    ) -> Result<Vec<String>, PresenceError> {
-        self.put_then(room, entries, true).await
-    }
-
-    async fn put_then(
-        &self,
-        room: &str,
-        entries: Vec<(String, String)>,
-        reap: bool,
-    ) -> Result<Vec<String>, PresenceError> {
-        let Self::Redis {
-            connection, ttl, ..
-        } = self
-        else {
-            return Ok(Vec::new());
-        };
-        let mut put = PUT.prepare_invoke();
-        put.key(&keys(room))
-            .key(ROOMS)
-            .arg(ttl.as_millis().to_string())
-            .arg(room);
-        if reap {
-            put.arg("reap");
-        }
-        for (field, shown) in entries {
-            put.arg(field).arg(shown);
-        }
-        let mut connection = connection.clone();
-        within(put.invoke_async::<Vec<String>>(&mut connection)).await
-    }
-
-    /// Removes one entry of this node's.
-    pub async fn remove(&self, room: &str, field: String) -> Result<(), PresenceError> {
-        let Self::Redis { connection, .. } = self else {
-            return Ok(());
-        };
-        let [hash, expiry] = keys(room);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hdel(hash, &field)
-            .ignore()
-            .zrem(expiry, &field)
-            .ignore();
-        let mut connection = connection.clone();
-        within(pipe.query_async::<()>(&mut connection)).await
     }
 
     /// Every entry of the room, `(field, shown)`.
     pub async fn load(&self, room: &str) -> Result<Vec<(String, String)>, PresenceError> {
-        let Self::Redis { connection, .. } = self else {
+        let Self::Redis(shared) = self else {
             return Ok(Vec::new());
         };
-        let [hash, _] = keys(room);
-        let mut connection = connection.clone();
+        let mut connection = shared.connection.clone();
         let mut all = redis::cmd("HGETALL");
-        all.arg(hash);
+        all.arg(room_key(room));
         within(all.query_async::<Vec<(String, String)>>(&mut connection)).await
     }
+}
 
-    /// Deletes what dead nodes left in rooms no live node serves (a live
-    /// node's room reaps its own); run by every node, now and then.
-    pub async fn sweep(&self) -> Result<(), PresenceError> {
-        let Self::Redis { connection, .. } = self else {
-            return Ok(());
+impl Shared {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The changes to one room's entries written together.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RoomWrite {
+    room: String,
+    /// `(field, shown)` to set, and fields to delete.
+    puts: Vec<(String, String)>,
+    removes: Vec<String>,
+    /// Whether this node still has entries in the room after the write
+    /// (the room stays in, or leaves, the node's set).
+    held: bool,
+}
+
+/// This node's entries, and the changes to them not yet written.
+#[derive(Default)]
+struct Entries {
+    /// Per room, field to what is shown: what Redis should hold.
+    mine: HashMap<String, HashMap<String, String>>,
+    /// Per room, field to its newest unwritten change: `Some` to set it,
+    /// `None` to delete it. Only the newest counts, so this holds at most
+    /// one change per entry however often a person comes and goes.
+    pending: HashMap<String, HashMap<String, Option<String>>>,
+}
+
+impl Entries {
+    fn put(&mut self, room: &str, field: String, shown: String) {
+        self.mine
+            .entry(room.to_owned())
+            .or_default()
+            .insert(field.clone(), shown.clone());
+        self.change(room, field, Some(shown));
+    }
+
+    fn remove(&mut self, room: &str, field: String) {
+        if let Some(fields) = self.mine.get_mut(room) {
+            fields.remove(&field);
+            if fields.is_empty() {
+                self.mine.remove(room);
+            }
+        }
+        self.change(room, field, None);
+    }
+
+    fn change(&mut self, room: &str, field: String, to: Option<String>) {
+        self.pending
+            .entry(room.to_owned())
+            .or_default()
+            .insert(field, to);
+    }
+
+    /// Every entry is to be written again: Redis has lost them.
+    fn all_again(&mut self) {
+        for (room, fields) in &self.mine {
+            let pending = self.pending.entry(room.clone()).or_default();
+            for (field, shown) in fields {
+                pending.insert(field.clone(), Some(shown.clone()));
+            }
+        }
+    }
+
+    /// Takes the changes waiting, room by room.
+    fn take(&mut self) -> Vec<RoomWrite> {
+        self.pending
+            .drain()
+            .map(|(room, changes)| {
+                let mut write = RoomWrite {
+                    held: self.mine.contains_key(&room),
+                    room,
+                    ..RoomWrite::default()
+                };
+                for (field, to) in changes {
+                    match to {
+                        Some(shown) => write.puts.push((field, shown)),
+                        None => write.removes.push(field),
+                    }
+                }
+                write
+            })
+            .collect()
+    }
+
+    /// Writes that failed wait again, unless a newer change to the same
+    /// entry came meanwhile.
+    fn retry(&mut self, writes: Vec<RoomWrite>) {
+        for write in writes {
+            let pending = self.pending.entry(write.room).or_default();
+            for (field, shown) in write.puts {
+                pending.entry(field).or_insert(Some(shown));
+            }
+            for field in write.removes {
+                pending.entry(field).or_insert(None);
+            }
+        }
+    }
+}
+
+/// One pipeline for a set of room writes. A room joins the node's set
+/// before its entries are written and leaves it after its last entry is
+/// deleted, so a reaper that finds the node dead always finds its rooms.
+fn pipeline(node_rooms: &str, writes: &[RoomWrite]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for write in writes.iter().filter(|w| w.held) {
+        pipe.sadd(node_rooms, &write.room).ignore();
+    }
+    for write in writes {
+        let key = room_key(&write.room);
+        if !write.puts.is_empty() {
+            pipe.cmd("HSET").arg(&key).arg(&write.puts).ignore();
+        }
+        if !write.removes.is_empty() {
+            pipe.hdel(&key, &write.removes).ignore();
+        }
+    }
+    for write in writes.iter().filter(|w| !w.held) {
+        pipe.srem(node_rooms, &write.room).ignore();
+    }
+    pipe
+}
+
+/// The task that writes a node's entries, beats for it and reaps the nodes
+/// that stopped beating.
+pub struct Keeper {
+    pub node: String,
+    pub ttl: Duration,
+    pub events: Events,
+    pub broker: Arc<dyn Broker>,
+    pub departure: Departure,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Keeper {
+    async fn run(self, shared: Arc<Shared>) {
+        let mut beat = tokio::time::interval(self.ttl / 3);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut connection = shared.connection.clone();
+        loop {
+            tokio::select! {
+                _ = beat.tick() => self.beat(&shared, &mut connection).await,
+                // Back after an outage: Redis may have restarted empty, and
+                // rooms read presence again now, so the beat that finds out
+                // is not left for later.
+                () = self.events.came_up() => self.beat(&shared, &mut connection).await,
+                () = shared.wake.notified() => {}
+            }
+            self.write(&shared, &mut connection).await;
+        }
+    }
+
+    /// Writes every change waiting, in one pipeline; what fails waits for
+    /// the next try.
+    async fn write(&self, shared: &Shared, connection: &mut ConnectionManager) {
+        let writes = shared.entries().take();
+        if writes.is_empty() {
+            return;
+        }
+        let pipe = pipeline(&node_rooms_key(&self.node), &writes);
+        if let Err(err) = within(pipe.query_async::<()>(connection)).await {
+            err.report(&self.metrics, "*", "writing presence entries");
+            shared.entries().retry(writes);
+            tokio::time::sleep(RETRY).await;
+            shared.wake.notify_one();
+        }
+    }
+
+    async fn beat(&self, shared: &Shared, connection: &mut ConnectionManager) {
+        let mut beat = BEAT.key(NODES);
+        beat.arg(self.ttl.as_millis().to_string()).arg(&self.node);
+        let (added, dead) = match within(beat.invoke_async::<(i64, Vec<String>)>(connection)).await
+        {
+            Ok(answer) => answer,
+            Err(err) => return err.report(&self.metrics, "*", "beating"),
         };
-        let mut connection = connection.clone();
-        let mut sweep = SWEEP.key(ROOMS);
-        sweep.arg(PREFIX);
-        within(sweep.invoke_async::<i64>(&mut connection)).await?;
+        if added == 1 {
+            shared.entries().all_again();
+        }
+        for node in dead.iter().filter(|n| **n != self.node) {
+            if let Err(err) = self.reap(node, connection).await {
+                // The next beat finds the node dead again and goes on.
+                err.report(&self.metrics, "*", "reaping a dead node's presence");
+                return;
+            }
+        }
+    }
+
+    /// Removes a dead node's entries from each of its rooms, publishing a
+    /// departure for each entry this call removed, then forgets the node.
+    async fn reap(
+        &self,
+        node: &str,
+        connection: &mut ConnectionManager,
+    ) -> Result<(), PresenceError> {
+        let its_rooms = node_rooms_key(node);
+        let rooms: Vec<String> = within(
+            redis::cmd("SMEMBERS")
+                .arg(&its_rooms)
+                .query_async(connection),
+        )
+        .await?;
+        let prefix = entry_field(node, "");
+        for room in rooms {
+            let mut reap = REAP.key(room_key(&room));
+            reap.key(&its_rooms).arg(&prefix).arg(&room);
+            let gone: Vec<String> = within(reap.invoke_async(connection)).await?;
+            for field in gone {
+                if let Some((node, person)) = split_field(&field) {
+                    let departure = (self.departure)(node, person);
+                    self.broker
+                        .publish(&Topic::room(&room), Bytes::from(departure));
+                }
+            }
+        }
+        let mut forget = FORGET.key(NODES);
+        forget.key(&its_rooms).arg(node);
+        within(forget.invoke_async::<i64>(connection)).await?;
+        tracing::info!(
+            node,
+            "a node stopped beating: its presence entries are let go"
+        );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(entries: &mut Entries) -> Vec<RoomWrite> {
+        let mut writes = entries.take();
+        for write in &mut writes {
+            write.puts.sort();
+            write.removes.sort();
+        }
+        writes.sort_by(|a, b| a.room.cmp(&b.room));
+        writes
+    }
+
+    #[test]
+    fn a_person_who_comes_and_goes_before_a_write_is_one_delete() {
+        let mut entries = Entries::default();
+        entries.put("lobby", "n|u1".into(), "{}".into());
+        entries.remove("lobby", "n|u1".into());
+        assert_eq!(
+            written(&mut entries),
+            [RoomWrite {
+                room: "lobby".into(),
+                removes: vec!["n|u1".into()],
+                ..RoomWrite::default()
+            }]
+        );
+        assert!(written(&mut entries).is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_room_stays_in_the_nodes_set_until_its_last_entry_goes() {
+        let mut entries = Entries::default();
+        entries.put("lobby", "n|u1".into(), "a".into());
+        entries.put("lobby", "n|u2".into(), "b".into());
+        written(&mut entries);
+        entries.remove("lobby", "n|u1".into());
+        assert!(written(&mut entries)[0].held);
+        entries.remove("lobby", "n|u2".into());
+        assert!(!written(&mut entries)[0].held);
+
+        let writes = vec![
+            RoomWrite {
+                room: "a".into(),
+                puts: vec![("n|u".into(), "x".into())],
+                held: true,
+                ..RoomWrite::default()
+            },
+            RoomWrite {
+                room: "b".into(),
+                removes: vec!["n|v".into()],
+                ..RoomWrite::default()
+            },
+        ];
+        let commands: Vec<String> = pipeline("hub:presence-node:n", &writes)
+            .cmd_iter()
+            .map(|c| String::from_utf8_lossy(&c.get_packed_command()).into_owned())
+            .map(|packed| {
+                packed
+                    .split("\r\n")
+                    .filter(|p| !p.starts_with(['*', '$']) && !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "SADD hub:presence-node:n a",
+                "HSET hub:presence:a n|u x",
+                "HDEL hub:presence:b n|v",
+                "SREM hub:presence-node:n b",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_write_waits_again_unless_a_newer_change_replaced_it() {
+        let mut entries = Entries::default();
+        entries.put("lobby", "n|u1".into(), "old".into());
+        entries.put("lobby", "n|u2".into(), "b".into());
+        let failed = entries.take();
+        entries.put("lobby", "n|u1".into(), "new".into());
+        entries.retry(failed);
+        let again = written(&mut entries);
+        assert_eq!(
+            again[0].puts,
+            [
+                ("n|u1".to_owned(), "new".to_owned()),
+                ("n|u2".to_owned(), "b".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_redis_lost_are_all_written_again_and_removed_ones_stay_removed() {
+        let mut entries = Entries::default();
+        entries.put("lobby", "n|u1".into(), "a".into());
+        entries.put("attic", "n|u2".into(), "b".into());
+        entries.remove("attic", "n|u2".into());
+        written(&mut entries);
+        entries.all_again();
+        assert_eq!(
+            written(&mut entries),
+            [RoomWrite {
+                room: "lobby".into(),
+                puts: vec![("n|u1".into(), "a".into())],
+                held: true,
+                ..RoomWrite::default()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_field_splits_back_into_its_node_and_person() {
+        assert_eq!(split_field(&entry_field("n1", "u7")), Some(("n1", "u7")));
+        assert_eq!(entry_field("n1", ""), "n1|");
     }
 }

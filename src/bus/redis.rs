@@ -1,4 +1,5 @@
-//! The broker of a cluster: Redis pub/sub, channel `hub:<topic>`.
+//! The broker of a cluster: Redis pub/sub, channel `hub:<topic>`, except
+//! users' topics, which share `hub:users` (see [`USERS`]).
 //!
 //! Three tasks on the bus's own thread:
 //! - the publisher drains a bounded queue in pipelines over one
@@ -8,8 +9,9 @@
 //!   as they come (Redis cuts a subscriber that falls 32 MB behind) and
 //!   hands each to the node's routes;
 //! - the controller owns the subscriber connection: it subscribes and
-//!   unsubscribes topics (a topic is let go only after a grace, and only if
-//!   still unwanted), PINGs it every second and publishes a probe to this
+//!   unsubscribes topics, all that were asked since its last round in one
+//!   command (a topic is let go only after a grace, and only if still
+//!   unwanted), PINGs it every second and publishes a probe to this
 //!   node's own channel. The link counts as up only while probes come back:
 //!   a subscriber that reconnected but is deaf (a failover can do that while
 //!   every PING succeeds) is replaced by a new one.
@@ -51,12 +53,60 @@ const DEAF_AFTER: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reconnect attempts back off up to this delay, without limit on tries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Channels named in one `SUBSCRIBE` or `UNSUBSCRIBE` at most.
+const CHANNELS_PER_COMMAND: usize = 1024;
 /// How long a topic stays subscribed after its last local subscriber left,
 /// so a quick leave-and-rejoin keeps delivery.
 const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
 
+/// The channel every user's topic rides. A user's topic carries news of
+/// the user (a re-check found them changed, the command line deactivated
+/// them): rare, and wanted by every socket of theirs. A channel per user
+/// would cost a `SUBSCRIBE` on a user's first socket on a node and an
+/// `UNSUBSCRIBE` after their last, so a reconnect storm would be as many
+/// commands as sockets; one channel for all, which every node subscribes
+/// once, costs nothing per handshake, and each message reaches every node,
+/// which drops what none of its sockets wants.
+const USERS: &str = "hub:users";
+
+/// The channel a topic rides: its own (`hub:<topic>`), or for a user's,
+/// the one all users share.
 fn channel(topic: &Topic) -> String {
-    format!("hub:{topic}")
+    if topic.is_user() {
+        USERS.to_owned()
+    } else {
+        format!("hub:{topic}")
+    }
+}
+
+/// A message as published: on the users' channel the payload follows its
+/// topic and a newline, so the receiving node knows whose it is.
+fn wire(topic: &Topic, payload: &[u8]) -> (String, Vec<u8>) {
+    if topic.is_user() {
+        let mut framed = Vec::with_capacity(topic.as_str().len() + 1 + payload.len());
+        framed.extend_from_slice(topic.as_str().as_bytes());
+        framed.push(b'\n');
+        framed.extend_from_slice(payload);
+        (USERS.to_owned(), framed)
+    } else {
+        (channel(topic), payload.to_vec())
+    }
+}
+
+/// The topic and payload of a message that came on `name`.
+fn unwire(name: &[u8], payload: Vec<u8>) -> Option<(Topic, Bytes)> {
+    if name == USERS.as_bytes() {
+        let split = payload.iter().position(|b| *b == b'\n')?;
+        let topic = std::str::from_utf8(&payload[..split]).ok()?;
+        let topic = Topic(topic.into());
+        if !topic.is_user() {
+            return None;
+        }
+        let mut payload = Bytes::from(payload);
+        return Some((topic, payload.split_off(split + 1)));
+    }
+    let topic = std::str::from_utf8(name).ok()?.strip_prefix("hub:")?;
+    Some((Topic(topic.into()), Bytes::from(payload)))
 }
 
 enum Command {
@@ -233,8 +283,9 @@ impl RedisBroker {
 pub fn publish_once(url: &RedisUrl, topic: &Topic, payload: &[u8]) -> anyhow::Result<()> {
     let client = redis::Client::open(url.as_str())?;
     let mut connection = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+    let (channel, payload) = wire(topic, payload);
     redis::cmd("PUBLISH")
-        .arg(channel(topic))
+        .arg(channel)
         .arg(payload)
         .query::<i64>(&mut connection)?;
     Ok(())
@@ -265,12 +316,19 @@ impl Broker for RedisBroker {
     }
 
     fn subscribe(&self, topic: &Topic) {
+        if topic.is_user() {
+            // The users' channel is subscribed once, with the probe.
+            return;
+        }
         // Refused only once the controller has ended, when the runtime
         // shuts down and nothing is delivered any more.
         let _ = self.commands.send(Command::Subscribe(topic.clone()));
     }
 
     fn unsubscribe(&self, topic: &Topic) {
+        if topic.is_user() {
+            return;
+        }
         let commands = self.commands.clone();
         let topic = topic.clone();
         self.runtime.spawn(async move {
@@ -296,7 +354,12 @@ async fn publish(
     while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let mut pipe = redis::pipe();
         for (topic, payload) in &batch {
-            pipe.publish(channel(topic), payload.as_ref()).ignore();
+            if topic.is_user() {
+                let (channel, framed) = wire(topic, payload);
+                pipe.publish(channel, framed).ignore();
+            } else {
+                pipe.publish(channel(topic), payload.as_ref()).ignore();
+            }
         }
         let sent = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection));
         match sent.await {
@@ -347,13 +410,9 @@ async fn dispatch(
                     }
                     continue;
                 }
-                let Some(topic) = std::str::from_utf8(&name)
-                    .ok()
-                    .and_then(|n| n.strip_prefix("hub:"))
-                else {
-                    continue;
-                };
-                events.arrived(&Topic(topic.into()), Bytes::from(payload));
+                if let Some((topic, payload)) = unwire(&name, payload) {
+                    events.arrived(&topic, payload);
+                }
             }
             PushKind::Disconnection => events.down("the subscriber connection dropped"),
             _ => {}
@@ -396,15 +455,15 @@ impl Controller {
         // When the subscriber was (re)made: it gets time to connect before
         // silence counts as deafness.
         let mut made_at = Instant::now();
+        let mut batch = Vec::with_capacity(CHANNELS_PER_COMMAND);
         loop {
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Subscribe(topic)) => {
-                        self.subscribe(&topic).await;
+                taken = commands.recv_many(&mut batch, CHANNELS_PER_COMMAND) => {
+                    if taken == 0 {
+                        return;
                     }
-                    Some(Command::Release(topic)) => self.release(topic).await,
-                    None => return,
-                },
+                    self.apply(std::mem::take(&mut batch)).await;
+                }
                 _ = tick.tick() => {
                     if self.subscriber.is_none() {
                         made_at = Instant::now();
@@ -446,47 +505,81 @@ impl Controller {
         }
     }
 
-    /// Subscribes the probe and every wanted topic (again: subscribing is
-    /// idempotent) and lets go of topics an earlier unsubscribe missed.
-    /// False, and stopped at once, when Redis stops answering: the next
-    /// recovery does it all again.
-    async fn reconcile(&mut self) -> bool {
-        let mut topics = self.events.topics();
-        topics.push(self.probe.clone());
-        for topic in topics {
-            if !self.subscribe(&topic).await {
-                return false;
+    /// Everything asked since the last round, in one `SUBSCRIBE` and one
+    /// `UNSUBSCRIBE`: a storm of joins costs a command per round, not per
+    /// socket. A release is checked against what is wanted now, so a topic
+    /// wanted again meanwhile stays.
+    async fn apply(&mut self, commands: Vec<Command>) {
+        let mut subscribe = Vec::new();
+        let mut release = Vec::new();
+        for command in commands {
+            match command {
+                Command::Subscribe(topic) => subscribe.push(topic),
+                Command::Release(topic) => release.push(topic),
             }
         }
+        // What fails here the reconcile that follows reconnection makes.
+        self.subscribe(subscribe.iter().map(channel).collect())
+            .await;
+        self.release(release).await;
+    }
+
+    /// Subscribes the probe, the users' channel and every wanted topic
+    /// (again: subscribing is idempotent) and lets go of topics an earlier
+    /// unsubscribe missed. False, and stopped at once, when Redis stops
+    /// answering: the next recovery does it all again.
+    async fn reconcile(&mut self) -> bool {
+        let mut channels: Vec<String> = self
+            .events
+            .topics()
+            .iter()
+            .filter(|t| !t.is_user())
+            .map(channel)
+            .collect();
+        channels.push(channel(&self.probe));
+        channels.push(USERS.to_owned());
+        if !self.subscribe(channels).await {
+            return false;
+        }
         let stale: Vec<Topic> = self.stale.drain().collect();
-        for topic in stale {
-            self.release(topic).await;
+        self.release(stale).await;
+        true
+    }
+
+    /// False when a subscription could not be made.
+    async fn subscribe(&mut self, channels: Vec<String>) -> bool {
+        let Some(subscriber) = self.subscriber.as_mut() else {
+            return false;
+        };
+        for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
+            let done = tokio::time::timeout(COMMAND_TIMEOUT, subscriber.subscribe(chunk)).await;
+            if !matches!(done, Ok(Ok(()))) {
+                return false;
+            }
         }
         true
     }
 
-    /// False when the subscription could not be made; the reconcile that
-    /// follows reconnection makes it.
-    async fn subscribe(&mut self, topic: &Topic) -> bool {
-        let Some(subscriber) = self.subscriber.as_mut() else {
-            return false;
-        };
-        let done =
-            tokio::time::timeout(COMMAND_TIMEOUT, subscriber.subscribe(channel(topic))).await;
-        matches!(done, Ok(Ok(())))
-    }
-
-    async fn release(&mut self, topic: Topic) {
-        if self.events.wanted(&topic) {
+    /// Unsubscribes the topics that are still unwanted; those it could not
+    /// are let go of again once reconnected.
+    async fn release(&mut self, topics: Vec<Topic>) {
+        let unwanted: Vec<Topic> = topics
+            .into_iter()
+            .filter(|t| !self.events.wanted(t))
+            .collect();
+        if unwanted.is_empty() {
             return;
         }
         let Some(subscriber) = self.subscriber.as_mut() else {
             return;
         };
-        let done =
-            tokio::time::timeout(COMMAND_TIMEOUT, subscriber.unsubscribe(channel(&topic))).await;
-        if !matches!(done, Ok(Ok(()))) {
-            self.stale.insert(topic);
+        for chunk in unwanted.chunks(CHANNELS_PER_COMMAND) {
+            let channels: Vec<String> = chunk.iter().map(channel).collect();
+            let done =
+                tokio::time::timeout(COMMAND_TIMEOUT, subscriber.unsubscribe(channels)).await;
+            if !matches!(done, Ok(Ok(()))) {
+                self.stale.extend(chunk.iter().cloned());
+            }
         }
     }
 
@@ -514,5 +607,29 @@ impl Controller {
             self.events.down("Redis does not answer");
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_news_rides_the_shared_channel_and_comes_back_as_its_topic() {
+        let bob = Topic::user(7);
+        let (channel, framed) = wire(&bob, b"changed");
+        assert_eq!(channel, "hub:users");
+        let (topic, payload) = unwire(channel.as_bytes(), framed).unwrap();
+        assert_eq!((topic, &payload[..]), (bob, &b"changed"[..]));
+
+        let room = Topic::room("lobby");
+        let (channel, framed) = wire(&room, b"{}");
+        assert_eq!(channel, "hub:room:lobby");
+        let (topic, _) = unwire(channel.as_bytes(), framed).unwrap();
+        assert_eq!(topic, room);
+
+        // Only a user's topic is taken from the users' channel.
+        assert!(unwire(b"hub:users", b"room:lobby\n{}".to_vec()).is_none());
+        assert!(unwire(b"hub:users", b"no newline".to_vec()).is_none());
     }
 }

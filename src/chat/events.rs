@@ -38,14 +38,15 @@ impl RoomEvent {
     }
 }
 
-/// A presence entry's field in the shared store: the node, then the person.
-pub fn entry_field(node: &str, person: &str) -> String {
-    format!("{node}|{person}")
-}
-
-/// The node and person of a presence entry's field.
-pub fn split_field(field: &str) -> Option<(&str, &str)> {
-    field.split_once('|')
+/// What a room's topic carries when a person's last socket on `node` is
+/// gone: the bus's presence keeper publishes it for the members of a node
+/// that died.
+pub fn departure(node: &str, person: &str) -> Vec<u8> {
+    RoomEvent::Depart {
+        node: node.to_owned(),
+        person: person.to_owned(),
+    }
+    .to_bytes()
 }
 
 #[cfg(test)]
@@ -53,7 +54,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_event_survives_the_wire_and_a_field_splits_back() {
+    fn an_event_and_a_departure_survive_the_wire() {
         let event = RoomEvent::Arrive {
             node: "n1".into(),
             person: "u7".into(),
@@ -65,7 +66,10 @@ mod tests {
         };
         let back = RoomEvent::parse(&event.to_bytes()).unwrap();
         assert!(matches!(back, RoomEvent::Arrive { ref person, .. } if person == "u7"));
-        assert_eq!(split_field(&entry_field("n1", "u7")), Some(("n1", "u7")));
+        let gone = RoomEvent::parse(&departure("n1", "u7")).unwrap();
+        assert!(
+            matches!(gone, RoomEvent::Depart { ref node, ref person } if node == "n1" && person == "u7")
+        );
         assert!(RoomEvent::parse(b"{\"kind\":\"nope\"}").is_none());
     }
 }

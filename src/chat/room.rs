@@ -24,13 +24,14 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use chrono::Utc;
 
-use super::events::{RoomEvent, entry_field, split_field};
+use super::events::RoomEvent;
 use super::frames::{
     PresenceCount, PresenceDiff, PresenceEvent, PresenceList, Who, message_frame, with_ref,
 };
 use super::history::History;
 use super::order::Order;
 use super::presence::{Diff, People, Roster};
+use crate::bus::presence::{entry_field, split_field};
 use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
@@ -378,40 +379,18 @@ impl ChatServer {
         self.config.bus.publish(&self.topic, event.to_bytes());
     }
 
-    /// Shares this node's entry for a person with the other nodes.
-    fn share_entry(&self, ctx: &mut Context<Self>, person: &str, who: &Who) {
-        let presence = self.config.bus.presence().clone();
-        if !presence.is_shared() {
-            return;
-        }
-        let entry = shared_entry(self.config.bus.node(), person, who);
-        let room = self.name.as_str().to_owned();
-        let metrics = self.config.metrics.clone();
-        // A failed put is made good by the next refresh (`tend_entries`).
-        ctx.spawn(
-            async move {
-                if let Err(err) = presence.put(&room, vec![entry]).await {
-                    err.report(&metrics, &room, "sharing a presence entry");
-                }
-            }
-            .into_actor(self),
-        );
+    /// Shares this node's entry for a person with the other nodes (the
+    /// bus's presence keeper writes it, and again if Redis loses it).
+    fn share_entry(&self, person: &str, who: &Who) {
+        let (field, shown) = shared_entry(self.config.bus.node(), person, who);
+        self.config
+            .bus
+            .presence()
+            .put(self.name.as_str(), field, shown);
     }
 
     fn forget_entry(&self, field: String) {
-        let presence = self.config.bus.presence().clone();
-        if !presence.is_shared() {
-            return;
-        }
-        let room = self.name.as_str().to_owned();
-        let metrics = self.config.metrics.clone();
-        // The departure itself is published on the bus; an entry left
-        // behind is not refreshed and expires within the TTL.
-        actix::spawn(async move {
-            if let Err(err) = presence.remove(&room, field).await {
-                err.report(&metrics, &room, "removing a presence entry");
-            }
-        });
+        self.config.bus.presence().remove(self.name.as_str(), field);
     }
 
     /// A frame for one member alone.
@@ -574,9 +553,9 @@ impl ChatServer {
         }
     }
 
-    /// A person left some node. Another node may have let go of an entry of
-    /// this node's that expired while the bus was down: a person still here
-    /// is announced again instead.
+    /// A person left some node. Another node may have taken this one for
+    /// dead (its beats did not reach Redis for a TTL) and let go of its
+    /// entries: a person still here is announced again instead.
     fn departed(&mut self, ctx: &mut Context<Self>, node: &str, person: &str) {
         if node == self.config.bus.node() && self.people.has(person) {
             if let Some(who) = self
@@ -586,7 +565,7 @@ impl ChatServer {
                 .find(|(p, _)| *p == person)
                 .map(|(_, who)| who.clone())
             {
-                self.share_entry(ctx, person, &who);
+                self.share_entry(person, &who);
                 self.publish(&RoomEvent::Arrive {
                     node: node.to_owned(),
                     person: person.to_owned(),
@@ -679,8 +658,8 @@ impl ChatServer {
     }
 
     /// After an outage the other nodes' entries may have changed: the
-    /// roster is read again, this node's own entries shared again, and the
-    /// difference shown as joins and leaves. A read that fails says nothing
+    /// roster is read again (this node's own entries the keeper writes
+    /// again if Redis lost them), and the difference shown as joins and leaves. A read that fails says nothing
     /// about who is here: it is tried again, with backoff, until it answers.
     fn reload_roster(&mut self, ctx: &mut Context<Self>, failures: u32) {
         let presence = self.config.bus.presence().clone();
@@ -692,43 +671,39 @@ impl ChatServer {
         }
         let room = self.name.as_str().to_owned();
         let node = self.config.bus.node().to_owned();
-        let mine = self.own_entries();
         let read = ctx.spawn(
-            async move {
-                presence.put(&room, mine).await?;
-                presence.load(&room).await
-            }
-            .into_actor(self)
-            .map(move |loaded, act, ctx| {
-                act.roster_read = None;
-                let entries = match loaded {
-                    Ok(entries) => entries,
-                    Err(err) => {
-                        err.report(&act.config.metrics, act.name.as_str(), "reading presence");
-                        act.retry_roster(ctx, failures + 1);
-                        return;
+            async move { presence.load(&room).await }
+                .into_actor(self)
+                .map(move |loaded, act, ctx| {
+                    act.roster_read = None;
+                    let entries = match loaded {
+                        Ok(entries) => entries,
+                        Err(err) => {
+                            err.report(&act.config.metrics, act.name.as_str(), "reading presence");
+                            act.retry_roster(ctx, failures + 1);
+                            return;
+                        }
+                    };
+                    let remote: HashMap<(String, String), Arc<Who>> = entries
+                        .into_iter()
+                        .filter_map(|(field, shown)| act.remote_entry(&node, &field, &shown))
+                        .map(|(n, person, who)| ((n, person), who))
+                        .collect();
+                    let known: Vec<(String, String)> = act
+                        .roster
+                        .nodes_people()
+                        .into_iter()
+                        .filter(|(n, _)| *n != node)
+                        .collect();
+                    for (n, person) in known {
+                        if !remote.contains_key(&(n.clone(), person.clone())) {
+                            act.departed(ctx, &n, &person);
+                        }
                     }
-                };
-                let remote: HashMap<(String, String), Arc<Who>> = entries
-                    .into_iter()
-                    .filter_map(|(field, shown)| act.remote_entry(&node, &field, &shown))
-                    .map(|(n, person, who)| ((n, person), who))
-                    .collect();
-                let known: Vec<(String, String)> = act
-                    .roster
-                    .nodes_people()
-                    .into_iter()
-                    .filter(|(n, _)| *n != node)
-                    .collect();
-                for (n, person) in known {
-                    if !remote.contains_key(&(n.clone(), person.clone())) {
-                        act.departed(ctx, &n, &person);
+                    for ((n, person), who) in remote {
+                        act.arrived(ctx, &n, &person, who);
                     }
-                }
-                for ((n, person), who) in remote {
-                    act.arrived(ctx, &n, &person, who);
-                }
-            }),
+                }),
         );
         self.roster_read = Some(read);
     }
@@ -761,48 +736,6 @@ impl ChatServer {
             return None;
         };
         (n != node).then(|| (n.to_owned(), person.to_owned(), Arc::new(who)))
-    }
-
-    /// This node's entries: each person here, as shown.
-    fn own_entries(&self) -> Vec<(String, String)> {
-        let node = self.config.bus.node();
-        self.roster
-            .on(node)
-            .into_iter()
-            .map(|(person, who)| shared_entry(node, person, who))
-            .collect()
-    }
-
-    /// Keeps this node's entries alive and lets go of other nodes' that
-    /// expired: a node that died without a word leaves with one
-    /// `presence.leave` per person, on every node, within the TTL.
-    fn tend_entries(&mut self, ctx: &mut Context<Self>) {
-        let presence = self.config.bus.presence().clone();
-        let room = self.name.as_str().to_owned();
-        let mine = self.own_entries();
-        // What fails here is done again at the next refresh, well within
-        // the TTL.
-        ctx.spawn(
-            async move { presence.refresh_and_reap(&room, mine).await }
-                .into_actor(self)
-                .map(|reaped, act, _| {
-                    let dead = match reaped {
-                        Ok(dead) => dead,
-                        Err(err) => {
-                            let what = "refreshing and reaping presence entries";
-                            return err.report(&act.config.metrics, act.name.as_str(), what);
-                        }
-                    };
-                    for field in dead {
-                        if let Some((node, person)) = split_field(&field) {
-                            act.publish(&RoomEvent::Depart {
-                                node: node.to_owned(),
-                                person: person.to_owned(),
-                            });
-                        }
-                    }
-                }),
-        );
     }
 
     /// Nobody here and nothing to store: ask the registry to forget this
@@ -893,7 +826,7 @@ impl Actor for ChatServer {
         self.watch = Some(bus.watch(ctx.address().recipient()));
         // In a cluster, joins also wait for who is here on other nodes.
         let presence = bus.presence().clone();
-        if let Some(every) = presence.refresh_every() {
+        if presence.is_shared() {
             let room = self.name.as_str().to_owned();
             let node = bus.node().to_owned();
             ctx.wait(
@@ -921,7 +854,6 @@ impl Actor for ChatServer {
                         }
                     }),
             );
-            ctx.run_interval(every, |act, ctx| act.tend_entries(ctx));
         }
     }
 
@@ -1016,7 +948,7 @@ impl Handler<Join> for ChatServer {
         let mut new_person = false;
         if self.people.arrive(&person, join.who.clone()) {
             new_person = self.roster.arrive(&node, &person, join.who.clone());
-            self.share_entry(ctx, &person, &join.who);
+            self.share_entry(&person, &join.who);
             self.publish(&RoomEvent::Arrive {
                 node,
                 person: person.clone(),
@@ -1107,12 +1039,12 @@ impl Handler<Reshow> for ChatServer {
     /// What the room shows for a person follows their user: the next
     /// message, the presence list and a `presence.update` on every node say
     /// the new flags.
-    fn handle(&mut self, reshow: Reshow, ctx: &mut Self::Context) {
+    fn handle(&mut self, reshow: Reshow, _: &mut Self::Context) {
         let Some(person) = self.members.get(reshow.session).map(|m| m.person.clone()) else {
             return;
         };
         if self.people.update(&person, reshow.who.clone()) {
-            self.share_entry(ctx, &person, &reshow.who);
+            self.share_entry(&person, &reshow.who);
             self.publish(&RoomEvent::Update {
                 person,
                 who: reshow.who,

@@ -841,10 +841,10 @@ async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_
     };
     assert!(
         !of_c(&shared_before).is_empty(),
-        "C's members left no hub:presence: entry naming node {c_id}: {shared_before:?}"
+        "C's members left no hub:presence key naming node {c_id}: {shared_before:?}"
     );
     cluster
-        .until("C's hub:presence: entries to go", || async {
+        .until("C's hub:presence keys to go", || async {
             let left = of_c(&cluster.redis.presence_entries().await);
             left.is_empty().then_some(()).ok_or(left)
         })
@@ -1139,9 +1139,8 @@ async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every
     )
     .await;
     dash_b.recv().await;
-    cluster
-        .until_subscribed(&format!("hub:user:{bob}"), 2)
-        .await;
+    // Users' news rides one channel that every node subscribes at start.
+    cluster.until_subscribed("hub:users", NODES as i64).await;
 
     cluster.cli(&["user", "set-active", "bob", "false"]);
     assert_eq!(chat_c.ending(PATIENCE).await, Ending::Closed(4003));
@@ -1153,19 +1152,21 @@ async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every
     any(skip_cluster_tests, skip_postgres_tests),
     ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
 )]
-async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channels() {
+async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_and_users_channels() {
     const CYCLES: usize = 1000;
     const AT_ONCE: usize = 10;
     let Some(cluster) = Cluster::start(&[]).await else {
         return;
     };
     let baseline = cluster.redis.channels("*").await;
+    let mut expected = cluster.redis.channels("hub:probe:*").await;
+    assert_eq!(expected.len(), NODES);
+    expected.push("hub:users".to_owned());
+    expected.sort();
     assert_eq!(
-        baseline,
-        cluster.redis.channels("hub:probe:*").await,
-        "idle nodes listen on their probes only"
+        baseline, expected,
+        "idle nodes listen on their probes and the users' channel only"
     );
-    assert_eq!(baseline.len(), NODES);
 
     let users: Vec<i32> = (0..AT_ONCE)
         .map(|i| cluster.user(&format!("churn{i}")))
@@ -1198,10 +1199,13 @@ async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_channel
     }
     // Past the grace, every node has let go of every room and user.
     cluster
-        .until("PUBSUB CHANNELS to return to the probes", || async {
-            let now = cluster.redis.channels("*").await;
-            (now == baseline).then_some(()).ok_or(now)
-        })
+        .until(
+            "PUBSUB CHANNELS to return to the probes and users",
+            || async {
+                let now = cluster.redis.channels("*").await;
+                (now == baseline).then_some(()).ok_or(now)
+            },
+        )
         .await;
 }
 
@@ -1349,4 +1353,70 @@ async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_clo
         at.saturating_duration_since(dropped_by)
     );
     drop(stuck);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
+async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_sockets_or_rooms() {
+    const TTL_SECS: u64 = 3;
+    const ROOMS: usize = 10;
+    const USERS: usize = 30;
+    let ttl = TTL_SECS.to_string();
+    let Some(cluster) = Cluster::start(&[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
+        return;
+    };
+    cluster.until_subscribed("hub:users", NODES as i64).await;
+    let users: Vec<i32> = (0..USERS)
+        .map(|i| cluster.user(&format!("user{i}")))
+        .collect();
+    let subscribes_before = cluster.redis.command_calls("subscribe").await;
+    let mut members = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let room = format!("hall-{}", i % ROOMS);
+        members.push(cluster.join(0, &room, *user).await.0);
+    }
+    for room in 0..ROOMS {
+        cluster
+            .until_subscribed(&format!("hub:room:hall-{room}"), 1)
+            .await;
+    }
+    // A user's first socket on a node subscribes nothing: users share one
+    // channel. What was subscribed is the rooms, at most one command each.
+    let subscribes = cluster.redis.command_calls("subscribe").await - subscribes_before;
+    assert!(
+        subscribes <= ROOMS as u64,
+        "{subscribes} SUBSCRIBE for {USERS} users joining {ROOMS} rooms"
+    );
+    cluster
+        .until("every member's presence entry written", || async {
+            let entries = cluster.redis.presence_entries().await;
+            let fields: usize = entries
+                .iter()
+                .filter(|(key, _)| key.starts_with("hub:presence:hall-"))
+                .map(|(_, held)| held.len() / 2)
+                .sum();
+            (fields == USERS).then_some(()).ok_or(entries)
+        })
+        .await;
+
+    // Keeping the entries alive is a beat per node every third of the TTL,
+    // one script call each, however many rooms and entries a node holds.
+    let scripts = || async {
+        cluster.redis.command_calls("evalsha").await + cluster.redis.command_calls("eval").await
+    };
+    let before = scripts().await;
+    let watched_from = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2 * TTL_SECS)).await;
+    let calls = scripts().await - before;
+    let beats_per_node = watched_from.elapsed().as_secs_f64() / (TTL_SECS as f64 / 3.0);
+    let most = (NODES as f64 * (beats_per_node.ceil() + 1.0)) as u64;
+    assert!(
+        calls <= most,
+        "{calls} script calls over {:?} with {ROOMS} rooms open (at most {most}: beats)",
+        watched_from.elapsed()
+    );
+    drop(members);
 }

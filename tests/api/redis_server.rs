@@ -193,13 +193,13 @@ impl RedisServer {
         names
     }
 
-    /// Every `hub:presence:*` key with what it holds (members, fields and
+    /// Every `hub:presence*` key with what it holds (members, fields and
     /// values, scores), whatever its type, so a test can look for an entry
     /// without knowing the layout.
     pub async fn presence_entries(&self) -> Vec<(String, Vec<String>)> {
         let mut con = self.client().await;
         let mut entries = Vec::new();
-        for key in self.keys("hub:presence:*").await {
+        for key in self.keys("hub:presence*").await {
             let kind: String = redis::cmd("TYPE")
                 .arg(&key)
                 .query_async(&mut con)
