@@ -185,10 +185,6 @@ impl SharedPresence {
         Self::Redis(shared)
     }
 
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Self::Redis(_))
-    }
-
     /// Adds or changes this node's entry for a person in `room`. It is
     /// written by the keeper, as soon as it can and again whenever Redis
     /// has lost it.

@@ -663,9 +663,6 @@ impl ChatServer {
     /// about who is here: it is tried again, with backoff, until it answers.
     fn reload_roster(&mut self, ctx: &mut Context<Self>, failures: u32) {
         let presence = self.config.bus.presence().clone();
-        if !presence.is_shared() {
-            return;
-        }
         if let Some(earlier) = self.roster_read.take() {
             ctx.cancel_future(earlier);
         }
@@ -824,37 +821,30 @@ impl Actor for ChatServer {
         self.subscription = Some(bus.subscribe(&self.topic, ctx.address().recipient()));
         // Watching first: a link that comes up after this read is still heard of.
         self.watch = Some(bus.watch(ctx.address().recipient()));
-        // In a cluster, joins also wait for who is here on other nodes.
+        // Joins also wait for who is here on other nodes (none, alone).
         let presence = bus.presence().clone();
-        if presence.is_shared() {
-            let room = self.name.as_str().to_owned();
-            let node = bus.node().to_owned();
-            ctx.wait(
-                async move { presence.load(&room).await }
-                    .into_actor(self)
-                    .map(move |loaded, act, ctx| {
-                        let entries = match loaded {
-                            Ok(entries) => entries,
-                            Err(err) => {
-                                // Joins go ahead with this node's members;
-                                // the others arrive when a read answers.
-                                err.report(
-                                    &act.config.metrics,
-                                    act.name.as_str(),
-                                    "reading presence",
-                                );
-                                return act.retry_roster(ctx, 1);
-                            }
-                        };
-                        for (field, shown) in entries {
-                            if let Some((n, person, who)) = act.remote_entry(&node, &field, &shown)
-                            {
-                                act.roster.arrive(&n, &person, who);
-                            }
+        let room = self.name.as_str().to_owned();
+        let node = bus.node().to_owned();
+        ctx.wait(
+            async move { presence.load(&room).await }
+                .into_actor(self)
+                .map(move |loaded, act, ctx| {
+                    let entries = match loaded {
+                        Ok(entries) => entries,
+                        Err(err) => {
+                            // Joins go ahead with this node's members; the
+                            // others arrive when a read answers.
+                            err.report(&act.config.metrics, act.name.as_str(), "reading presence");
+                            return act.retry_roster(ctx, 1);
                         }
-                    }),
-            );
-        }
+                    };
+                    for (field, shown) in entries {
+                        if let Some((n, person, who)) = act.remote_entry(&node, &field, &shown) {
+                            act.roster.arrive(&n, &person, who);
+                        }
+                    }
+                }),
+        );
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
