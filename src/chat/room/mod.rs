@@ -16,6 +16,8 @@
 //! only when it has no members and nothing left to store, so a room
 //! re-created at once starts from everything committed.
 
+mod writes;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,11 +44,8 @@ use crate::ws::fanout::{Fanout, Gone};
 use crate::ws::frames::{self, ErrorCode, Ref};
 use crate::ws::outlet::{Drain, Outlet};
 use crate::ws::session::SessionId;
+use writes::{Queued, Writes};
 
-/// Messages waiting to be stored; past this a member is told to slow down.
-const MAX_QUEUED: usize = 4096;
-/// Messages stored in one transaction.
-const WRITE_BATCH: usize = 256;
 /// Messages a room's mailbox holds before senders are told it is busy.
 const ROOM_MAILBOX: usize = 1024;
 /// How often a crowded room sends its member count, at most.
@@ -175,16 +174,6 @@ enum Change {
     Update,
 }
 
-struct Queued {
-    /// Its place in the order messages reached the room.
-    seq: u64,
-    session: SessionId,
-    reference: Option<Ref>,
-    who: Arc<Who>,
-    body: String,
-    sent_at: chrono::NaiveDateTime,
-}
-
 pub struct ChatServer {
     name: RoomName,
     staff_only: bool,
@@ -209,15 +198,8 @@ pub struct ChatServer {
     /// Presence events that came while messages wait: they follow them.
     events_waiting: VecDeque<RoomEvent>,
     history: History,
-    queue: VecDeque<Queued>,
-    writing: bool,
-    /// The `seq` the next queued message gets, and the first not yet
-    /// stored and broadcast: a member's leave waits until everything that
-    /// reached the room before it is out.
-    next_seq: u64,
-    done_seq: u64,
-    /// Leaves waiting behind messages, each with the `seq` it waits for.
-    departures: VecDeque<(u64, String)>,
+    /// What is to be stored, and the leaves that wait behind it.
+    writes: Writes,
     /// Members the fan-out dropped (gone or too slow) whose session has not
     /// yet said `Leave`: what they said before going still counts, and they
     /// leave the presence list only with that `Leave`, behind their words.
@@ -260,11 +242,7 @@ impl ChatServer {
             reading: false,
             gap_check_due: false,
             events_waiting: VecDeque::new(),
-            queue: VecDeque::new(),
-            writing: false,
-            next_seq: 0,
-            done_seq: 0,
-            departures: VecDeque::new(),
+            writes: Writes::default(),
             leaving: HashMap::new(),
             crowded: false,
             diff: Diff::default(),
@@ -364,10 +342,12 @@ impl ChatServer {
     /// person leaves this node if that was their last socket here, and the
     /// rooms on every node hear of it behind those words.
     fn depart(&mut self, person: String) {
-        if self.next_seq > self.done_seq {
-            self.departures.push_back((self.next_seq, person));
-            return;
+        if let Some(person) = self.writes.depart(person) {
+            self.departed_here(person);
         }
+    }
+
+    fn departed_here(&mut self, person: String) {
         if self.people.depart(&person).is_some() {
             let node = self.config.bus.node().to_owned();
             self.forget_entry(entry_field(&node, &person));
@@ -414,15 +394,11 @@ impl ChatServer {
     /// Stores the next batch of queued messages, then broadcasts them in id
     /// order; one write at a time keeps broadcast order equal to id order.
     fn write_next(&mut self, ctx: &mut Context<Self>) {
-        if self.writing {
-            return;
-        }
-        if self.queue.is_empty() {
+        // Nothing to store, or a batch is being stored (then the room is
+        // busy, and stays).
+        let Some(batch) = self.writes.next_batch() else {
             return self.go_if_idle(ctx);
-        }
-        self.writing = true;
-        let take = self.queue.len().min(WRITE_BATCH);
-        let batch: Vec<Queued> = self.queue.drain(..take).collect();
+        };
         let rows: Vec<NewMessage> = batch
             .iter()
             .map(|q| NewMessage {
@@ -437,7 +413,6 @@ impl ChatServer {
         let db = self.config.db.clone();
         let store = async move { db.run(move |conn| Ok(chat::insert_each(conn, &rows))).await };
         ctx.spawn(store.into_actor(self).map(move |stored, act, ctx| {
-            act.writing = false;
             let ids: Vec<Option<i64>> = match stored {
                 Ok(results) => results
                     .into_iter()
@@ -456,14 +431,9 @@ impl ChatServer {
             };
             for (q, id) in batch.iter().zip(ids) {
                 act.stored(q, id);
-                act.done_seq = q.seq + 1;
             }
-            while let Some((seq, person)) = act.departures.pop_front() {
-                if seq > act.done_seq {
-                    act.departures.push_front((seq, person));
-                    break;
-                }
-                act.depart(person);
+            for person in act.writes.stored(&batch) {
+                act.departed_here(person);
             }
             act.write_next(ctx);
         }));
@@ -738,8 +708,7 @@ impl ChatServer {
     /// Nobody here and nothing to store: ask the registry to forget this
     /// room, and stop if it agrees (no join is on its way).
     fn go_if_idle(&mut self, ctx: &mut Context<Self>) {
-        let busy =
-            self.writing || self.reading || !self.queue.is_empty() || !self.departures.is_empty();
+        let busy = self.reading || self.writes.busy();
         let occupied = !self.members.is_empty() || !self.leaving.is_empty();
         if self.asked_to_go || busy || occupied {
             return;
@@ -1001,7 +970,7 @@ impl Handler<Say> for ChatServer {
         let Some(who) = person.and_then(|person| self.people.who(person)).cloned() else {
             return;
         };
-        if self.queue.len() >= MAX_QUEUED {
+        if self.writes.full() {
             let detail = "the room is busy; send it again shortly";
             return self.tell_error(
                 say.session,
@@ -1010,15 +979,9 @@ impl Handler<Say> for ChatServer {
                 detail,
             );
         }
-        self.queue.push_back(Queued {
-            seq: self.next_seq,
-            session: say.session,
-            reference: say.reference,
-            who,
-            body: say.text,
-            sent_at: Utc::now().naive_utc(),
-        });
-        self.next_seq += 1;
+        let at = Utc::now().naive_utc();
+        self.writes
+            .push(say.session, say.reference, who, say.text, at);
         self.write_next(ctx);
     }
 }
