@@ -5,11 +5,11 @@
 # node, the baseline), runs hub-bench against all of them and stops them.
 # Besides hub-bench's figures it prints redis-server's CPU time over the run.
 #
-#   bench/cluster.sh connect|fanout-closed [hub-bench options]
+#   bench/cluster.sh connect|fanout-closed|deploy [hub-bench options]
 #   NODES=3 RUNS=3 PG=postgres://postgres@127.0.0.1:5432/test bench/cluster.sh fanout-closed
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scenario=${1:?usage: bench/cluster.sh connect|fanout-closed [args]}
+scenario=${1:?usage: bench/cluster.sh connect|fanout-closed|deploy [args]}
 shift
 runs=${RUNS:-3}
 nodes=${NODES:-3}
@@ -18,6 +18,8 @@ admin=${PG:-postgres://postgres@127.0.0.1:5432/test}
 case $scenario in
 connect) command=connect args=(--sockets 51000 --processes 3 --concurrency 64 --rooms 5100 --hold-secs 20) ;;
 fanout-closed) command=fanout args=(--rooms 10 --members 100 --publishers 1 --rate 0 --window 32 --duration-secs 10) ;;
+# The first node is the one stopped (its pid is added below).
+deploy) command=deploy args=(--sockets 30000 --processes 3 --rooms 3000 --rate 0.2 --before-secs 10 --after-secs 60) ;;
 *)
     echo "unknown scenario: $scenario" >&2
     exit 2
@@ -65,7 +67,9 @@ for run in $(seq "$runs"); do
     done
     echo "== $scenario, $nodes node(s)${cluster:+ over Redis}, run $run of $runs"
     before=$(cpu_ticks "$redis")
-    ./target/release/hub-bench "${servers[@]}" --server-pid "${pids[0]}" "$command" "${args[@]}"
+    extra=()
+    [[ $scenario == deploy ]] && extra=(--kill-pid "${pids[0]}")
+    ./target/release/hub-bench "${servers[@]}" --server-pid "${pids[0]}" "$command" "${args[@]}" "${extra[@]}"
     after=$(cpu_ticks "$redis")
     echo "redis-server CPU: $(((after - before) * 10)) ms"
     # Where that time went: the five commands redis-server spent most on.

@@ -240,9 +240,10 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn open(
+/// A chat socket from `source`, authenticated with `token`.
+pub async fn open(
     server: SocketAddr,
     source: Ipv4Addr,
     path: &str,

@@ -11,6 +11,9 @@
 //! - `dns`: N DNS panels watching Z zones while W changes a second are
 //!   written to them; report write-to-push latency, pushes lost and the
 //!   server's CPU per change.
+//! - `deploy`: sockets over the nodes of a cluster under chat traffic, one
+//!   node stopped with SIGTERM; report how long until every socket is back
+//!   on the others, messages lost and duplicated, and the delivery delay.
 
 // Rates and ratios of counts far below 2^52: an f64 holds them exactly
 // enough for a report.
@@ -18,6 +21,7 @@
 
 mod analytics;
 mod connect;
+mod deploy;
 mod dns;
 mod fanout;
 mod proc;
@@ -63,6 +67,10 @@ enum Scenario {
     Fanout(fanout::Args),
     Analytics(analytics::Args),
     Dns(dns::Args),
+    Deploy(deploy::Args),
+    /// One process's share of `deploy` (spawned by it).
+    #[command(hide = true)]
+    DeployWorker(deploy::WorkerArgs),
 }
 
 /// Where the hub's nodes are and how to reach them.
@@ -114,6 +122,8 @@ fn main() -> anyhow::Result<()> {
             Scenario::Fanout(args) => fanout::run(target, args).await,
             Scenario::Analytics(args) => analytics::run(target, args).await,
             Scenario::Dns(args) => dns::run(target, args).await,
+            Scenario::Deploy(args) => deploy::run(target, args).await,
+            Scenario::DeployWorker(args) => deploy::worker(target, args).await,
         }
     })
 }
