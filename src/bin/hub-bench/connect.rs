@@ -79,44 +79,20 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     let rss_before = target.pid.and_then(proc::rss_kib);
     let cpu_before = target.pid.and_then(proc::cpu);
 
-    let exe = std::env::current_exe()?;
-    let per = args.sockets.div_ceil(args.processes);
-    let mut children = Vec::new();
-    for k in 0..args.processes {
-        let first = k * per;
-        let count = per.min(args.sockets.saturating_sub(first));
-        if count == 0 {
-            break;
-        }
-        let nodes = target
-            .servers
-            .iter()
-            .flat_map(|s| ["--server".to_owned(), s.to_string()]);
-        let child = std::process::Command::new(&exe)
-            .args(nodes)
-            .args(["--threads", "1", "connect-worker"])
-            .args(["--first", &first.to_string(), "--count", &count.to_string()])
-            .args([
-                "--total",
-                &args.sockets.to_string(),
-                "--source",
-                &format!("127.0.0.{}", 2 + k),
-            ])
-            .args([
-                "--concurrency",
-                &(args.concurrency / args.processes).max(1).to_string(),
-            ])
-            .args([
-                "--hold-secs",
-                &args.hold_secs.to_string(),
-                "--rooms",
-                &args.rooms.to_string(),
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
-        children.push(child);
-    }
+    let extra = [
+        "--hold-secs".to_owned(),
+        args.hold_secs.to_string(),
+        "--rooms".to_owned(),
+        args.rooms.to_string(),
+    ];
+    let mut children = proc::spawn_workers(
+        &target,
+        "connect-worker",
+        args.sockets,
+        args.processes,
+        args.concurrency,
+        &extra,
+    )?;
 
     // Each worker prints one report line once its handshakes are done.
     let mut total = Report::default();

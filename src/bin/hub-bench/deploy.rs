@@ -202,36 +202,20 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     );
     // Created here, once, so the workers only read them.
     users::ensure(args.sockets)?;
-    let exe = std::env::current_exe()?;
-    let per = args.sockets.div_ceil(args.processes);
-    let mut children = Vec::new();
-    for k in 0..args.processes {
-        let first = k * per;
-        let count = per.min(args.sockets.saturating_sub(first));
-        if count == 0 {
-            break;
-        }
-        let nodes = target
-            .servers
-            .iter()
-            .flat_map(|s| ["--server".to_owned(), s.to_string()]);
-        let child = std::process::Command::new(&exe)
-            .args(nodes)
-            .args(["--threads", "1", "deploy-worker"])
-            .args(["--first", &first.to_string(), "--count", &count.to_string()])
-            .args(["--total", &args.sockets.to_string()])
-            .args(["--rooms", &args.rooms.to_string()])
-            .args(["--rate", &args.rate.to_string()])
-            .args(["--source", &format!("127.0.0.{}", 2 + k)])
-            .args([
-                "--concurrency",
-                &(args.concurrency / args.processes).max(1).to_string(),
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
-        children.push(child);
-    }
+    let extra = [
+        "--rooms".to_owned(),
+        args.rooms.to_string(),
+        "--rate".to_owned(),
+        args.rate.to_string(),
+    ];
+    let mut children = proc::spawn_workers(
+        &target,
+        "deploy-worker",
+        args.sockets,
+        args.processes,
+        args.concurrency,
+        &extra,
+    )?;
     // Each worker says how many it opened once its sockets are open.
     let mut outs = Vec::new();
     let mut opened = 0usize;

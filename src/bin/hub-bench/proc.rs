@@ -1,4 +1,5 @@
-//! What /proc says about a process, and latency summaries.
+//! What /proc says about a process, latency summaries, and the worker
+//! processes a scenario spreads its sockets over.
 
 use std::time::Duration;
 
@@ -60,4 +61,48 @@ pub fn latency_line(h: &Histogram<u64>) -> String {
         ms(h.max()),
         h.len()
     )
+}
+
+/// Starts `processes` worker processes of this program (subcommand
+/// `worker`) that share `sockets` between them, each from its own loopback
+/// source address (127.0.0.2, .3, …) with its share of `concurrency`,
+/// then `extra`; their stdin and stdout piped.
+pub fn spawn_workers(
+    target: &crate::Target,
+    worker: &str,
+    sockets: usize,
+    processes: usize,
+    concurrency: usize,
+    extra: &[String],
+) -> anyhow::Result<Vec<std::process::Child>> {
+    let exe = std::env::current_exe()?;
+    let per = sockets.div_ceil(processes);
+    let mut children = Vec::new();
+    for k in 0..processes {
+        let first = k * per;
+        let count = per.min(sockets.saturating_sub(first));
+        if count == 0 {
+            break;
+        }
+        let nodes = target
+            .servers
+            .iter()
+            .flat_map(|s| ["--server".to_owned(), s.to_string()]);
+        let child = std::process::Command::new(&exe)
+            .args(nodes)
+            .args(["--threads", "1", worker])
+            .args(["--first", &first.to_string(), "--count", &count.to_string()])
+            .args(["--total", &sockets.to_string()])
+            .args(["--source", &format!("127.0.0.{}", 2 + k)])
+            .args([
+                "--concurrency",
+                &(concurrency / processes).max(1).to_string(),
+            ])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        children.push(child);
+    }
+    Ok(children)
 }
