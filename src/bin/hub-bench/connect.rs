@@ -39,16 +39,8 @@ pub struct Args {
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    #[arg(long)]
-    first: usize,
-    #[arg(long)]
-    count: usize,
-    #[arg(long)]
-    total: usize,
-    #[arg(long)]
-    source: Ipv4Addr,
-    #[arg(long)]
-    concurrency: usize,
+    #[command(flatten)]
+    share: proc::Share,
     #[arg(long)]
     hold_secs: u64,
     #[arg(long)]
@@ -159,17 +151,22 @@ fn report_memory(when: &str, before: Option<u64>, after: Option<u64>, sockets: u
 }
 
 pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
-    let ids = users::ensure(args.total)?;
+    let ids = users::ensure(args.share.total)?;
     let codec = users::codec()?;
-    let limit = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let limit = Arc::new(Semaphore::new(args.share.concurrency.max(1)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Duration, String>>();
     let started = Instant::now();
-    for (i, id) in ids.iter().enumerate().skip(args.first).take(args.count) {
+    for (i, id) in ids
+        .iter()
+        .enumerate()
+        .skip(args.share.first)
+        .take(args.share.count)
+    {
         let token = users::access_token(&codec, *id);
         let (limit, tx) = (limit.clone(), tx.clone());
         let path = format!("/ws/chat/bench-{}/", i % args.rooms.max(1));
         // Socket i goes to node i mod N, whichever worker opens it.
-        let (server, source) = (target.server(i), args.source);
+        let (server, source) = (target.server(i), args.share.source);
         tokio::spawn(async move {
             let permit = limit.acquire_owned().await.expect("never closed");
             let began = Instant::now();
@@ -191,7 +188,7 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
 
     let mut report = Report::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    for _ in 0..args.count {
+    for _ in 0..args.share.count {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(Ok(latency))) => {
                 report.opened += 1;

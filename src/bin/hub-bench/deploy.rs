@@ -62,20 +62,12 @@ pub struct Args {
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    #[arg(long)]
-    first: usize,
-    #[arg(long)]
-    count: usize,
-    #[arg(long)]
-    total: usize,
+    #[command(flatten)]
+    share: proc::Share,
     #[arg(long)]
     rooms: usize,
     #[arg(long)]
     rate: f64,
-    #[arg(long)]
-    source: Ipv4Addr,
-    #[arg(long)]
-    concurrency: usize,
 }
 
 /// When the workers speak, when the node is stopped, when they stop
@@ -380,20 +372,20 @@ struct Tally {
 }
 
 pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
-    let ids = users::ensure(args.total)?;
+    let ids = users::ensure(args.share.total)?;
     let codec = users::codec()?;
-    let per_room = args.total.div_ceil(args.rooms.max(1));
+    let per_room = args.share.total.div_ceil(args.rooms.max(1));
     let nodes = target.servers.len();
-    let limit = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let limit = Arc::new(tokio::sync::Semaphore::new(args.share.concurrency.max(1)));
     let mut opening = Vec::new();
-    for i in (args.first..args.total).take(args.count) {
+    for i in (args.share.first..args.share.total).take(args.share.count) {
         let (room, seat) = (i % args.rooms, i / args.rooms);
         // Seat k of a room is on node k mod N, so every room spans the
         // nodes; the room's speaker sits on a node of its own choosing.
         let server = seat % nodes;
         let speaks = seat == room % nodes.min(per_room);
         let token = users::access_token(&codec, ids[i]);
-        let (limit, target, source) = (limit.clone(), target.clone(), args.source);
+        let (limit, target, source) = (limit.clone(), target.clone(), args.share.source);
         opening.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await.expect("never closed");
             let path = format!("/ws/chat/deploy-{room}/");
@@ -424,7 +416,7 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
         }),
         delays: std::sync::Mutex::new([proc::histogram(), proc::histogram(), proc::histogram()]),
         go,
-        source: args.source,
+        source: args.share.source,
         rate: args.rate,
         target,
     });

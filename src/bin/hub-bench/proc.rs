@@ -63,6 +63,21 @@ pub fn latency_line(h: &Histogram<u64>) -> String {
     )
 }
 
+/// A worker's share of a scenario's sockets, as [`spawn_workers`] gives it.
+#[derive(clap::Args)]
+pub struct Share {
+    #[arg(long)]
+    pub first: usize,
+    #[arg(long)]
+    pub count: usize,
+    #[arg(long)]
+    pub total: usize,
+    #[arg(long)]
+    pub source: std::net::Ipv4Addr,
+    #[arg(long)]
+    pub concurrency: usize,
+}
+
 /// Starts `processes` worker processes of this program (subcommand
 /// `worker`) that share `sockets` between them, each from its own loopback
 /// source address (127.0.0.2, .3, …) with its share of `concurrency`,
