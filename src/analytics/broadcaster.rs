@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::SNAPSHOT_LIMIT;
 use super::series::{self, Series};
-use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
+use crate::bus::{Arrived, Bus, Link, Subscription, Topic, Watch};
 use crate::db::metrics::{self as store, Current, Total};
 use crate::db::{Db, DbConnection};
 use crate::metrics::Metrics;
@@ -194,7 +194,9 @@ pub struct AnalyticsBroadcaster {
     bus: Bus,
     /// The topics this broadcaster's dashboards need: a user's while one of
     /// theirs is open, the totals' while a staff dashboard watches them.
-    topics: HashMap<Topic, SubscriptionId>,
+    topics: HashMap<Topic, Subscription>,
+    /// The link's news, for as long as the broadcaster runs.
+    watch: Option<Watch>,
     interval: Duration,
     own: HashMap<i32, Fanout<Dashboard>>,
     global: Fanout<Dashboard>,
@@ -214,6 +216,7 @@ impl AnalyticsBroadcaster {
             metrics,
             bus,
             topics: HashMap::new(),
+            watch: None,
             interval,
             own: HashMap::new(),
             newest: HashMap::new(),
@@ -262,15 +265,13 @@ impl AnalyticsBroadcaster {
 
     fn join_topic(&mut self, topic: Topic, ctx: &mut Context<Self>) {
         if !self.topics.contains_key(&topic) {
-            let id = self.bus.subscribe(&topic, ctx.address().recipient());
-            self.topics.insert(topic, id);
+            let subscription = self.bus.subscribe(&topic, ctx.address().recipient());
+            self.topics.insert(topic, subscription);
         }
     }
 
     fn leave_topic(&mut self, topic: &Topic) {
-        if let Some(id) = self.topics.remove(topic) {
-            self.bus.unsubscribe(topic, id);
-        }
+        self.topics.remove(topic);
     }
 
     /// No staff dashboard watches the totals any more.
@@ -407,7 +408,7 @@ impl Actor for AnalyticsBroadcaster {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.interval, |act, ctx| act.tick(ctx));
-        self.bus.watch(ctx.address().recipient());
+        self.watch = Some(self.bus.watch(ctx.address().recipient()));
     }
 }
 

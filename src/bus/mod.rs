@@ -115,9 +115,38 @@ pub trait Broker: Send + Sync + 'static {
     fn unsubscribe(&self, topic: &Topic);
 }
 
-/// A subscriber's place on a topic, to leave it by.
+/// A subscriber's place on a topic or among the link's watchers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubscriptionId(u64);
+struct SubscriptionId(u64);
+
+/// A place on a topic: its subscriber receives what is published there
+/// until this is dropped, which lets go of it (and of the topic, on this
+/// node, with its last subscriber). Nobody unsubscribes by hand.
+#[must_use = "dropping a subscription unsubscribes at once"]
+pub struct Subscription {
+    bus: Bus,
+    topic: Topic,
+    id: SubscriptionId,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.bus.unsubscribe(&self.topic, self.id);
+    }
+}
+
+/// A place among the link's watchers, let go of when dropped.
+#[must_use = "dropping a watch stops it at once"]
+pub struct Watch {
+    bus: Bus,
+    id: SubscriptionId,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.bus.unwatch(self.id);
+    }
+}
 
 /// How a broker reaches this node's subscribers: the routing table, and
 /// the link's state.
@@ -311,8 +340,9 @@ impl Bus {
         SubscriptionId(self.events.0.next_id.fetch_add(1, Relaxed))
     }
 
-    /// `recipient` receives what is published on `topic` until it leaves.
-    pub fn subscribe(&self, topic: &Topic, recipient: Recipient<Arrived>) -> SubscriptionId {
+    /// `recipient` receives what is published on `topic` until the
+    /// subscription is dropped.
+    pub fn subscribe(&self, topic: &Topic, recipient: Recipient<Arrived>) -> Subscription {
         let id = self.next_id();
         let first = {
             let mut table = self
@@ -329,10 +359,14 @@ impl Bus {
             self.events.0.metrics.bus_topic_subscribed();
             self.broker.subscribe(topic);
         }
-        id
+        Subscription {
+            bus: self.clone(),
+            topic: topic.clone(),
+            id,
+        }
     }
 
-    pub fn unsubscribe(&self, topic: &Topic, id: SubscriptionId) {
+    fn unsubscribe(&self, topic: &Topic, id: SubscriptionId) {
         let last = {
             let mut table = self
                 .events
@@ -358,8 +392,9 @@ impl Bus {
         }
     }
 
-    /// `watcher` is told each time the link goes down or comes back.
-    pub fn watch(&self, watcher: Recipient<Link>) -> SubscriptionId {
+    /// `watcher` is told each time the link goes down or comes back, until
+    /// the watch is dropped.
+    pub fn watch(&self, watcher: Recipient<Link>) -> Watch {
         let id = self.next_id();
         let mut watchers = self
             .events
@@ -368,10 +403,13 @@ impl Bus {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         watchers.push((id, watcher));
-        id
+        Watch {
+            bus: self.clone(),
+            id,
+        }
     }
 
-    pub fn unwatch(&self, id: SubscriptionId) {
+    fn unwatch(&self, id: SubscriptionId) {
         let mut watchers = self
             .events
             .0
@@ -439,12 +477,12 @@ mod tests {
         let first = Keeper(Arc::clone(&a)).start();
         let second = Keeper(Arc::clone(&b)).start();
         let room = Topic::room("lobby");
-        let id_a = bus.subscribe(&room, first.clone().recipient());
-        bus.subscribe(&Topic::user(7), second.clone().recipient());
+        let first_in_room = bus.subscribe(&room, first.clone().recipient());
+        let _second_on_user = bus.subscribe(&Topic::user(7), second.clone().recipient());
 
         bus.publish(&room, "hello");
         bus.publish(&Topic::dns_staff(), "nobody listens");
-        bus.unsubscribe(&room, id_a);
+        drop(first_in_room);
         bus.publish(&room, "after leaving");
         first.send(Flush).await.unwrap();
         second.send(Flush).await.unwrap();

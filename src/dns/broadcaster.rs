@@ -26,7 +26,7 @@ use serde_json::json;
 
 use super::order::{self, Place, Sequencer, Step};
 use super::zone::{self, ZoneView};
-use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
+use crate::bus::{Arrived, Bus, Link, Subscription, Topic, Watch};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::ws::close::CloseCode;
@@ -109,7 +109,9 @@ pub struct DnsBroadcaster {
     bus: Bus,
     metrics: Arc<Metrics>,
     /// Each topic this node's panels hear on, with how many panels do.
-    topics: HashMap<Topic, (SubscriptionId, usize)>,
+    topics: HashMap<Topic, (Subscription, usize)>,
+    /// The link's news, for as long as the broadcaster runs.
+    watch: Option<Watch>,
     /// Every zone's serial as of the last change passed on; `None` until
     /// first read.
     serials: Option<HashMap<String, i64>>,
@@ -125,6 +127,7 @@ impl DnsBroadcaster {
             bus,
             metrics,
             topics: HashMap::new(),
+            watch: None,
             serials: None,
             order: Sequencer::default(),
         }
@@ -136,20 +139,19 @@ impl DnsBroadcaster {
             *panels += 1;
             return;
         }
-        let id = self.bus.subscribe(&topic, ctx.address().recipient());
-        self.topics.insert(topic, (id, 1));
+        let subscription = self.bus.subscribe(&topic, ctx.address().recipient());
+        self.topics.insert(topic, (subscription, 1));
     }
 
     fn unhear(&mut self, panel: Panel) {
         let topic = topic_of(panel);
-        let Some((id, panels)) = self.topics.get_mut(&topic) else {
+        let Some((_, panels)) = self.topics.get_mut(&topic) else {
             return;
         };
         *panels -= 1;
         if *panels == 0 {
-            let id = *id;
+            // Dropping the subscription lets go of the topic.
             self.topics.remove(&topic);
-            self.bus.unsubscribe(&topic, id);
             self.order.forget(|(heard_on, _)| *heard_on == topic);
         }
     }
@@ -211,7 +213,7 @@ impl Actor for DnsBroadcaster {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.bus.watch(ctx.address().recipient());
+        self.watch = Some(self.bus.watch(ctx.address().recipient()));
         self.read_serials(false, ctx);
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::jwt::TokenKind;
 use crate::auth::refusal::Refusal;
 use crate::auth::users::{self, Authenticated};
-use crate::bus::{Arrived, SubscriptionId, Topic};
+use crate::bus::{Arrived, Subscription, Topic};
 use crate::config::{Settings, TokenExpiry};
 use crate::db::users::User;
 use crate::metrics::Metrics;
@@ -124,7 +124,7 @@ pub struct Session<E: Endpoint> {
     loaded_at: Instant,
     /// This session's place on its user's topic, where any node says the
     /// user changed (deactivated, staff granted or taken away).
-    user_topic: Option<SubscriptionId>,
+    user_topic: Option<Subscription>,
     /// The hub sent its close frame: nothing more is sent, and what the
     /// client still sends is read and dropped until its close frame.
     closing: bool,
@@ -548,11 +548,7 @@ impl<E: Endpoint> Actor for Session<E> {
     fn stopped(&mut self, _: &mut Self::Context) {
         // Counted first, so whoever sees this session leave sees it gone.
         self.state.metrics.connection_closed(E::NAME);
-        if let (Some(subscription), Some(user)) = (self.user_topic.take(), &self.user) {
-            self.state
-                .bus
-                .unsubscribe(&Topic::user(user.id), subscription);
-        }
+        self.user_topic = None;
         E::closed(self);
     }
 }

@@ -34,7 +34,7 @@ use super::history::History;
 use super::order::Order;
 use super::presence::{Diff, People, Roster};
 use crate::bus::presence::{entry_field, split_field};
-use crate::bus::{Arrived, Bus, Link, SubscriptionId, Topic};
+use crate::bus::{Arrived, Bus, Link, Subscription, Topic, Watch};
 use crate::db::Db;
 use crate::db::chat::{self, NewMessage, StoredMessage};
 use crate::metrics::Metrics;
@@ -185,8 +185,9 @@ pub struct ChatServer {
     /// The room on every node: what presence frames show.
     roster: Roster,
     topic: Topic,
-    subscription: Option<SubscriptionId>,
-    watch: Option<SubscriptionId>,
+    /// The room's topic and the link's news, let go of when the room goes.
+    subscription: Option<Subscription>,
+    watch: Option<Watch>,
     /// Messages delivered, and those waiting for the ones before them.
     order: Order,
     /// Messages this room published for a sender that gave a `ref`: the
@@ -818,13 +819,9 @@ impl Actor for ChatServer {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.config.metrics.room_closed();
-        let bus = &self.config.bus;
-        if let Some(id) = self.subscription.take() {
-            bus.unsubscribe(&self.topic, id);
-        }
-        if let Some(id) = self.watch.take() {
-            bus.unwatch(id);
-        }
+        // Let go of now, not when the actor is dropped.
+        self.subscription = None;
+        self.watch = None;
     }
 }
 
