@@ -12,6 +12,9 @@
 //! unsubscribe a topic; report what arrives and whether the link is up), so
 //! another transport fits without touching the rooms.
 //!
+//! Which broker a node uses is chosen in `choice.rs`, so this module and
+//! the brokers' depend one way: they on it.
+//!
 //! A node subscribes a topic while at least one local subscriber wants it.
 //! Watchers are told when the link to the other nodes goes down and when it
 //! comes back ([`Link`]): what this node published meanwhile reached its
@@ -21,6 +24,7 @@
 //!
 //! [`Fanout`]: crate::ws::fanout::Fanout
 
+mod choice;
 pub mod local;
 pub mod presence;
 pub mod redis;
@@ -33,9 +37,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use actix::prelude::*;
 use bytes::Bytes;
 
-use crate::config::Cluster;
 use crate::metrics::Metrics;
-use presence::{Departure, Keeper, SharedPresence};
+use presence::SharedPresence;
 
 /// A topic's name, the same on every node: `room:<name>`, `user:<id>` (a
 /// user changed: sockets load it again), `analytics:user:<id>`,
@@ -268,60 +271,6 @@ fn node_name() -> Arc<str> {
 }
 
 impl Bus {
-    /// The bus of a node that serves alone: always up, nothing leaves the
-    /// process.
-    pub fn local(metrics: Arc<Metrics>) -> Self {
-        let events = Events::new(metrics, true);
-        let broker = Arc::new(local::LocalBroker::new(events.clone()));
-        Self {
-            events,
-            broker,
-            node: node_name(),
-            presence: SharedPresence::Alone,
-        }
-    }
-
-    /// The bus `cluster` asks for: alone without `REDIS_URL`; with it, a
-    /// Redis broker whose tasks run on `runtime`, down until it has shown
-    /// that it reaches the other nodes. `departure` is what a room's topic
-    /// carries when the members of a dead node are let go.
-    pub fn start(
-        cluster: &Cluster,
-        metrics: Arc<Metrics>,
-        runtime: actix::ArbiterHandle,
-        departure: Departure,
-    ) -> anyhow::Result<Self> {
-        let Some(url) = &cluster.redis_url else {
-            return Ok(Self::local(metrics));
-        };
-        let events = Events::new(metrics.clone(), false);
-        let node = node_name();
-        let (broker, connection) = redis::RedisBroker::start(
-            url,
-            &node,
-            events.clone(),
-            metrics.clone(),
-            runtime.clone(),
-        )?;
-        tracing::info!(node = %node, redis = ?url, "joining the cluster over Redis");
-        let broker: Arc<dyn Broker> = broker;
-        let keeper = Keeper {
-            node: node.to_string(),
-            ttl: cluster.presence_ttl,
-            events: events.clone(),
-            broker: broker.clone(),
-            departure,
-            metrics,
-        };
-        let presence = SharedPresence::start(connection, keeper, &runtime);
-        Ok(Self {
-            events,
-            broker,
-            node,
-            presence,
-        })
-    }
-
     /// This node's name among the nodes.
     pub fn node(&self) -> &str {
         &self.node
