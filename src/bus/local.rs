@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{Broker, Events, Topic};
+use super::routes::{Broker, Events, Topic};
 
 pub struct LocalBroker {
     events: Events,

@@ -33,7 +33,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
-use super::{Broker, Events, Topic};
+use super::routes::{Broker, Events, Topic};
 use crate::metrics::Metrics;
 
 // The scripts are called by their hash (`EVALSHA`), and loaded once when

@@ -29,7 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
-use super::{Broker, Events, Topic};
+use super::routes::{Broker, Events, Topic};
 use crate::config::RedisUrl;
 use crate::metrics::Metrics;
 
