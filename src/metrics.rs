@@ -95,6 +95,11 @@ impl Metrics {
         self.rooms.fetch_sub(1, Relaxed);
     }
 
+    /// Chat rooms open on this node.
+    pub fn rooms_open(&self) -> i64 {
+        self.rooms.load(Relaxed)
+    }
+
     /// The bus went up or down.
     pub fn bus_state(&self, up: bool) {
         self.bus.up.store(i64::from(up), Relaxed);

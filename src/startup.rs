@@ -46,6 +46,9 @@ pub struct Application {
     dns: Addr<DnsBroadcaster>,
     /// The threads rooms and the broadcaster run on, stopped with the server.
     arbiters: Vec<Arbiter>,
+    /// For the goodbye a stopping node says to the others.
+    bus: Bus,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -127,6 +130,7 @@ impl Application {
         });
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
+        let (bus_for_goodbye, metrics_for_goodbye) = (bus.clone(), metrics.clone());
         let state = web::Data::new(AppState {
             tokens: TokenCodec::new(&settings.jwt),
             settings,
@@ -184,6 +188,8 @@ impl Application {
             analytics,
             dns,
             arbiters,
+            bus: bus_for_goodbye,
+            metrics: metrics_for_goodbye,
         })
     }
 
@@ -203,8 +209,9 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then drains: every socket is closed
     /// with 1012 (service restart) so its client reconnects with backoff,
-    /// and the server stops once they are gone (or after its shutdown
-    /// timeout, 10 s).
+    /// the server stops once they are gone (or after its shutdown timeout,
+    /// 10 s), and in a cluster the node leaves Redis's presence itself
+    /// (within [`GOODBYE`]) instead of waiting to be reaped.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut terminate = signal(SignalKind::terminate())?;
@@ -222,10 +229,23 @@ impl Application {
         self.dns.do_send(Drain);
         // The server future carries out the stop, so both are awaited together.
         let ((), served) = tokio::join!(handle.stop(true), server);
+        // Every session has left its room; once the rooms have announced
+        // it and closed, the node says goodbye to the others.
+        let deadline = tokio::time::Instant::now() + GOODBYE;
+        while self.metrics.rooms_open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.bus
+            .leave(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
         stop(&self.arbiters);
         served
     }
 }
+
+/// How long a stopping node waits for its rooms to close and its last
+/// messages to go out before it leaves the cluster.
+const GOODBYE: Duration = Duration::from_secs(3);
 
 /// Binds the listening socket; with `reuse_port`, several hub processes on
 /// this machine bind the same port and the kernel spreads connections over

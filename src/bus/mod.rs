@@ -134,6 +134,24 @@ impl Bus {
         self.events.remove_watcher(id);
     }
 
+    /// A stopping node's goodbye, once its rooms have closed: what it
+    /// published goes out (waiting at most `within`), then its presence
+    /// entries and its beat leave Redis, so the others need not wait a TTL
+    /// to let go of its members. What fails is left to their reaping.
+    pub async fn leave(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.broker.flushed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if let Err(err) = self.presence.leave(&self.node).await {
+            err.report(
+                &self.events.metrics(),
+                "*",
+                "leaving the cluster's presence",
+            );
+        }
+    }
+
     /// Whether this node reaches the other nodes (always, alone).
     pub fn is_up(&self) -> bool {
         self.events.is_up()

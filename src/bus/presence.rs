@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -166,6 +167,12 @@ pub struct Shared {
     entries: Mutex<Entries>,
     /// Rung when a change waits to be written.
     wake: Notify,
+    /// The node has said goodbye: the keeper neither beats nor writes, so
+    /// it cannot bring the node back before the process ends.
+    gone: AtomicBool,
+    /// Held by the keeper while it beats or writes, and by the goodbye, so
+    /// that no beat lands after it.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl SharedPresence {
@@ -180,6 +187,8 @@ impl SharedPresence {
             connection,
             entries: Mutex::new(Entries::default()),
             wake: Notify::new(),
+            gone: AtomicBool::new(false),
+            turn: tokio::sync::Mutex::new(()),
         });
         runtime.spawn(keeper.run(shared.clone()));
         Self::Redis(shared)
@@ -201,6 +210,30 @@ impl SharedPresence {
             shared.entries().remove(room, field);
             shared.wake.notify_one();
         }
+    }
+
+    /// A stopping node's goodbye, once its rooms have closed: what waits is
+    /// written, and if no entry of the node's is left, its set of rooms and
+    /// its beat go too, so nothing of it is left for others to reap. With
+    /// entries left (rooms that did not close in time), the node stays for
+    /// the others to reap, who then announce those departures.
+    pub async fn leave(&self, node: &str) -> Result<(), PresenceError> {
+        let Self::Redis(shared) = self else {
+            return Ok(());
+        };
+        let _turn = shared.turn.lock().await;
+        shared.gone.store(true, Relaxed);
+        let (writes, clean) = {
+            let mut entries = shared.entries();
+            (entries.take(), entries.mine.is_empty())
+        };
+        let node_rooms = node_rooms_key(node);
+        let mut pipe = pipeline(&node_rooms, &writes);
+        if clean {
+            pipe.del(&node_rooms).ignore().zrem(NODES, node).ignore();
+        }
+        let mut connection = shared.connection.clone();
+        within(pipe.query_async::<()>(&mut connection)).await
     }
 
     /// Every entry of the room, `(field, shown)`.
@@ -356,13 +389,20 @@ impl Keeper {
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut connection = shared.connection.clone();
         loop {
-            tokio::select! {
-                _ = beat.tick() => self.beat(&shared, &mut connection).await,
+            let beat_now = tokio::select! {
+                _ = beat.tick() => true,
                 // Back after an outage: Redis may have restarted empty, and
                 // rooms read presence again now, so the beat that finds out
                 // is not left for later.
-                () = self.events.came_up() => self.beat(&shared, &mut connection).await,
-                () = shared.wake.notified() => {}
+                () = self.events.came_up() => true,
+                () = shared.wake.notified() => false,
+            };
+            let _turn = shared.turn.lock().await;
+            if shared.gone.load(Relaxed) {
+                return;
+            }
+            if beat_now {
+                self.beat(&shared, &mut connection).await;
             }
             self.write(&shared, &mut connection).await;
         }

@@ -20,7 +20,7 @@
 //! subscriber deaf for good after an outage of about 15 s.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,6 +130,9 @@ struct Outbox {
     unsent: Mutex<VecDeque<(Topic, Bytes)>>,
     /// Unsent messages let go since start, for the log.
     let_go: AtomicU64,
+    /// Messages queued and not yet through the publisher (sent, or kept
+    /// because sending failed).
+    queued: AtomicUsize,
 }
 
 impl Outbox {
@@ -147,6 +150,8 @@ impl Outbox {
             {
                 tracing::warn!(%topic, "bus publish queue full: delivered here, sent later");
                 self.keep(&mut unsent, events, topic, payload);
+            } else {
+                self.queued.fetch_add(1, Relaxed);
             }
         } else {
             self.keep(&mut unsent, events, topic.clone(), payload);
@@ -196,6 +201,7 @@ impl Outbox {
                 unsent.push_front(item);
                 return false;
             }
+            self.queued.fetch_add(1, Relaxed);
         }
         events.up();
         true
@@ -220,6 +226,7 @@ impl RedisBroker {
             queue,
             unsent: Mutex::new(VecDeque::new()),
             let_go: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
         });
         let (commands, commanded) = mpsc::unbounded_channel();
         let probe = Topic(format!("probe:{node}").into());
@@ -325,6 +332,10 @@ impl Broker for RedisBroker {
         let _ = self.commands.send(Command::Subscribe(topic.clone()));
     }
 
+    fn flushed(&self) -> bool {
+        self.outbox.queued.load(Relaxed) == 0
+    }
+
     fn unsubscribe(&self, topic: &Topic) {
         if topic.is_user() {
             return;
@@ -351,7 +362,11 @@ async fn publish(
     metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+    loop {
+        let taken = queued.recv_many(&mut batch, PUBLISH_BATCH).await;
+        if taken == 0 {
+            break;
+        }
         let mut pipe = redis::pipe();
         for (topic, payload) in &batch {
             if topic.is_user() {
@@ -373,6 +388,7 @@ async fn publish(
                 outbox.fell_back(&events, std::mem::take(&mut batch));
             }
         }
+        outbox.queued.fetch_sub(taken, Relaxed);
         batch.clear();
     }
 }

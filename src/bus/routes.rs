@@ -88,6 +88,10 @@ pub trait Broker: Send + Sync + 'static {
     /// This node's last local subscriber of `topic` left; the broker may
     /// wait a little and ask [`Events::wanted`] again before letting go.
     fn unsubscribe(&self, topic: &Topic);
+    /// Whether everything published so far has gone out (or, the link
+    /// being down, is kept to go out later): a node that stops waits for
+    /// this, so its last words reach the others.
+    fn flushed(&self) -> bool;
 }
 
 /// A subscriber's place on a topic or among the link's watchers.
@@ -187,6 +191,10 @@ impl Events {
     /// since the last call). One waiter only: the presence keeper.
     pub async fn came_up(&self) {
         self.0.came_up.notified().await;
+    }
+
+    pub(super) fn metrics(&self) -> Arc<Metrics> {
+        self.0.metrics.clone()
     }
 
     pub(super) fn next_id(&self) -> SubscriptionId {

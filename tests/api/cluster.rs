@@ -237,6 +237,19 @@ impl Cluster {
         hub.child().wait().unwrap();
     }
 
+    /// Stops a node with SIGTERM, as a deploy does, and waits for it to
+    /// exit; whether it exited cleanly.
+    async fn stop(&mut self, node: usize) -> std::process::ExitStatus {
+        let mut hub = self.nodes[node].hub.take().expect("a running node");
+        // SAFETY: kill only sends a signal to the child this test started.
+        assert_eq!(unsafe { libc::kill(hub.pid() as i32, libc::SIGTERM) }, 0);
+        until_within("the stopped node to exit", PATIENCE, || {
+            let status = hub.child().try_wait().unwrap();
+            async move { status.ok_or(()) }
+        })
+        .await
+    }
+
     /// Runs the `hub` command line as an operator would on a node's machine:
     /// with that node's database and Redis; it must succeed.
     fn cli(&self, args: &[&str]) {
@@ -1419,4 +1432,65 @@ async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_soc
         watched_from.elapsed()
     );
     drop(members);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(skip_cluster_tests, skip_postgres_tests),
+    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+)]
+async fn a_node_stopped_with_sigterm_leaves_presence_at_once_and_takes_its_redis_keys_with_it() {
+    // A TTL far beyond the test's patience: only the stopped node's own
+    // goodbye can explain a leave or a key gone in time, not reaping.
+    let Some(mut cluster) = Cluster::start(&[("HUB_PRESENCE_TTL_SECS", "600")]).await else {
+        return;
+    };
+    let room = "lobby";
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
+    let (mut carol_c, _, _) = cluster.join(2, room, carol).await;
+    let (_hideout, _, _) = cluster.join(2, "hideout", carol).await;
+    let (mut alice_a, _, presence) = cluster.join(0, room, alice).await;
+    assert_eq!(listed(&presence), ["alice", "carol"]);
+    let (mut bob_b, _, _) = cluster.join(1, room, bob).await;
+    for member in [&mut alice_a, &mut carol_c] {
+        next_of(member, "presence.join", PATIENCE).await;
+    }
+    let probes = cluster.redis.channels("hub:probe:*").await;
+    let entries = cluster.redis.presence_entries().await;
+    assert!(
+        entries
+            .iter()
+            .any(|(key, _)| key.starts_with("hub:presence-node:")),
+        "{entries:?}"
+    );
+
+    let status = cluster.stop(2).await;
+    assert!(status.success(), "{status}");
+    assert_eq!(carol_c.ending(PATIENCE).await, Ending::Closed(1012));
+    // Alice and Bob hear Carol leave, well before any reaping could.
+    for member in [&mut alice_a, &mut bob_b] {
+        let gone = announced(member, "presence.leave", &["carol"], PATIENCE).await;
+        assert_eq!(gone, ["carol"]);
+    }
+    // Nothing in Redis names the stopped node any more: not its entries in
+    // either room, not its set of rooms, not its beat.
+    let probes_after = cluster.redis.channels("hub:probe:*").await;
+    let c_id = probes
+        .iter()
+        .find(|p| !probes_after.contains(p))
+        .expect("C's probe channel went with it")
+        .trim_start_matches("hub:probe:")
+        .to_owned();
+    let left: Vec<(String, Vec<String>)> = cluster
+        .redis
+        .presence_entries()
+        .await
+        .into_iter()
+        .filter(|(k, v)| k.contains(&c_id) || v.iter().any(|x| x.contains(&c_id)))
+        .collect();
+    assert!(left.is_empty(), "node {c_id} left {left:?}");
 }
