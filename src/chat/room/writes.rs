@@ -136,6 +136,17 @@ mod tests {
     }
 
     #[test]
+    fn a_message_queued_but_not_yet_taken_keeps_the_room_busy() {
+        let mut writes = Writes::default();
+        say(&mut writes, "one");
+        assert!(writes.busy(), "queued, not yet in a batch");
+        let batch = writes.next_batch().unwrap();
+        assert!(writes.busy(), "in a batch being stored");
+        writes.stored(&batch);
+        assert!(!writes.busy());
+    }
+
+    #[test]
     fn a_leave_with_nothing_queued_goes_at_once() {
         let mut writes = Writes::default();
         assert_eq!(writes.depart("u1".into()), Some("u1".into()));
