@@ -130,7 +130,7 @@ pub struct Cluster {
     /// `None`: this node serves alone, over the in-process bus.
     pub redis_url: Option<RedisUrl>,
     /// How long a node's presence entries outlive it when it dies without
-    /// a word; it refreshes them well within this.
+    /// a word; it beats three times within this.
     pub presence_ttl: Duration,
     /// Several hub processes on one machine share the port (`SO_REUSEPORT`).
     pub reuse_port: bool,
