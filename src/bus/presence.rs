@@ -23,7 +23,7 @@
 //!
 //! A node alone keeps nothing here: its rooms know all their members.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -264,6 +264,9 @@ struct RoomWrite {
     /// Whether this node still has entries in the room after the write
     /// (the room stays in, or leaves, the node's set).
     held: bool,
+    /// Whether the room was in the node's set, as far as this node knows,
+    /// when the write was taken: only a change of that costs a command.
+    listed: bool,
 }
 
 /// This node's entries, and the changes to them not yet written.
@@ -275,6 +278,9 @@ struct Entries {
     /// `None` to delete it. Only the newest counts, so this holds at most
     /// one change per entry however often a person comes and goes.
     pending: HashMap<String, HashMap<String, Option<String>>>,
+    /// The rooms in this node's set in Redis, as of the last write that
+    /// went through.
+    listed: HashSet<String>,
 }
 
 impl Entries {
@@ -303,8 +309,10 @@ impl Entries {
             .insert(field, to);
     }
 
-    /// Every entry is to be written again: Redis has lost them.
+    /// Every entry is to be written again: Redis has lost them (and the
+    /// node's set with them).
     fn all_again(&mut self) {
+        self.listed.clear();
         for (room, fields) in &self.mine {
             let pending = self.pending.entry(room.clone()).or_default();
             for (field, shown) in fields {
@@ -320,6 +328,7 @@ impl Entries {
             .map(|(room, changes)| {
                 let mut write = RoomWrite {
                     held: self.mine.contains_key(&room),
+                    listed: self.listed.contains(&room),
                     room,
                     ..RoomWrite::default()
                 };
@@ -332,6 +341,18 @@ impl Entries {
                 write
             })
             .collect()
+    }
+
+    /// Writes that went through: the node's set now holds their rooms that
+    /// are held, and none of the others.
+    fn written(&mut self, writes: &[RoomWrite]) {
+        for write in writes {
+            if write.held {
+                self.listed.insert(write.room.clone());
+            } else {
+                self.listed.remove(&write.room);
+            }
+        }
     }
 
     /// Writes that failed wait again, unless a newer change to the same
@@ -354,7 +375,7 @@ impl Entries {
 /// deleted, so a reaper that finds the node dead always finds its rooms.
 fn pipeline(node_rooms: &str, writes: &[RoomWrite]) -> redis::Pipeline {
     let mut pipe = redis::pipe();
-    for write in writes.iter().filter(|w| w.held) {
+    for write in writes.iter().filter(|w| w.held && !w.listed) {
         pipe.sadd(node_rooms, &write.room).ignore();
     }
     for write in writes {
@@ -366,7 +387,7 @@ fn pipeline(node_rooms: &str, writes: &[RoomWrite]) -> redis::Pipeline {
             pipe.hdel(&key, &write.removes).ignore();
         }
     }
-    for write in writes.iter().filter(|w| !w.held) {
+    for write in writes.iter().filter(|w| !w.held && w.listed) {
         pipe.srem(node_rooms, &write.room).ignore();
     }
     pipe
@@ -416,11 +437,14 @@ impl Keeper {
             return;
         }
         let pipe = pipeline(&node_rooms_key(&self.node), &writes);
-        if let Err(err) = within(pipe.query_async::<()>(connection)).await {
-            err.report(&self.metrics, "*", "writing presence entries");
-            shared.entries().retry(writes);
-            tokio::time::sleep(RETRY).await;
-            shared.wake.notify_one();
+        match within(pipe.query_async::<()>(connection)).await {
+            Ok(()) => shared.entries().written(&writes),
+            Err(err) => {
+                err.report(&self.metrics, "*", "writing presence entries");
+                shared.entries().retry(writes);
+                tokio::time::sleep(RETRY).await;
+                shared.wake.notify_one();
+            }
         }
     }
 
@@ -533,6 +557,15 @@ mod tests {
             RoomWrite {
                 room: "b".into(),
                 removes: vec!["n|v".into()],
+                listed: true,
+                ..RoomWrite::default()
+            },
+            // Already in the set, and staying: no command for the set.
+            RoomWrite {
+                room: "c".into(),
+                puts: vec![("n|w".into(), "y".into())],
+                held: true,
+                listed: true,
                 ..RoomWrite::default()
             },
         ];
@@ -553,9 +586,41 @@ mod tests {
                 "SADD hub:presence-node:n a",
                 "HSET hub:presence:a n|u x",
                 "HDEL hub:presence:b n|v",
+                "HSET hub:presence:c n|w y",
                 "SREM hub:presence-node:n b",
             ]
         );
+    }
+
+    #[test]
+    fn a_room_joins_the_nodes_set_once_and_again_after_redis_lost_it() {
+        let mut entries = Entries::default();
+        entries.put("lobby", "n|u1".into(), "a".into());
+        let first = entries.take();
+        assert!(first[0].held && !first[0].listed, "the room's first entry");
+        // A write that failed leaves the room unlisted: its retry adds it.
+        entries.retry(first);
+        let again = entries.take();
+        assert!(!again[0].listed);
+        entries.written(&again);
+        entries.put("lobby", "n|u2".into(), "b".into());
+        assert!(entries.take()[0].listed, "already in the set");
+        entries.all_again();
+        let rewritten = entries.take();
+        assert!(
+            rewritten[0].held && !rewritten[0].listed,
+            "Redis lost the set"
+        );
+        entries.written(&rewritten);
+        entries.remove("lobby", "n|u1".into());
+        entries.remove("lobby", "n|u2".into());
+        let last = entries.take();
+        assert!(
+            !last[0].held && last[0].listed,
+            "the last entry leaves the set"
+        );
+        entries.written(&last);
+        assert!(entries.listed.is_empty());
     }
 
     #[test]
