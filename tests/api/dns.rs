@@ -66,6 +66,19 @@ async fn send_request(client: &mut Client, mut request: Value) -> String {
 
 /// Sends a request with a fresh `ref` and returns the frame answering it;
 /// pushes that arrive first are kept for the next reads.
+/// Waits until `client` has the push of the change that left `zone` at
+/// `serial`. The broadcaster hands a change to every open panel at once, so
+/// a panel opened after this gets no push of it; before, it may (a push may
+/// trail the reply to the change).
+pub(crate) async fn pushed(client: &mut Client, zone: &str, serial: i64) {
+    loop {
+        let push = client.recv_type("dns.changed").await;
+        if push["zone"] == zone && push["serial"] == serial {
+            return;
+        }
+    }
+}
+
 pub(crate) async fn ask(client: &mut Client, request: Value) -> Value {
     let reference = send_request(client, request).await;
     client.reply_to(&reference).await

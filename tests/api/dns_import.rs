@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::dns::{create, create_zone, ok, panel, records, refused};
+use crate::dns::{create, create_zone, ok, panel, pushed, records, refused};
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
 
@@ -126,7 +126,9 @@ async fn a_dry_run_lists_the_changes_and_applies_nothing(backend: Backend) {
     let alice = app.create_user("alice", false);
     let mut tab = panel(&app, alice).await;
     let serial = zone_of(&mut tab, 3).await;
-    // Another tab, open (answered once) after the zone was made.
+    // Another tab, open (answered once) after the zone was made and its
+    // records' push reached the first.
+    pushed(&mut tab, "example.com", serial).await;
     let mut other = panel(&app, alice).await;
     ok(&mut other, json!({"type": "dns.zones"})).await;
     let before = records(&mut tab, "example.com").await;
