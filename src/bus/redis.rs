@@ -19,6 +19,7 @@
 //! Reconnecting never gives up: the crate's default of six tries leaves a
 //! subscriber deaf for good after an outage of about 15 s.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -80,17 +81,17 @@ fn channel(topic: &Topic) -> String {
 }
 
 /// A message as published: on the users' channel the payload follows its
-/// topic and a newline, so the receiving node knows whose it is.
-fn wire(topic: &Topic, payload: &[u8]) -> (String, Vec<u8>) {
-    if topic.is_user() {
-        let mut framed = Vec::with_capacity(topic.as_str().len() + 1 + payload.len());
-        framed.extend_from_slice(topic.as_str().as_bytes());
-        framed.push(b'\n');
-        framed.extend_from_slice(payload);
-        (USERS.to_owned(), framed)
-    } else {
-        (channel(topic), payload.to_vec())
+/// topic and a newline, so the receiving node knows whose it is; on any
+/// other it goes as it is, uncopied.
+fn wire<'a>(topic: &Topic, payload: &'a [u8]) -> (String, Cow<'a, [u8]>) {
+    if !topic.is_user() {
+        return (channel(topic), Cow::Borrowed(payload));
     }
+    let mut framed = Vec::with_capacity(topic.as_str().len() + 1 + payload.len());
+    framed.extend_from_slice(topic.as_str().as_bytes());
+    framed.push(b'\n');
+    framed.extend_from_slice(payload);
+    (USERS.to_owned(), Cow::Owned(framed))
 }
 
 /// The topic and payload of a message that came on `name`.
@@ -293,7 +294,7 @@ pub fn publish_once(url: &RedisUrl, topic: &Topic, payload: &[u8]) -> anyhow::Re
     let (channel, payload) = wire(topic, payload);
     redis::cmd("PUBLISH")
         .arg(channel)
-        .arg(payload)
+        .arg(payload.as_ref())
         .query::<i64>(&mut connection)?;
     Ok(())
 }
@@ -369,12 +370,8 @@ async fn publish(
         }
         let mut pipe = redis::pipe();
         for (topic, payload) in &batch {
-            if topic.is_user() {
-                let (channel, framed) = wire(topic, payload);
-                pipe.publish(channel, framed).ignore();
-            } else {
-                pipe.publish(channel(topic), payload.as_ref()).ignore();
-            }
+            let (channel, payload) = wire(topic, payload);
+            pipe.publish(channel, payload.as_ref()).ignore();
         }
         let sent = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection));
         match sent.await {
@@ -635,13 +632,14 @@ mod tests {
         let bob = Topic::user(7);
         let (channel, framed) = wire(&bob, b"changed");
         assert_eq!(channel, "hub:users");
-        let (topic, payload) = unwire(channel.as_bytes(), framed).unwrap();
+        let (topic, payload) = unwire(channel.as_bytes(), framed.into_owned()).unwrap();
         assert_eq!((topic, &payload[..]), (bob, &b"changed"[..]));
 
         let room = Topic::room("lobby");
         let (channel, framed) = wire(&room, b"{}");
         assert_eq!(channel, "hub:room:lobby");
-        let (topic, _) = unwire(channel.as_bytes(), framed).unwrap();
+        assert!(matches!(framed, Cow::Borrowed(b"{}")), "sent as it is");
+        let (topic, _) = unwire(channel.as_bytes(), framed.into_owned()).unwrap();
         assert_eq!(topic, room);
 
         // Only a user's topic is taken from the users' channel.
