@@ -38,13 +38,8 @@ impl Bus {
         };
         let events = Events::new(metrics.clone(), false);
         let node = node_name();
-        let (broker, connection) = redis::RedisBroker::start(
-            url,
-            &node,
-            events.clone(),
-            metrics.clone(),
-            runtime.clone(),
-        )?;
+        let (broker, connection) =
+            redis::RedisBroker::start(url, &node, events.clone(), metrics, runtime.clone())?;
         tracing::info!(node = %node, redis = ?url, "joining the cluster over Redis");
         let broker: Arc<dyn Broker> = broker;
         let keeper = Keeper {
@@ -53,7 +48,6 @@ impl Bus {
             events: events.clone(),
             broker: broker.clone(),
             departure,
-            metrics,
         };
         let presence = SharedPresence::start(connection, keeper, &runtime);
         Ok(Self {

@@ -401,7 +401,6 @@ pub struct Keeper {
     pub events: Events,
     pub broker: Arc<dyn Broker>,
     pub departure: Departure,
-    pub metrics: Arc<Metrics>,
 }
 
 impl Keeper {
@@ -440,7 +439,7 @@ impl Keeper {
         match within(pipe.query_async::<()>(connection)).await {
             Ok(()) => shared.entries().written(&writes),
             Err(err) => {
-                err.report(&self.metrics, "*", "writing presence entries");
+                err.report(&self.events.metrics(), "*", "writing presence entries");
                 shared.entries().retry(writes);
                 tokio::time::sleep(RETRY).await;
                 shared.wake.notify_one();
@@ -454,7 +453,7 @@ impl Keeper {
         let (added, dead) = match within(beat.invoke_async::<(i64, Vec<String>)>(connection)).await
         {
             Ok(answer) => answer,
-            Err(err) => return err.report(&self.metrics, "*", "beating"),
+            Err(err) => return err.report(&self.events.metrics(), "*", "beating"),
         };
         if added == 1 {
             shared.entries().all_again();
@@ -462,7 +461,11 @@ impl Keeper {
         for node in dead.iter().filter(|n| **n != self.node) {
             if let Err(err) = self.reap(node, connection).await {
                 // The next beat finds the node dead again and goes on.
-                err.report(&self.metrics, "*", "reaping a dead node's presence");
+                err.report(
+                    &self.events.metrics(),
+                    "*",
+                    "reaping a dead node's presence",
+                );
                 return;
             }
         }

@@ -630,8 +630,9 @@ impl ChatServer {
 
     /// After an outage the other nodes' entries may have changed: the
     /// roster is read again (this node's own entries the keeper writes
-    /// again if Redis lost them), and the difference shown as joins and leaves. A read that fails says nothing
-    /// about who is here: it is tried again, with backoff, until it answers.
+    /// again if Redis lost them), and the difference shown as joins and
+    /// leaves. A read that fails says nothing about who is here: it is tried
+    /// again, with backoff, until it answers.
     fn reload_roster(&mut self, ctx: &mut Context<Self>, failures: u32) {
         let presence = self.config.bus.presence().clone();
         if let Some(earlier) = self.roster_read.take() {
