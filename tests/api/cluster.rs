@@ -250,6 +250,23 @@ impl Cluster {
         .await
     }
 
+    /// The id of the one node whose probe channel went since `probes` was
+    /// read (each node listens on `hub:probe:<id>` while it lives).
+    async fn gone_node(&self, probes: &[String]) -> String {
+        let probes_after = self
+            .until("the gone node's probe channel to go", || async {
+                let now = self.redis.channels("hub:probe:*").await;
+                (now.len() == NODES - 1).then_some(now.clone()).ok_or(now)
+            })
+            .await;
+        probes
+            .iter()
+            .find(|p| !probes_after.contains(p))
+            .unwrap()
+            .trim_start_matches("hub:probe:")
+            .to_owned()
+    }
+
     /// Runs the `hub` command line as an operator would on a node's machine:
     /// with that node's database and Redis; it must succeed.
     fn cli(&self, args: &[&str]) {
@@ -330,6 +347,16 @@ async fn try_next_of(client: &mut Client, kind: &str, within: Duration) -> Optio
 /// Reads `kind` presence events until each of `names` has come, in
 /// whatever order the nodes' events arrive; every name read, sorted, so
 /// that one announced twice shows.
+/// The `hub:presence*` keys (as `RedisServer::presence_entries` reads
+/// them) whose name or content names node `id`.
+fn naming(entries: &[(String, Vec<String>)], id: &str) -> Vec<(String, Vec<String>)> {
+    entries
+        .iter()
+        .filter(|(k, v)| k.contains(id) || v.iter().any(|x| x.contains(id)))
+        .cloned()
+        .collect()
+}
+
 async fn announced(
     client: &mut Client,
     kind: &str,
@@ -831,34 +858,16 @@ async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_
     );
 
     // C's probe channel went with its connection: the one missing is C's id.
-    let probes_after = cluster
-        .until("C's probe channel to go", || async {
-            let now = cluster.redis.channels("hub:probe:*").await;
-            (now.len() == NODES - 1).then_some(now.clone()).ok_or(now)
-        })
-        .await;
-    let c_id = probes
-        .iter()
-        .find(|p| !probes_after.contains(p))
-        .unwrap()
-        .trim_start_matches("hub:probe:")
-        .to_owned();
+    let c_id = cluster.gone_node(&probes).await;
     // Whatever the layout of the shared entries, C's named its node; none
     // of them is left.
-    let of_c = |entries: &[(String, Vec<String>)]| -> Vec<(String, Vec<String>)> {
-        entries
-            .iter()
-            .filter(|(k, v)| k.contains(&c_id) || v.iter().any(|x| x.contains(&c_id)))
-            .cloned()
-            .collect()
-    };
     assert!(
-        !of_c(&shared_before).is_empty(),
+        !naming(&shared_before, &c_id).is_empty(),
         "C's members left no hub:presence key naming node {c_id}: {shared_before:?}"
     );
     cluster
         .until("C's hub:presence keys to go", || async {
-            let left = of_c(&cluster.redis.presence_entries().await);
+            let left = naming(&cluster.redis.presence_entries().await, &c_id);
             left.is_empty().then_some(()).ok_or(left)
         })
         .await;
@@ -1478,19 +1487,7 @@ async fn a_node_stopped_with_sigterm_leaves_presence_at_once_and_takes_its_redis
     }
     // Nothing in Redis names the stopped node any more: not its entries in
     // either room, not its set of rooms, not its beat.
-    let probes_after = cluster.redis.channels("hub:probe:*").await;
-    let c_id = probes
-        .iter()
-        .find(|p| !probes_after.contains(p))
-        .expect("C's probe channel went with it")
-        .trim_start_matches("hub:probe:")
-        .to_owned();
-    let left: Vec<(String, Vec<String>)> = cluster
-        .redis
-        .presence_entries()
-        .await
-        .into_iter()
-        .filter(|(k, v)| k.contains(&c_id) || v.iter().any(|x| x.contains(&c_id)))
-        .collect();
+    let c_id = cluster.gone_node(&probes).await;
+    let left = naming(&cluster.redis.presence_entries().await, &c_id);
     assert!(left.is_empty(), "node {c_id} left {left:?}");
 }
