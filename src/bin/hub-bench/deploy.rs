@@ -390,7 +390,7 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
             let _permit = limit.acquire_owned().await.expect("never closed");
             let path = format!("/ws/chat/deploy-{room}/");
             let ws = open(target.servers[server], source, &path, &token).await?;
-            Ok::<_, String>((i, room, speaks, server, token, ws))
+            Ok::<_, String>((room, speaks, server, token, ws))
         }));
     }
     let mut members = Vec::new();
@@ -422,7 +422,7 @@ pub async fn worker(target: Target, args: WorkerArgs) -> anyhow::Result<()> {
     });
     let tasks: Vec<_> = members
         .into_iter()
-        .map(|(_, room, speaks, server, token, ws)| {
+        .map(|(room, speaks, server, token, ws)| {
             let member = Member { room, speaks, ws };
             tokio::spawn(live(tally.clone(), member, server, token))
         })
