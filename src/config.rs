@@ -96,31 +96,62 @@ fn redact_url(raw: &str) -> String {
     url.into()
 }
 
-/// Where the nodes of a cluster meet (`REDIS_URL`); its `Debug` shows no
-/// password.
+/// Where the nodes of a cluster meet (`REDIS_URL`): one Redis, or with
+/// `HUB_REDIS_CLUSTER=true` the seed nodes of a Redis Cluster, comma
+/// separated (one is enough: the rest are learnt from it). Its `Debug`
+/// shows no password.
 #[derive(Clone)]
-pub struct RedisUrl(String);
+pub struct RedisUrl {
+    nodes: Vec<String>,
+    cluster: bool,
+}
 
 impl RedisUrl {
-    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
-        if raw.starts_with("redis://") || raw.starts_with("rediss://") {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ConfigError::new(
+    pub fn parse(raw: &str, cluster: bool) -> Result<Self, ConfigError> {
+        let nodes: Vec<String> = raw.split(',').map(|n| n.trim().to_owned()).collect();
+        if nodes
+            .iter()
+            .any(|n| !n.starts_with("redis://") && !n.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
                 "REDIS_URL",
-                "use redis://[:password@]host[:port][/db] (or rediss:// for TLS)",
-            ))
+                "use redis://[:password@]host[:port][/db] (or rediss:// for TLS); \
+                 a Redis Cluster's seed nodes are separated by commas",
+            ));
         }
+        if nodes.len() > 1 && !cluster {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "several addresses name a Redis Cluster: set HUB_REDIS_CLUSTER=true",
+            ));
+        }
+        Ok(Self { nodes, cluster })
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The one Redis, or the first seed of a cluster.
+    pub fn first(&self) -> &str {
+        &self.nodes[0]
+    }
+
+    /// Every address given (one, unless a cluster's seeds).
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// Whether these name a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
     }
 }
 
 impl fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
+        let shown: Vec<String> = self.nodes.iter().map(|n| redact_url(n)).collect();
+        if self.cluster {
+            write!(f, "cluster {}", shown.join(","))
+        } else {
+            f.write_str(&shown.join(","))
+        }
     }
 }
 
@@ -433,10 +464,7 @@ impl Settings {
             limits,
             dns,
             cluster: Cluster {
-                redis_url: var("REDIS_URL")
-                    .as_deref()
-                    .map(RedisUrl::parse)
-                    .transpose()?,
+                redis_url: redis_url(&var)?,
                 presence_ttl: Duration::from_secs(number(
                     &var,
                     "HUB_PRESENCE_TTL_SECS",
@@ -531,6 +559,20 @@ fn comma_list(raw: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// `REDIS_URL`, read as one Redis or, with `HUB_REDIS_CLUSTER`, a Redis
+/// Cluster; the flag alone names nothing to join, which is refused.
+fn redis_url(var: &impl Fn(&str) -> Option<String>) -> Result<Option<RedisUrl>, ConfigError> {
+    let cluster = flag(var, "HUB_REDIS_CLUSTER")?;
+    match var("REDIS_URL") {
+        Some(raw) => RedisUrl::parse(&raw, cluster).map(Some),
+        None if cluster => Err(ConfigError::new(
+            "HUB_REDIS_CLUSTER",
+            "set REDIS_URL to the cluster's seed nodes too",
+        )),
+        None => Ok(None),
+    }
+}
+
 fn flag(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
     match var(name).as_deref().map(str::trim) {
         None | Some("0" | "false" | "no") => Ok(false),
@@ -611,6 +653,36 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(!shown.contains("pa55word"), "{shown}");
         assert!(shown.contains("postgres://hub:***@db/hub"), "{shown}");
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_seeds_and_the_flag_and_shows_no_password() {
+        let s = settings(&[
+            (
+                "REDIS_URL",
+                "redis://:s3cret@a:7000, redis://:s3cret@b:7001",
+            ),
+            ("HUB_REDIS_CLUSTER", "true"),
+        ])
+        .unwrap();
+        let url = s.cluster.redis_url.as_ref().unwrap();
+        assert!(url.is_cluster());
+        assert_eq!(url.nodes().len(), 2);
+        assert_eq!(url.first(), "redis://:s3cret@a:7000");
+        let shown = format!("{url:?}");
+        assert_eq!(shown, "cluster redis://:***@a:7000,redis://:***@b:7001");
+
+        let one = settings(&[("REDIS_URL", "redis://a:6379/")]).unwrap();
+        assert!(!one.cluster.redis_url.unwrap().is_cluster());
+        for (url, cluster) in [
+            ("redis://a:7000,redis://b:7001", "false"),
+            ("redis://a:7000,http://b:7001", "true"),
+        ] {
+            let err = settings(&[("REDIS_URL", url), ("HUB_REDIS_CLUSTER", cluster)]).unwrap_err();
+            assert_eq!(err.var, "REDIS_URL", "{url}");
+        }
+        let err = settings(&[("HUB_REDIS_CLUSTER", "true")]).unwrap_err();
+        assert_eq!(err.var, "HUB_REDIS_CLUSTER");
     }
 
     #[test]

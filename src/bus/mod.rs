@@ -6,7 +6,8 @@
 //! subscribed to that topic (this one included), and each node hands it to
 //! its local subscribers, which deliver it through their [`Fanout`]. A lone
 //! node's broker ([`local::LocalBroker`]) hands it back at once; with
-//! `REDIS_URL`, [`redis::RedisBroker`] carries it over Redis pub/sub.
+//! `REDIS_URL`, [`redis::RedisBroker`] carries it over Redis pub/sub, on one
+//! Redis or a Redis Cluster (`connection.rs` says how the two differ).
 //!
 //! The broker interface is narrow on purpose (publish; subscribe and
 //! unsubscribe a topic; report what arrives and whether the link is up), so
@@ -25,6 +26,7 @@
 //! [`Fanout`]: crate::ws::fanout::Fanout
 
 mod choice;
+mod connection;
 pub mod local;
 pub mod presence;
 pub mod redis;

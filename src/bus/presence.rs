@@ -4,10 +4,13 @@
 //!
 //! Per room, a hash `hub:presence:<room>` (field `<node>|<person>`, value
 //! what the room shows for the person). Entries do not expire one by one:
-//! nodes do. A sorted set `hub:presence-nodes` scores each node by when it
-//! is taken for dead, in Redis's own clock (so nodes' clocks never matter),
-//! and a set `hub:presence-node:<node>` names the rooms the node has entries
-//! in. Each node's keeper (one task per node):
+//! nodes do. A sorted set `hub:presence-nodes:{presence}` scores each node
+//! by when it is taken for dead, in Redis's own clock (so nodes' clocks
+//! never matter), and a set `hub:presence-node:{presence}:<node>` names the
+//! rooms the node has entries in. The hash tag keeps the nodes' keys on one
+//! slot of a Redis Cluster, so a script may touch several of them; every
+//! other script and command touches one room's key, on that room's shard.
+//! Each node's keeper (one task per node):
 //!
 //! - writes its rooms' joins and leaves as they come, all that is waiting
 //!   in one pipeline, so a storm of joins costs a few round trips, not one
@@ -31,9 +34,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
+use super::connection::{Batch, Connection};
 use super::routes::{Broker, Events, Topic};
 use crate::metrics::Metrics;
 
@@ -55,10 +58,12 @@ return {added, dead}",
     )
 });
 
-/// Removes a dead node's entries from one room and the room from the
-/// node's set: KEYS = the room's hash, the node's set; ARGV = the fields'
-/// prefix (`<node>|`), the room. Returns the fields removed, so only the
-/// node whose call removed an entry announces it.
+/// Removes a dead node's entries from one room: KEYS = the room's hash;
+/// ARGV = the fields' prefix (`<node>|`). Returns the fields removed, so
+/// only the node whose call removed an entry announces it. The room leaves
+/// the node's set afterwards, by another command: the set lives on another
+/// shard of a cluster, and a reaper that stops between the two finds the
+/// room again with nothing left in it to remove.
 static REAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -69,7 +74,6 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     gone[#gone + 1] = field
   end
 end
-redis.call('SREM', KEYS[2], ARGV[2])
 return gone",
     )
 });
@@ -90,8 +94,8 @@ return 0",
 });
 
 const PREFIX: &str = "hub:presence:";
-const NODES: &str = "hub:presence-nodes";
-const NODE_ROOMS: &str = "hub:presence-node:";
+const NODES: &str = "hub:presence-nodes:{presence}";
+const NODE_ROOMS: &str = "hub:presence-node:{presence}:";
 
 /// A command that takes longer has failed; what it carried is written again.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -163,7 +167,7 @@ pub enum SharedPresence {
 }
 
 pub struct Shared {
-    connection: ConnectionManager,
+    connection: Connection,
     entries: Mutex<Entries>,
     /// Rung when a change waits to be written.
     wake: Notify,
@@ -178,11 +182,7 @@ pub struct Shared {
 impl SharedPresence {
     /// The presence of a node in a cluster, with its keeper running on
     /// `runtime`.
-    pub fn start(
-        connection: ConnectionManager,
-        keeper: Keeper,
-        runtime: &actix::ArbiterHandle,
-    ) -> Self {
+    pub fn start(connection: Connection, keeper: Keeper, runtime: &actix::ArbiterHandle) -> Self {
         let shared = Arc::new(Shared {
             connection,
             entries: Mutex::new(Entries::default()),
@@ -228,12 +228,18 @@ impl SharedPresence {
             (entries.take(), entries.mine.is_empty())
         };
         let node_rooms = node_rooms_key(node);
-        let mut pipe = pipeline(&node_rooms, &writes);
+        let mut batch = batch(&node_rooms, &writes);
         if clean {
-            pipe.del(&node_rooms).ignore().zrem(NODES, node).ignore();
+            batch.then();
+            let mut del = redis::cmd("DEL");
+            del.arg(&node_rooms);
+            batch.add(&node_rooms, del);
+            let mut zrem = redis::cmd("ZREM");
+            zrem.arg(NODES).arg(node);
+            batch.add(NODES, zrem);
         }
         let mut connection = shared.connection.clone();
-        within(pipe.query_async::<()>(&mut connection)).await
+        within(batch.send(&mut connection)).await
     }
 
     /// Every entry of the room, `(field, shown)`.
@@ -370,27 +376,55 @@ impl Entries {
     }
 }
 
-/// One pipeline for a set of room writes. A room joins the node's set
-/// before its entries are written and leaves it after its last entry is
-/// deleted, so a reaper that finds the node dead always finds its rooms.
-fn pipeline(node_rooms: &str, writes: &[RoomWrite]) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    for write in writes.iter().filter(|w| w.held && !w.listed) {
-        pipe.sadd(node_rooms, &write.room).ignore();
-    }
+/// The commands of a set of room writes, in three phases. A room joins the
+/// node's set before its entries are written and leaves it after its last
+/// entry is deleted, so a reaper that finds the node dead always finds its
+/// rooms.
+fn batch(node_rooms: &str, writes: &[RoomWrite]) -> Batch {
+    let mut batch = Batch::default();
+    list(&mut batch, "SADD", node_rooms, writes, |w| {
+        w.held && !w.listed
+    });
+    batch.then();
     for write in writes {
         let key = room_key(&write.room);
         if !write.puts.is_empty() {
-            pipe.cmd("HSET").arg(&key).arg(&write.puts).ignore();
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&key).arg(&write.puts);
+            batch.add(&key, hset);
         }
         if !write.removes.is_empty() {
-            pipe.hdel(&key, &write.removes).ignore();
+            let mut hdel = redis::cmd("HDEL");
+            hdel.arg(&key).arg(&write.removes);
+            batch.add(&key, hdel);
         }
     }
-    for write in writes.iter().filter(|w| !w.held && w.listed) {
-        pipe.srem(node_rooms, &write.room).ignore();
+    batch.then();
+    list(&mut batch, "SREM", node_rooms, writes, |w| {
+        !w.held && w.listed
+    });
+    batch
+}
+
+/// Adds (`SADD`) or removes (`SREM`) the rooms of the writes `which`
+/// picks to or from the node's set, in one command if there are any.
+fn list(
+    batch: &mut Batch,
+    command: &str,
+    node_rooms: &str,
+    writes: &[RoomWrite],
+    which: fn(&RoomWrite) -> bool,
+) {
+    let rooms: Vec<&str> = writes
+        .iter()
+        .filter(|w| which(w))
+        .map(|w| w.room.as_str())
+        .collect();
+    if !rooms.is_empty() {
+        let mut cmd = redis::cmd(command);
+        cmd.arg(node_rooms).arg(&rooms);
+        batch.add(node_rooms, cmd);
     }
-    pipe
 }
 
 /// The task that writes a node's entries, beats for it and reaps the nodes
@@ -430,13 +464,13 @@ impl Keeper {
 
     /// Writes every change waiting, in one pipeline; what fails waits for
     /// the next try.
-    async fn write(&self, shared: &Shared, connection: &mut ConnectionManager) {
+    async fn write(&self, shared: &Shared, connection: &mut Connection) {
         let writes = shared.entries().take();
         if writes.is_empty() {
             return;
         }
-        let pipe = pipeline(&node_rooms_key(&self.node), &writes);
-        match within(pipe.query_async::<()>(connection)).await {
+        let batch = batch(&node_rooms_key(&self.node), &writes);
+        match within(batch.send(connection)).await {
             Ok(()) => shared.entries().written(&writes),
             Err(err) => {
                 err.report(&self.events.metrics(), "*", "writing presence entries");
@@ -447,7 +481,7 @@ impl Keeper {
         }
     }
 
-    async fn beat(&self, shared: &Shared, connection: &mut ConnectionManager) {
+    async fn beat(&self, shared: &Shared, connection: &mut Connection) {
         let mut beat = BEAT.key(NODES);
         beat.arg(self.ttl.as_millis().to_string()).arg(&self.node);
         let (added, dead) = match within(beat.invoke_async::<(i64, Vec<String>)>(connection)).await
@@ -473,11 +507,7 @@ impl Keeper {
 
     /// Removes a dead node's entries from each of its rooms, publishing a
     /// departure for each entry this call removed, then forgets the node.
-    async fn reap(
-        &self,
-        node: &str,
-        connection: &mut ConnectionManager,
-    ) -> Result<(), PresenceError> {
+    async fn reap(&self, node: &str, connection: &mut Connection) -> Result<(), PresenceError> {
         let its_rooms = node_rooms_key(node);
         let rooms: Vec<String> = within(
             redis::cmd("SMEMBERS")
@@ -488,8 +518,11 @@ impl Keeper {
         let prefix = entry_field(node, "");
         for room in rooms {
             let mut reap = REAP.key(room_key(&room));
-            reap.key(&its_rooms).arg(&prefix).arg(&room);
+            reap.arg(&prefix);
             let gone: Vec<String> = within(reap.invoke_async(connection)).await?;
+            let mut srem = redis::cmd("SREM");
+            srem.arg(&its_rooms).arg(&room);
+            within(srem.query_async::<()>(connection)).await?;
             for field in gone {
                 if let Some((node, person)) = split_field(&field) {
                     let departure = (self.departure)(node, person);
@@ -497,6 +530,9 @@ impl Keeper {
                         .publish(&Topic::room(&room), Bytes::from(departure));
                 }
             }
+            let mut srem = redis::cmd("SREM");
+            srem.arg(&its_rooms).arg(&room);
+            within(srem.query_async::<()>(connection)).await?;
         }
         let mut forget = FORGET.key(NODES);
         forget.key(&its_rooms).arg(node);
@@ -572,25 +608,32 @@ mod tests {
                 ..RoomWrite::default()
             },
         ];
-        let commands: Vec<String> = pipeline("hub:presence-node:n", &writes)
-            .cmd_iter()
-            .map(|c| String::from_utf8_lossy(&c.get_packed_command()).into_owned())
-            .map(|packed| {
-                packed
-                    .split("\r\n")
-                    .filter(|p| !p.starts_with(['*', '$']) && !p.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ")
+        let phases: Vec<Vec<String>> = batch("hub:presence-node:{presence}:n", &writes)
+            .phases()
+            .map(|phase| {
+                phase
+                    .map(|cmd| {
+                        let packed =
+                            String::from_utf8_lossy(&cmd.get_packed_command()).into_owned();
+                        packed
+                            .split("\r\n")
+                            .filter(|p| !p.starts_with(['*', '$']) && !p.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect()
             })
             .collect();
         assert_eq!(
-            commands,
+            phases,
             [
-                "SADD hub:presence-node:n a",
-                "HSET hub:presence:a n|u x",
-                "HDEL hub:presence:b n|v",
-                "HSET hub:presence:c n|w y",
-                "SREM hub:presence-node:n b",
+                vec!["SADD hub:presence-node:{presence}:n a"],
+                vec![
+                    "HSET hub:presence:a n|u x",
+                    "HDEL hub:presence:b n|v",
+                    "HSET hub:presence:c n|w y",
+                ],
+                vec!["SREM hub:presence-node:{presence}:n b"],
             ]
         );
     }

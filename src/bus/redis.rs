@@ -1,5 +1,7 @@
 //! The broker of a cluster: Redis pub/sub, channel `hub:<topic>`, except
-//! users' topics, which share `hub:users` (see [`USERS`]).
+//! users' topics, which share `hub:users` (see [`USERS`]). On a Redis
+//! Cluster the same channels are sharded (`SPUBLISH`, `SSUBSCRIBE`): each
+//! rides the shard that owns its slot (see `connection.rs`).
 //!
 //! Three tasks on the bus's own thread:
 //! - the publisher drains a bounded queue in pipelines over one
@@ -12,24 +14,25 @@
 //!   unsubscribes topics, all that were asked since its last round in one
 //!   command (a topic is let go only after a grace, and only if still
 //!   unwanted), PINGs it every second and publishes a probe to this
-//!   node's own channel. The link counts as up only while probes come back:
-//!   a subscriber that reconnected but is deaf (a failover can do that while
-//!   every PING succeeds) is replaced by a new one.
+//!   node's own channel, on a cluster one channel per shard. The link counts
+//!   as up only while every probe comes back: a subscriber that reconnected
+//!   but is deaf (a failover can do that while every PING succeeds) is
+//!   replaced by a new one.
 //!
 //! Reconnecting never gives up: the crate's default of six tries leaves a
 //! subscriber deaf for good after an outage of about 15 s.
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, PushInfo, PushKind, Value};
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
+use super::connection::{Batch, COMMAND_TIMEOUT, Connection, slot};
 use super::routes::{Broker, Events, Topic};
 use crate::config::RedisUrl;
 use crate::metrics::Metrics;
@@ -50,10 +53,6 @@ const PROBE_LOST: Duration = Duration::from_secs(3);
 /// Without a probe back for this long while Redis answers, the subscriber
 /// is deaf: it is replaced.
 const DEAF_AFTER: Duration = Duration::from_secs(5);
-/// A command that takes longer has failed (the link is down).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Reconnect attempts back off up to this delay, without limit on tries.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Channels named in one `SUBSCRIBE` or `UNSUBSCRIBE` at most.
 const CHANNELS_PER_COMMAND: usize = 1024;
 /// How long a topic stays subscribed after its last local subscriber left,
@@ -220,8 +219,7 @@ impl RedisBroker {
         events: Events,
         metrics: Arc<Metrics>,
         runtime: actix::ArbiterHandle,
-    ) -> anyhow::Result<(Arc<Self>, ConnectionManager)> {
-        let client = redis::Client::open(resp3(url.as_str()))?;
+    ) -> anyhow::Result<(Arc<Self>, Connection)> {
         let (queue, queued) = mpsc::channel(PUBLISH_QUEUE);
         let outbox = Arc::new(Outbox {
             queue,
@@ -236,27 +234,35 @@ impl RedisBroker {
         let (made, take) = std::sync::mpsc::channel();
         let task_events = events.clone();
         let task_outbox = outbox.clone();
+        let url = url.clone();
         runtime.spawn(async move {
-            let publisher =
-                match ConnectionManager::new_lazy_with_config(client.clone(), manager_config()) {
-                    Ok(publisher) => publisher,
-                    Err(err) => {
-                        // Unheard only if the caller stopped waiting, and
-                        // then nobody needs the answer.
-                        let _ = made.send(Err(err));
-                        return;
-                    }
-                };
+            let publisher = match Connection::open(&url, None) {
+                Ok(publisher) => publisher,
+                Err(err) => {
+                    // Unheard only if the caller stopped waiting, and
+                    // then nobody needs the answer.
+                    let _ = made.send(Err(err));
+                    return;
+                }
+            };
             let (push_tx, pushes) = mpsc::unbounded_channel();
             let echoes = Arc::new(Echoes::default());
+            let dropped = Arc::new(tokio::sync::Notify::new());
             let control = Controller {
-                client,
+                url,
                 push_tx,
                 subscriber: None,
                 publisher: publisher.clone(),
                 events: task_events.clone(),
                 probe: probe.clone(),
+                // A cluster's are known once it says what its shards are.
+                probes: if publisher.is_cluster() {
+                    Vec::new()
+                } else {
+                    vec![channel(&probe)]
+                },
                 echoes: echoes.clone(),
+                dropped: dropped.clone(),
                 stale: HashSet::new(),
                 started: Instant::now(),
                 outbox: task_outbox.clone(),
@@ -268,7 +274,7 @@ impl RedisBroker {
                 task_outbox,
                 metrics,
             ));
-            tokio::spawn(dispatch(pushes, task_events, probe, echoes));
+            tokio::spawn(dispatch(pushes, task_events, probe, echoes, dropped));
             tokio::spawn(control.run(commanded));
             // As above: a caller that stopped waiting needs no answer.
             let _ = made.send(Ok(publisher));
@@ -289,33 +295,26 @@ impl RedisBroker {
 /// Publishes one message from a process that is no node (the command
 /// line), waiting until Redis has taken it.
 pub fn publish_once(url: &RedisUrl, topic: &Topic, payload: &[u8]) -> anyhow::Result<()> {
-    let client = redis::Client::open(url.as_str())?;
-    let mut connection = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
     let (channel, payload) = wire(topic, payload);
-    redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload.as_ref())
-        .query::<i64>(&mut connection)?;
-    Ok(())
-}
-
-/// The subscriber must speak RESP3 to get pushes on a managed connection.
-fn resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
+    if url.is_cluster() {
+        let client = redis::cluster::ClusterClientBuilder::new(url.nodes().to_vec())
+            .connection_timeout(COMMAND_TIMEOUT)
+            .response_timeout(COMMAND_TIMEOUT)
+            .build()?;
+        let mut connection = client.get_connection()?;
+        redis::cmd("SPUBLISH")
+            .arg(channel)
+            .arg(payload.as_ref())
+            .query::<i64>(&mut connection)?;
     } else {
-        format!("{url}?protocol=resp3")
+        let client = redis::Client::open(url.first())?;
+        let mut connection = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload.as_ref())
+            .query::<i64>(&mut connection)?;
     }
-}
-
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_number_of_retries(usize::MAX)
-        .set_max_delay(MAX_RETRY_DELAY)
-        .set_connection_timeout(Some(COMMAND_TIMEOUT))
-        .set_response_timeout(Some(COMMAND_TIMEOUT))
+    Ok(())
 }
 
 impl Broker for RedisBroker {
@@ -356,7 +355,7 @@ impl Broker for RedisBroker {
 /// have reached the others; receivers drop repeats), and the link is marked
 /// down until probes come back.
 async fn publish(
-    mut connection: ConnectionManager,
+    mut connection: Connection,
     mut queued: mpsc::Receiver<(Topic, Bytes)>,
     events: Events,
     outbox: Arc<Outbox>,
@@ -368,12 +367,14 @@ async fn publish(
         if taken == 0 {
             break;
         }
-        let mut pipe = redis::pipe();
+        let mut sending = Batch::default();
         for (topic, payload) in &batch {
             let (channel, payload) = wire(topic, payload);
-            pipe.publish(channel, payload.as_ref()).ignore();
+            let mut publish = redis::cmd(connection.publish_command());
+            publish.arg(&channel).arg(payload.as_ref());
+            sending.add(&channel, publish);
         }
-        let sent = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection));
+        let sent = tokio::time::timeout(COMMAND_TIMEOUT, sending.send(&mut connection));
         match sent.await {
             Ok(Ok(())) => metrics.bus_published(u64::try_from(batch.len()).unwrap_or(u64::MAX)),
             failed => {
@@ -390,36 +391,58 @@ async fn publish(
     }
 }
 
-/// The newest probe that came back: when it was sent, in milliseconds
-/// since the broker started (probes are stamped from 1, so 0 is none).
+/// The newest probe that came back on each probe channel: when it was
+/// sent, in milliseconds since the broker started (stamped from 1).
 #[derive(Default)]
 struct Echoes {
-    sent_ms: AtomicU64,
+    sent_ms: Mutex<HashMap<String, u64>>,
 }
 
-/// Hands every message push to the routes; a dropped connection is a gap.
+impl Echoes {
+    fn heard(&self, channel: &str, sent: u64) {
+        let mut all = self.sent_ms.lock().unwrap_or_else(|p| p.into_inner());
+        let newest = all.entry(channel.to_owned()).or_default();
+        *newest = (*newest).max(sent);
+    }
+
+    /// When the oldest of the newest probes back on `channels` was sent;
+    /// `None` while one of them has never come back.
+    fn oldest(&self, channels: &[String]) -> Option<u64> {
+        let all = self.sent_ms.lock().unwrap_or_else(|p| p.into_inner());
+        channels.iter().map(|c| all.get(c).copied()).min().flatten()
+    }
+}
+
+/// Hands every message push to the routes; a dropped connection is a gap,
+/// and so is a wanted sharded channel that Redis unsubscribed by itself:
+/// a Redis Cluster does that to every subscriber of a shard's channels when
+/// the shard's master fails over or its slots move, and the redis crate
+/// then forgets the subscription. `dropped` tells the controller to
+/// subscribe everything again.
 async fn dispatch(
     mut pushes: mpsc::UnboundedReceiver<PushInfo>,
     events: Events,
     probe: Topic,
     echoes: Arc<Echoes>,
+    dropped: Arc<tokio::sync::Notify>,
 ) {
     let probe_channel = channel(&probe);
     while let Some(push) = pushes.recv().await {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let mut data = push.data.into_iter();
                 let (Some(Value::BulkString(name)), Some(Value::BulkString(payload))) =
                     (data.next(), data.next())
                 else {
                     continue;
                 };
-                if name == probe_channel.as_bytes() {
-                    if let Some(sent) = std::str::from_utf8(&payload)
+                if name.starts_with(probe_channel.as_bytes()) {
+                    let name = std::str::from_utf8(&name).ok();
+                    let sent = std::str::from_utf8(&payload)
                         .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                    {
-                        echoes.sent_ms.fetch_max(sent, Relaxed);
+                        .and_then(|s| s.parse::<u64>().ok());
+                    if let (Some(name), Some(sent)) = (name, sent) {
+                        echoes.heard(name, sent);
                     }
                     continue;
                 }
@@ -428,19 +451,36 @@ async fn dispatch(
                 }
             }
             PushKind::Disconnection => events.down("the subscriber connection dropped"),
+            PushKind::SUnsubscribe => {
+                let Some(Value::BulkString(name)) = push.data.first() else {
+                    continue;
+                };
+                let wanted = name.starts_with(probe_channel.as_bytes())
+                    || name == USERS.as_bytes()
+                    || unwire(name, Vec::new()).is_some_and(|(topic, _)| events.wanted(&topic));
+                if wanted {
+                    events.down("Redis Cluster dropped this node's subscriptions to a shard");
+                    dropped.notify_one();
+                }
+            }
             _ => {}
         }
     }
 }
 
 struct Controller {
-    client: redis::Client,
+    url: RedisUrl,
     push_tx: mpsc::UnboundedSender<PushInfo>,
-    subscriber: Option<ConnectionManager>,
-    publisher: ConnectionManager,
+    subscriber: Option<Connection>,
+    publisher: Connection,
     events: Events,
     probe: Topic,
+    /// The channels probes go out on: this node's probe channel, or on a
+    /// cluster one per shard, each named so that its shard owns it.
+    probes: Vec<String>,
     echoes: Arc<Echoes>,
+    /// Rung when Redis dropped wanted subscriptions by itself.
+    dropped: Arc<tokio::sync::Notify>,
     /// Topics whose unsubscribe failed: let go of again once reconnected.
     stale: HashSet<Topic>,
     started: Instant,
@@ -454,12 +494,11 @@ impl Controller {
             .saturating_add(1)
     }
 
-    /// How old the newest probe that came back is; `None` before the first.
+    /// How old the newest probe that came back is, on the shard heard
+    /// from least lately; `None` while a shard has never answered.
     fn heard(&self) -> Option<Duration> {
-        match self.echoes.sent_ms.load(Relaxed) {
-            0 => None,
-            sent => Some(Duration::from_millis(self.now_ms().saturating_sub(sent))),
-        }
+        let sent = self.echoes.oldest(&self.probes)?;
+        Some(Duration::from_millis(self.now_ms().saturating_sub(sent)))
     }
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -476,6 +515,10 @@ impl Controller {
                         return;
                     }
                     self.apply(std::mem::take(&mut batch)).await;
+                }
+                () = self.dropped.notified() => {
+                    // Back once the probes of every shard come back again.
+                    self.reconcile().await;
                 }
                 _ = tick.tick() => {
                     if self.subscriber.is_none() {
@@ -505,10 +548,7 @@ impl Controller {
     /// A new subscriber connection, subscribed to the probe and every
     /// wanted topic.
     async fn connect(&mut self) {
-        let config = manager_config()
-            .set_push_sender(self.push_tx.clone())
-            .set_automatic_resubscription();
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
+        match Connection::open(&self.url, Some(self.push_tx.clone())) {
             Ok(subscriber) => {
                 self.subscriber = Some(subscriber);
                 self.stale.clear();
@@ -549,7 +589,7 @@ impl Controller {
             .filter(|t| !t.is_user())
             .map(channel)
             .collect();
-        channels.push(channel(&self.probe));
+        channels.extend(self.probes.iter().cloned());
         channels.push(USERS.to_owned());
         if !self.subscribe(channels).await {
             return false;
@@ -589,7 +629,7 @@ impl Controller {
         for chunk in unwanted.chunks(CHANNELS_PER_COMMAND) {
             let channels: Vec<String> = chunk.iter().map(channel).collect();
             let done =
-                tokio::time::timeout(COMMAND_TIMEOUT, subscriber.unsubscribe(channels)).await;
+                tokio::time::timeout(COMMAND_TIMEOUT, subscriber.unsubscribe(&channels)).await;
             if !matches!(done, Ok(Ok(()))) {
                 self.stale.extend(chunk.iter().cloned());
             }
@@ -597,9 +637,13 @@ impl Controller {
     }
 
     /// PINGs the subscriber (so a dead link is noticed and redialled) and
-    /// publishes this node's probe, stamped with the time it was sent.
-    /// Whether Redis took the probe.
+    /// publishes this node's probes, stamped with the time they were sent.
+    /// Whether Redis took them all.
     async fn probe(&mut self) -> bool {
+        if self.publisher.is_cluster() && !self.follow_shards().await {
+            self.events.down("Redis Cluster does not answer");
+            return false;
+        }
         if let Some(subscriber) = self.subscriber.as_mut() {
             let ping = redis::cmd("PING");
             // Its answer is not needed: a failure is what makes the
@@ -609,11 +653,14 @@ impl Controller {
                 tokio::time::timeout(COMMAND_TIMEOUT, ping.query_async::<Value>(subscriber)).await;
         }
         let stamp = self.now_ms();
-        let publish = self
-            .publisher
-            .publish::<_, _, ()>(channel(&self.probe), stamp);
+        let mut probes = Batch::default();
+        for probe in &self.probes {
+            let mut publish = redis::cmd(self.publisher.publish_command());
+            publish.arg(probe).arg(stamp);
+            probes.add(probe, publish);
+        }
         let sent = matches!(
-            tokio::time::timeout(COMMAND_TIMEOUT, publish).await,
+            tokio::time::timeout(COMMAND_TIMEOUT, probes.send(&mut self.publisher)).await,
             Ok(Ok(()))
         );
         if !sent {
@@ -621,6 +668,84 @@ impl Controller {
         }
         sent
     }
+
+    /// On a cluster: one probe channel per shard, as the shards are now.
+    /// When they changed (a shard added, slots moved), the new channels are
+    /// subscribed and the old let go. False when the cluster does not say.
+    async fn follow_shards(&mut self) -> bool {
+        let mut ask = redis::cmd("CLUSTER");
+        ask.arg("SLOTS");
+        let asked = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            ask.query_async::<Value>(&mut self.publisher),
+        );
+        let Ok(Ok(slots)) = asked.await else {
+            return false;
+        };
+        let probes = shard_probes(&channel(&self.probe), &shards(&slots));
+        if probes.is_empty() || probes == self.probes {
+            return !probes.is_empty();
+        }
+        let old = std::mem::replace(&mut self.probes, probes);
+        let gone: Vec<String> = old
+            .into_iter()
+            .filter(|c| !self.probes.contains(c))
+            .collect();
+        if let Some(subscriber) = self.subscriber.as_mut() {
+            let new = self.probes.clone();
+            // What fails here the next reconcile makes.
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT, subscriber.subscribe(&new)).await;
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT, subscriber.unsubscribe(&gone)).await;
+        }
+        true
+    }
+}
+
+/// The slot ranges of each master, by its id, from `CLUSTER SLOTS`
+/// (`[[start, end, [host, port, id, ...], replicas...], ...]`).
+fn shards(slots: &Value) -> BTreeMap<String, Vec<(u16, u16)>> {
+    let mut shards: BTreeMap<String, Vec<(u16, u16)>> = BTreeMap::new();
+    let Value::Array(ranges) = slots else {
+        return shards;
+    };
+    for range in ranges {
+        let Value::Array(parts) = range else { continue };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            continue;
+        };
+        let id = match master.get(2) {
+            Some(Value::BulkString(id)) => String::from_utf8_lossy(id).into_owned(),
+            Some(Value::SimpleString(id)) => id.clone(),
+            _ => continue,
+        };
+        if let (Ok(start), Ok(end)) = (u16::try_from(*start), u16::try_from(*end)) {
+            shards.entry(id).or_default().push((start, end));
+        }
+    }
+    shards
+}
+
+/// A probe channel for each shard, in name order: `<base>:<n>` with the
+/// first `n` whose slot the shard owns. A shard's channel stays the same
+/// when its master changes.
+fn shard_probes(base: &str, shards: &BTreeMap<String, Vec<(u16, u16)>>) -> Vec<String> {
+    let mut probes: Vec<String> = shards
+        .values()
+        .filter_map(|ranges| {
+            (0..100_000).find_map(|n| {
+                let name = format!("{base}:{n}");
+                let at = slot(name.as_bytes());
+                ranges
+                    .iter()
+                    .any(|(start, end)| (*start..=*end).contains(&at))
+                    .then_some(name)
+            })
+        })
+        .collect();
+    probes.sort();
+    probes
 }
 
 #[cfg(test)]
@@ -645,5 +770,46 @@ mod tests {
         // Only a user's topic is taken from the users' channel.
         assert!(unwire(b"hub:users", b"room:lobby\n{}".to_vec()).is_none());
         assert!(unwire(b"hub:users", b"no newline".to_vec()).is_none());
+    }
+
+    #[test]
+    fn each_shard_gets_a_probe_channel_that_it_owns() {
+        let node = |id: &str| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(7000),
+                Value::BulkString(id.as_bytes().to_vec()),
+            ])
+        };
+        let range =
+            |start, end, id| Value::Array(vec![Value::Int(start), Value::Int(end), node(id)]);
+        let slots = Value::Array(vec![
+            range(0, 5460, "a"),
+            range(5461, 10922, "b"),
+            range(10923, 16000, "c"),
+            // A shard may own several ranges; this one owns a single slot too.
+            range(16001, 16383, "a"),
+        ]);
+        let shards = shards(&slots);
+        assert_eq!(shards["a"], [(0, 5460), (16001, 16383)]);
+        let probes = shard_probes("hub:probe:n1", &shards);
+        assert_eq!(probes.len(), 3);
+        for ranges in shards.values() {
+            let owned: Vec<&String> = probes
+                .iter()
+                .filter(|p| {
+                    let at = slot(p.as_bytes());
+                    ranges.iter().any(|(s, e)| (*s..=*e).contains(&at))
+                })
+                .collect();
+            assert_eq!(owned.len(), 1, "{ranges:?}: {probes:?}");
+        }
+        assert!(probes.is_sorted());
+        // Another master for the same slots: the same channels.
+        let mut failed_over = shards.clone();
+        let moved = failed_over.remove("a").unwrap();
+        failed_over.insert("z".into(), moved);
+        assert_eq!(shard_probes("hub:probe:n1", &failed_over), probes);
+        assert!(shard_probes("p", &super::shards(&Value::Nil)).is_empty());
     }
 }

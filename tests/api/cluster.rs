@@ -1,8 +1,10 @@
 //! Several hubs as one: three real `hub serve` processes on one PostgreSQL
-//! database and one Redis of the test's own, each test talking to all three
-//! over real sockets, as clients behind a load balancer would. Every wait is
-//! for a state (a frame, a subscription count, an HTTP answer) with a generous
-//! bound; nothing here measures speed.
+//! database and one Redis of the test's own, or a Redis Cluster of three
+//! masters with a replica each, each test talking to all three hubs over
+//! real sockets, as clients behind a load balancer would. Most tests run
+//! over both (`on_both!`). Every wait is for a state (a frame, a
+//! subscription count, an HTTP answer) with a generous bound; nothing here
+//! measures speed.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -20,7 +22,7 @@ use crate::helpers::{
     Backend, Client, Ending, HubProcess, KEY, TestApp, connect_at, flood_until_a_member_is_dropped,
     join_at, leave_by, open_at, postgres_admin_url,
 };
-use crate::redis_server::RedisServer;
+use crate::redis_cluster::{Kind, Redis};
 
 const NODES: usize = 3;
 const INGEST_KEY: &str = "cluster-test-ingest-key";
@@ -28,6 +30,35 @@ const INGEST_KEY: &str = "cluster-test-ingest-key";
 /// what it takes, so that only a missing behaviour (not a loaded machine)
 /// fails a test.
 const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Runs a test over one Redis and over a Redis Cluster: `on_both!(name)`
+/// before `async fn name(kind: Kind)` makes the tests
+/// `name::on_one_redis` and `name::on_redis_cluster`.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            use super::Kind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                any(skip_cluster_tests, skip_postgres_tests),
+                ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+            )]
+            async fn on_one_redis() {
+                super::$name(Kind::One).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                any(skip_cluster_tests, skip_postgres_tests),
+                ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
+            )]
+            async fn on_redis_cluster() {
+                super::$name(Kind::Cluster).await;
+            }
+        }
+    };
+}
 
 /// One node: its process (gone once killed) and the tail of its log, kept
 /// to be shown when a test fails.
@@ -38,7 +69,7 @@ struct Node {
 }
 
 /// Reads a node's log to its end in a thread of its own, so the node never
-/// blocks on a full pipe, and keeps its last lines.
+/// blocks on a full pipe, and keeps its last lines other than the access log.
 fn drain(
     mut stderr: std::io::BufReader<std::process::ChildStderr>,
 ) -> Arc<Mutex<VecDeque<String>>> {
@@ -47,8 +78,13 @@ fn drain(
     std::thread::spawn(move || {
         let mut line = String::new();
         while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            // The access log would push out what the node said of itself.
+            if line.contains("actix_web::middleware::logger") {
+                line.clear();
+                continue;
+            }
             let mut kept = kept.lock().unwrap();
-            if kept.len() == 30 {
+            if kept.len() == 40 {
                 kept.pop_front();
             }
             kept.push_back(std::mem::take(&mut line));
@@ -57,11 +93,12 @@ fn drain(
     tail
 }
 
-/// Three nodes on one fresh PostgreSQL database and one Redis. Fields drop
-/// in order: the nodes stop before Redis and the database go.
+/// Three nodes on one fresh PostgreSQL database and one Redis or Redis
+/// Cluster. Fields drop in order: the nodes stop before Redis and the
+/// database go.
 struct Cluster {
     nodes: Vec<Node>,
-    redis: RedisServer,
+    redis: Redis,
     /// The database (created, migrated, dropped with it), its users and
     /// tokens. Its own in-process hub has no `REDIS_URL`, so it serves alone
     /// and is no member of the cluster; the tests never talk to it.
@@ -72,18 +109,17 @@ struct Cluster {
 impl Cluster {
     /// Starts the cluster with these settings over the tests' defaults, or
     /// `None` (after a note) where PostgreSQL or Redis is not there outside CI.
-    async fn start(overrides: &[(&str, &str)]) -> Option<Self> {
-        Self::start_nodes(NODES, overrides).await
+    async fn start(kind: Kind, overrides: &[(&str, &str)]) -> Option<Self> {
+        Self::start_nodes(kind, NODES, overrides).await
     }
 
     /// `start` with `count` nodes.
-    async fn start_nodes(count: usize, overrides: &[(&str, &str)]) -> Option<Self> {
+    async fn start_nodes(kind: Kind, count: usize, overrides: &[(&str, &str)]) -> Option<Self> {
         postgres_admin_url()?;
-        let redis = RedisServer::start().await?;
+        let redis = Redis::start(kind).await?;
         let app = TestApp::spawn(Backend::Postgres).await;
-        let url = redis.url();
+        let redis_env = redis.env();
         let mut settings: HashMap<&str, &str> = [
-            ("REDIS_URL", url.as_str()),
             ("HUB_INGEST_KEY", INGEST_KEY),
             ("HUB_ANALYTICS_INTERVAL_MS", "200"),
             ("HUB_DB_POOL_SIZE", "4"),
@@ -95,6 +131,7 @@ impl Cluster {
         ]
         .into_iter()
         .collect();
+        settings.extend(redis_env.iter().map(|(k, v)| (*k, v.as_str())));
         settings.extend(overrides.iter().copied());
         let settings: Vec<(String, String)> = settings
             .into_iter()
@@ -120,12 +157,14 @@ impl Cluster {
                 log,
             });
         }
-        // Each node listens on its own probe channel, and says it is on the
-        // bus once a probe came back: before that it delivers locally only.
+        // Each node listens on its own probe channel (one per shard of a
+        // cluster), and says it is on the bus once its probes came back:
+        // before that it delivers locally only.
+        let probes = count * cluster.redis.probes_per_node();
         cluster
-            .until("every node subscribes its probe channel", || async {
-                let probes = cluster.redis.channels("hub:probe:*").await;
-                (probes.len() == count).then_some(()).ok_or(probes)
+            .until("every node subscribes its probe channels", || async {
+                let now = cluster.redis.channels("hub:probe:*").await;
+                (now.len() == probes).then_some(()).ok_or(now)
             })
             .await;
         cluster.until_metric_everywhere("hub_bus_up 1").await;
@@ -250,21 +289,26 @@ impl Cluster {
         .await
     }
 
-    /// The id of the one node whose probe channel went since `probes` was
-    /// read (each node listens on `hub:probe:<id>` while it lives).
-    async fn gone_node(&self, probes: &[String]) -> String {
-        let probes_after = self
-            .until("the gone node's probe channel to go", || async {
-                let now = self.redis.channels("hub:probe:*").await;
+    /// The ids of the nodes that listen on their probe channels
+    /// (`hub:probe:<id>`, on a cluster `hub:probe:<id>:<n>`): the live ones.
+    async fn probing(&self) -> BTreeSet<String> {
+        let probes = self.redis.channels("hub:probe:*").await;
+        probes
+            .iter()
+            .filter_map(|p| p.strip_prefix("hub:probe:")?.split(':').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The id of the one node that stopped probing since `before` was read.
+    async fn gone_node(&self, before: &BTreeSet<String>) -> String {
+        let after = self
+            .until("the gone node's probe channels to go", || async {
+                let now = self.probing().await;
                 (now.len() == NODES - 1).then_some(now.clone()).ok_or(now)
             })
             .await;
-        probes
-            .iter()
-            .find(|p| !probes_after.contains(p))
-            .unwrap()
-            .trim_start_matches("hub:probe:")
-            .to_owned()
+        before.difference(&after).next().unwrap().clone()
     }
 
     /// Runs the `hub` command line as an operator would on a node's machine:
@@ -275,7 +319,7 @@ impl Cluster {
             .env_clear()
             .env("DATABASE_URL", &self.app.database_url)
             .env("JWT_SIGNING_KEY", KEY)
-            .env("REDIS_URL", self.redis.url())
+            .envs(self.redis.env())
             .env("RUST_LOG", "warn")
             .output()
             .expect("run hub");
@@ -420,14 +464,10 @@ async fn count_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_order() {
+on_both!(every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_order);
+async fn every_member_on_every_node_gets_all_1800_messages_once_in_each_senders_order(kind: Kind) {
     const PER_SENDER: usize = 300;
-    let Some(cluster) = Cluster::start(&[]).await else {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let room = "crowd";
@@ -546,15 +586,35 @@ fn assert_every_id_once_in_order(reader: &str, ids: &[i64], total: usize) {
     }
 }
 
+/// What goes wrong with Redis while messages flow.
+#[derive(Clone, Copy, Debug)]
+enum Trouble {
+    /// Every Redis process is killed, and started again empty later.
+    Outage,
+    /// The master that serves the room's channel hands over to its replica
+    /// (`CLUSTER FAILOVER`), as before maintenance.
+    Failover,
+    /// That master is killed with SIGKILL: its replica takes over once the
+    /// others see it gone.
+    MasterKilled,
+}
+
 /// Senders on every node, a listener on every node and a reader that keeps
 /// leaving and coming back with `?since=` of the last id it saw, each time
-/// to the next node; first with Redis up, then through an outage.
-async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(nodes: usize) {
+/// to the next node; first with Redis up, then through `trouble`.
+async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(
+    kind: Kind,
+    nodes: usize,
+    trouble: Trouble,
+) {
     const ROUNDS: usize = 40;
-    const ROUNDS_IN_OUTAGE: usize = 5;
+    /// Rounds said in trouble, one every `TROUBLE_PACE`: long enough to
+    /// span a failover (the node timeout is 2 s) on a busy machine.
+    const ROUNDS_IN_TROUBLE: usize = 20;
+    const TROUBLE_PACE: Duration = Duration::from_millis(300);
     /// Messages the reader reads on one socket before it resumes on the next.
     const READ_BEFORE_RESUME: usize = 4;
-    let Some(mut cluster) = Cluster::start_nodes(nodes, &[("HUB_HISTORY_LEN", "1000")]).await
+    let Some(mut cluster) = Cluster::start_nodes(kind, nodes, &[("HUB_HISTORY_LEN", "1000")]).await
     else {
         return;
     };
@@ -572,7 +632,7 @@ async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_n
     cluster
         .until_subscribed(&format!("hub:room:{room}"), i64::try_from(nodes).unwrap())
         .await;
-    let total = senders.len() * (ROUNDS + ROUNDS_IN_OUTAGE);
+    let total = senders.len() * (ROUNDS + ROUNDS_IN_TROUBLE);
 
     let listening: Vec<_> = listeners
         .into_iter()
@@ -623,19 +683,44 @@ async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_n
 
     // Every sender says one message per round, all at once: the nodes
     // store and publish them at the same moment.
-    for round in 0..ROUNDS + ROUNDS_IN_OUTAGE {
+    let channel = format!("hub:room:{room}");
+    let mut new_master = None;
+    for round in 0..ROUNDS + ROUNDS_IN_TROUBLE {
         if round == ROUNDS {
-            cluster.redis.kill();
-            cluster.until_ready_is(503).await;
+            match trouble {
+                Trouble::Outage => {
+                    cluster.redis.kill();
+                    cluster.until_ready_is(503).await;
+                }
+                Trouble::Failover => {
+                    let redis = cluster.redis.cluster();
+                    let master = redis.master_of(&channel).await;
+                    new_master = Some(redis.begin_failover(master).await);
+                }
+                Trouble::MasterKilled => {
+                    let redis = cluster.redis.cluster();
+                    let master = redis.master_of(&channel).await;
+                    new_master = Some(redis.replica_of(master).await);
+                    redis.servers[master].kill();
+                }
+            }
         }
         let said = senders
             .iter_mut()
             .enumerate()
             .map(|(k, client)| async move { client.say(&format!("{k}:{round}")).await });
         futures_util::future::join_all(said).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pace = if round < ROUNDS {
+            Duration::from_millis(50)
+        } else {
+            TROUBLE_PACE
+        };
+        tokio::time::sleep(pace).await;
     }
-    cluster.redis.restart().await;
+    match new_master {
+        None => cluster.redis.restart().await,
+        Some(replica) => cluster.redis.cluster().until_master(replica).await,
+    }
     cluster.until_ready_is(200).await;
 
     for (node, listening) in listening.into_iter().enumerate() {
@@ -653,7 +738,22 @@ async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_n
     ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
 )]
 async fn on_two_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none() {
-    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(2).await;
+    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(
+        Kind::One,
+        2,
+        Trouble::Outage,
+    )
+    .await;
+}
+
+on_both!(on_three_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none);
+async fn on_three_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none(kind: Kind) {
+    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(
+        kind,
+        3,
+        Trouble::Outage,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,8 +761,13 @@ async fn on_two_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none(
     any(skip_cluster_tests, skip_postgres_tests),
     ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
 )]
-async fn on_three_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none() {
-    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(3).await;
+async fn on_a_redis_cluster_a_master_failed_over_during_traffic_loses_and_repeats_nothing() {
+    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(
+        Kind::Cluster,
+        3,
+        Trouble::Failover,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -670,8 +775,20 @@ async fn on_three_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_non
     any(skip_cluster_tests, skip_postgres_tests),
     ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
 )]
-async fn a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_its_history() {
-    let Some(cluster) = Cluster::start(&[]).await else {
+async fn on_a_redis_cluster_a_master_killed_during_traffic_loses_and_repeats_nothing() {
+    ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(
+        Kind::Cluster,
+        3,
+        Trouble::MasterKilled,
+    )
+    .await;
+}
+
+on_both!(a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_its_history);
+async fn a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_its_history(
+    kind: Kind,
+) {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let room = "annals";
@@ -707,13 +824,9 @@ async fn a_joiner_on_a_node_whose_room_is_open_gets_another_nodes_messages_in_it
     assert_eq!(history_b["messages"], history_c["messages"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_once() {
-    let Some(cluster) = Cluster::start(&[]).await else {
+on_both!(presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_once);
+async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_once(kind: Kind) {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let room = "parlour";
@@ -772,13 +885,9 @@ async fn presence_spans_the_nodes_and_a_user_with_tabs_on_two_nodes_is_listed_on
     assert_eq!(cluster.redis.command_calls("eval").await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others() {
-    let Some(cluster) = Cluster::start(&[]).await else {
+on_both!(a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others);
+async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others(kind: Kind) {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let room = "porch";
@@ -799,15 +908,13 @@ async fn a_join_on_a_node_whose_room_has_just_opened_is_announced_on_the_others(
     assert_eq!(joined, ["bob", "carol"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_keys_go() {
+on_both!(a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_keys_go);
+async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_keys_go(
+    kind: Kind,
+) {
     const TTL_SECS: u64 = 3;
     let ttl = TTL_SECS.to_string();
-    let Some(mut cluster) = Cluster::start(&[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
+    let Some(mut cluster) = Cluster::start(kind, &[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
         return;
     };
     let room = "lobby";
@@ -835,7 +942,7 @@ async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_
         .until_subscribed(&format!("hub:room:{room}"), 3)
         .await;
     let shared_before = cluster.redis.presence_entries().await;
-    let probes = cluster.redis.channels("hub:probe:*").await;
+    let probes = cluster.probing().await;
 
     cluster.kill(2);
     let killed_at = Instant::now();
@@ -873,14 +980,12 @@ async fn a_killed_nodes_members_leave_everyones_presence_within_the_ttl_and_its_
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_every_message_once() {
+on_both!(a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_every_message_once);
+async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_every_message_once(
+    kind: Kind,
+) {
     const OUTAGE: Duration = Duration::from_secs(17);
-    let Some(mut cluster) = Cluster::start(&[]).await else {
+    let Some(mut cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let room = "storm";
@@ -983,13 +1088,9 @@ async fn a_redis_outage_keeps_local_delivery_and_afterwards_every_node_gets_ever
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
-    let Some(cluster) = Cluster::start(&[]).await else {
+on_both!(analytics_ingested_on_one_node_reach_dashboards_on_the_others);
+async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others(kind: Kind) {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let olga = cluster.user("olga");
@@ -1026,13 +1127,9 @@ async fn analytics_ingested_on_one_node_reach_dashboards_on_the_others() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_others() {
-    let Some(cluster) = Cluster::start(&[]).await else {
+on_both!(a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_others);
+async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_others(kind: Kind) {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let dora = cluster.user("dora");
@@ -1075,15 +1172,11 @@ async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_ot
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_order() {
+on_both!(dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_order);
+async fn dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_order(kind: Kind) {
     const ROUNDS: usize = 20;
     const EACH: usize = 50;
-    let Some(cluster) = Cluster::start(&[]).await else {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let dora = cluster.user("dora");
@@ -1143,14 +1236,10 @@ async fn dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_or
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every_node() {
+on_both!(deactivating_a_user_from_the_command_line_closes_their_sockets_on_every_node);
+async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every_node(kind: Kind) {
     // Far beyond the test: only the bus can bring the news in time.
-    let Some(cluster) = Cluster::start(&[("HUB_USER_RECHECK_SECS", "3600")]).await else {
+    let Some(cluster) = Cluster::start(kind, &[("HUB_USER_RECHECK_SECS", "3600")]).await else {
         return;
     };
     let bob = cluster.user("bob");
@@ -1169,20 +1258,18 @@ async fn deactivating_a_user_from_the_command_line_closes_their_sockets_on_every
     assert_eq!(dash_b.ending(PATIENCE).await, Ending::Closed(4003));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_and_users_channels() {
+on_both!(a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_and_users_channels);
+async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_and_users_channels(
+    kind: Kind,
+) {
     const CYCLES: usize = 1000;
     const AT_ONCE: usize = 10;
-    let Some(cluster) = Cluster::start(&[]).await else {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let baseline = cluster.redis.channels("*").await;
     let mut expected = cluster.redis.channels("hub:probe:*").await;
-    assert_eq!(expected.len(), NODES);
+    assert_eq!(expected.len(), NODES * cluster.redis.probes_per_node());
     expected.push("hub:users".to_owned());
     expected.sort();
     assert_eq!(
@@ -1237,7 +1324,7 @@ async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_and_use
     ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
 )]
 async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_an_empty_room() {
-    let Some(cluster) = Cluster::start(&[]).await else {
+    let Some(cluster) = Cluster::start(Kind::One, &[]).await else {
         return;
     };
     let room = "atrium";
@@ -1253,12 +1340,12 @@ async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_a
     assert_eq!(listed(&presence), ["alice", "bob"]);
     next_of(&mut alice_a, "presence.join", PATIENCE).await;
     let hash = format!("hub:presence:{room}");
-    let mut redis = cluster.redis.client().await;
+    let mut redis = cluster.redis.one().client().await;
     let entries: Vec<(String, String)> = cluster
         .until("both entries shared", || async {
             let entries: Vec<(String, String)> = redis::cmd("HGETALL")
                 .arg(&hash)
-                .query_async(&mut cluster.redis.client().await)
+                .query_async(&mut cluster.redis.one().client().await)
                 .await
                 .unwrap();
             (entries.len() == 2)
@@ -1331,16 +1418,14 @@ async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_a
     assert_eq!(next["message"], "after", "{next}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_close_timeout() {
+on_both!(a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_close_timeout);
+async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_close_timeout(
+    kind: Kind,
+) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     // The client timeout stays the default (45 s): only the close timeout
     // can let the member go in time.
-    let Some(cluster) = Cluster::start(&[("HUB_SEND_QUEUE_BYTES", "262144")]).await else {
+    let Some(cluster) = Cluster::start(kind, &[("HUB_SEND_QUEUE_BYTES", "262144")]).await else {
         return;
     };
     let room = "stalls";
@@ -1387,7 +1472,7 @@ async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_soc
     const ROOMS: usize = 10;
     const USERS: usize = 30;
     let ttl = TTL_SECS.to_string();
-    let Some(cluster) = Cluster::start(&[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
+    let Some(cluster) = Cluster::start(Kind::One, &[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
         return;
     };
     cluster.until_subscribed("hub:users", NODES as i64).await;
@@ -1443,15 +1528,13 @@ async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_soc
     drop(members);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_node_stopped_with_sigterm_leaves_presence_at_once_and_takes_its_redis_keys_with_it() {
+on_both!(a_node_stopped_with_sigterm_leaves_presence_at_once_and_takes_its_redis_keys_with_it);
+async fn a_node_stopped_with_sigterm_leaves_presence_at_once_and_takes_its_redis_keys_with_it(
+    kind: Kind,
+) {
     // A TTL far beyond the test's patience: only the stopped node's own
     // goodbye can explain a leave or a key gone in time, not reaping.
-    let Some(mut cluster) = Cluster::start(&[("HUB_PRESENCE_TTL_SECS", "600")]).await else {
+    let Some(mut cluster) = Cluster::start(kind, &[("HUB_PRESENCE_TTL_SECS", "600")]).await else {
         return;
     };
     let room = "lobby";
@@ -1468,7 +1551,7 @@ async fn a_node_stopped_with_sigterm_leaves_presence_at_once_and_takes_its_redis
     for member in [&mut alice_a, &mut carol_c] {
         next_of(member, "presence.join", PATIENCE).await;
     }
-    let probes = cluster.redis.channels("hub:probe:*").await;
+    let probes = cluster.probing().await;
     let entries = cluster.redis.presence_entries().await;
     assert!(
         entries

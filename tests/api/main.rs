@@ -36,6 +36,7 @@ mod limits;
 mod nginx;
 mod ops;
 mod process;
+mod redis_cluster;
 mod redis_server;
 mod token_api;
 mod token_expiry;

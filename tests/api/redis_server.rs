@@ -30,6 +30,8 @@ fn available() -> bool {
 
 pub struct RedisServer {
     pub port: u16,
+    /// A cluster node's bus port (`--cluster-port`); 0 for a lone server.
+    bus_port: u16,
     child: Option<Child>,
     /// Its working directory, so nothing it might write lands in the tree.
     dir: tempfile::TempDir,
@@ -39,11 +41,18 @@ impl RedisServer {
     /// Starts a server on a free port, or `None` (after a note) where there
     /// is no `redis-server` outside CI.
     pub async fn start() -> Option<Self> {
+        Self::start_as(false).await
+    }
+
+    /// `start`, as a node of a Redis Cluster still to be made
+    /// (`--cluster-enabled`), or a lone server.
+    pub async fn start_as(cluster_node: bool) -> Option<Self> {
         if !available() {
             return None;
         }
         let mut server = Self {
             port: 0,
+            bus_port: 0,
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
         };
@@ -51,6 +60,9 @@ impl RedisServer {
         // another then.
         for _ in 0..5 {
             server.port = free_port();
+            if cluster_node {
+                server.bus_port = free_port();
+            }
             if server.launch().await {
                 return Some(server);
             }
@@ -89,12 +101,28 @@ impl RedisServer {
     /// Runs the server on `self.port` and waits until it answers PING;
     /// `false` if it exited first (the port was taken).
     async fn launch(&mut self) -> bool {
-        let child = Command::new(PROGRAM)
+        let mut command = Command::new(PROGRAM);
+        command
             .args(["--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if self.bus_port != 0 {
+            // The node's view of the cluster (its `nodes.conf`) survives a
+            // restart in its directory, as in production; its data does not.
+            command
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &self.bus_port.to_string()])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--logfile", "redis.log"])
+                // A dead master is replaced by its replica within seconds.
+                .args(["--cluster-node-timeout", "2000"])
+                // A replica synchronises at once, not after the default 5 s
+                // wait for others: until it has, it may not take over.
+                .args(["--repl-diskless-sync-delay", "0"]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -128,6 +156,22 @@ impl RedisServer {
         }
     }
 
+    /// The last lines of a cluster node's log, to show when a test fails.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+        // A replica retrying its dead master says so every second.
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.is_empty() && !l.contains("SYNC") && !l.contains("MASTER"))
+            .collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    /// Whether the server runs (it was not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     async fn try_connect(&self) -> redis::RedisResult<MultiplexedConnection> {
         let client = redis::Client::open(self.url())?;
         tokio::time::timeout(
@@ -159,10 +203,15 @@ impl RedisServer {
             })
     }
 
-    /// `PUBSUB NUMSUB channel`: how many connections (one per node) listen.
+    /// `PUBSUB NUMSUB channel`: how many connections (one per node) listen;
+    /// on a cluster node, to the sharded channel (`SHARDNUMSUB`).
     pub async fn numsub(&self, channel: &str) -> i64 {
         let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
+            .arg(if self.bus_port == 0 {
+                "NUMSUB"
+            } else {
+                "SHARDNUMSUB"
+            })
             .arg(channel)
             .query_async(&mut self.client().await)
             .await
@@ -170,10 +219,15 @@ impl RedisServer {
         counts.first().map_or(0, |(_, n)| *n)
     }
 
-    /// `PUBSUB CHANNELS pattern`, sorted.
+    /// `PUBSUB CHANNELS pattern`, sorted; on a cluster node, the sharded
+    /// channels it serves (`SHARDCHANNELS`).
     pub async fn channels(&self, pattern: &str) -> Vec<String> {
         let mut names: Vec<String> = redis::cmd("PUBSUB")
-            .arg("CHANNELS")
+            .arg(if self.bus_port == 0 {
+                "CHANNELS"
+            } else {
+                "SHARDCHANNELS"
+            })
             .arg(pattern)
             .query_async(&mut self.client().await)
             .await
