@@ -4,12 +4,13 @@
 //!
 //! Per room, a hash `hub:presence:<room>` (field `<node>|<person>`, value
 //! what the room shows for the person). Entries do not expire one by one:
-//! nodes do. A sorted set `hub:presence-nodes:{presence}` scores each node
-//! by when it is taken for dead, in Redis's own clock (so nodes' clocks
-//! never matter), and a set `hub:presence-node:{presence}:<node>` names the
-//! rooms the node has entries in. The hash tag keeps the nodes' keys on one
-//! slot of a Redis Cluster, so a script may touch several of them; every
-//! other script and command touches one room's key, on that room's shard.
+//! nodes do. A sorted set `hub:presence-nodes` scores each node by when it
+//! is taken for dead, in Redis's own clock (so nodes' clocks never matter),
+//! and sets `hub:presence-node:{<tag>}:<node>` name the rooms the node has
+//! entries in, one set per range of hash slots (the tag puts the set in the
+//! range of the rooms it lists). Every script and command touches one key,
+//! so on a Redis Cluster each runs on one shard, and a room's listing is
+//! written to the shard that holds the room.
 //! Each node's keeper (one task per node):
 //!
 //! - writes its rooms' joins and leaves as they come, all that is waiting
@@ -36,7 +37,7 @@ use bytes::Bytes;
 use redis::Script;
 use tokio::sync::Notify;
 
-use super::connection::{Batch, Connection};
+use super::connection::{Batch, Connection, slot};
 use super::routes::{Broker, Events, Topic};
 use crate::metrics::Metrics;
 
@@ -61,8 +62,8 @@ return {added, dead}",
 /// Removes a dead node's entries from one room: KEYS = the room's hash;
 /// ARGV = the fields' prefix (`<node>|`). Returns the fields removed, so
 /// only the node whose call removed an entry announces it. The room leaves
-/// the node's set afterwards, by another command: the set lives on another
-/// shard of a cluster, and a reaper that stops between the two finds the
+/// the node's set afterwards, by another command (on a cluster the set may
+/// live on another shard); a reaper that stops between the two finds the
 /// room again with nothing left in it to remove.
 static REAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -78,15 +79,17 @@ return gone",
     )
 });
 
-/// Forgets a dead node once its set of rooms is empty, unless it beat again
-/// meanwhile: KEYS = the nodes set, the node's set; ARGV = the node.
+/// Forgets a dead node, once its rooms are reaped, unless it beat again
+/// meanwhile: KEYS = the nodes set; ARGV = the node. A node that wrote
+/// entries after the reaper read its rooms and was forgotten before it beat
+/// finds itself new to the set at its next beat, and writes them all again.
 static FORGET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if redis.call('SCARD', KEYS[2]) == 0 and until_ and tonumber(until_) <= now then
+if until_ and tonumber(until_) <= now then
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 0",
@@ -94,8 +97,27 @@ return 0",
 });
 
 const PREFIX: &str = "hub:presence:";
-const NODES: &str = "hub:presence-nodes:{presence}";
-const NODE_ROOMS: &str = "hub:presence-node:{presence}:";
+const NODES: &str = "hub:presence-nodes";
+const NODE_ROOMS: &str = "hub:presence-node:";
+/// A node's rooms are listed in this many sets, by the hash slot of the
+/// room's key: on a Redis Cluster each set lives in the slot range of its
+/// rooms (see [`BUCKET_TAGS`]), so listing a room writes to the shard that
+/// holds the room, and no one shard takes every node's listings.
+const BUCKETS: u16 = 16;
+const SLOTS_PER_BUCKET: u16 = 16_384 / BUCKETS;
+
+/// For each bucket, a hash tag whose slot falls in the bucket's range, the
+/// first `presence-<bucket>-<n>` that does: the same on every node.
+static BUCKET_TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..BUCKETS)
+        .map(|bucket| {
+            (0..)
+                .map(|n| format!("presence-{bucket}-{n}"))
+                .find(|tag| slot(tag.as_bytes()) / SLOTS_PER_BUCKET == bucket)
+                .expect("some tag hashes into every range")
+        })
+        .collect()
+});
 
 /// A command that takes longer has failed; what it carried is written again.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -116,8 +138,17 @@ fn room_key(room: &str) -> String {
     format!("{PREFIX}{room}")
 }
 
-fn node_rooms_key(node: &str) -> String {
-    format!("{NODE_ROOMS}{node}")
+/// The set that lists `room` among `node`'s rooms.
+fn node_rooms_key(node: &str, room: &str) -> String {
+    let bucket = slot(room_key(room).as_bytes()) / SLOTS_PER_BUCKET;
+    node_bucket_key(node, bucket)
+}
+
+fn node_bucket_key(node: &str, bucket: u16) -> String {
+    format!(
+        "{NODE_ROOMS}{{{}}}:{node}",
+        BUCKET_TAGS[usize::from(bucket)]
+    )
 }
 
 /// A presence command that did not get its answer: never an answer itself
@@ -227,13 +258,15 @@ impl SharedPresence {
             let mut entries = shared.entries();
             (entries.take(), entries.mine.is_empty())
         };
-        let node_rooms = node_rooms_key(node);
-        let mut batch = batch(&node_rooms, &writes);
+        let mut batch = batch(node, &writes);
         if clean {
             batch.then();
-            let mut del = redis::cmd("DEL");
-            del.arg(&node_rooms);
-            batch.add(&node_rooms, del);
+            for bucket in 0..BUCKETS {
+                let key = node_bucket_key(node, bucket);
+                let mut del = redis::cmd("DEL");
+                del.arg(&key);
+                batch.add(&key, del);
+            }
             let mut zrem = redis::cmd("ZREM");
             zrem.arg(NODES).arg(node);
             batch.add(NODES, zrem);
@@ -380,11 +413,9 @@ impl Entries {
 /// node's set before its entries are written and leaves it after its last
 /// entry is deleted, so a reaper that finds the node dead always finds its
 /// rooms.
-fn batch(node_rooms: &str, writes: &[RoomWrite]) -> Batch {
+fn batch(node: &str, writes: &[RoomWrite]) -> Batch {
     let mut batch = Batch::default();
-    list(&mut batch, "SADD", node_rooms, writes, |w| {
-        w.held && !w.listed
-    });
+    list(&mut batch, "SADD", node, writes, |w| w.held && !w.listed);
     batch.then();
     for write in writes {
         let key = room_key(&write.room);
@@ -400,30 +431,29 @@ fn batch(node_rooms: &str, writes: &[RoomWrite]) -> Batch {
         }
     }
     batch.then();
-    list(&mut batch, "SREM", node_rooms, writes, |w| {
-        !w.held && w.listed
-    });
+    list(&mut batch, "SREM", node, writes, |w| !w.held && w.listed);
     batch
 }
 
 /// Adds (`SADD`) or removes (`SREM`) the rooms of the writes `which`
-/// picks to or from the node's set, in one command if there are any.
+/// picks to or from the node's sets, one command per set concerned.
 fn list(
     batch: &mut Batch,
     command: &str,
-    node_rooms: &str,
+    node: &str,
     writes: &[RoomWrite],
     which: fn(&RoomWrite) -> bool,
 ) {
-    let rooms: Vec<&str> = writes
-        .iter()
-        .filter(|w| which(w))
-        .map(|w| w.room.as_str())
-        .collect();
-    if !rooms.is_empty() {
+    let mut sets: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for write in writes.iter().filter(|w| which(w)) {
+        sets.entry(node_rooms_key(node, &write.room))
+            .or_default()
+            .push(&write.room);
+    }
+    for (set, rooms) in sets {
         let mut cmd = redis::cmd(command);
-        cmd.arg(node_rooms).arg(&rooms);
-        batch.add(node_rooms, cmd);
+        cmd.arg(&set).arg(&rooms);
+        batch.add(&set, cmd);
     }
 }
 
@@ -469,7 +499,7 @@ impl Keeper {
         if writes.is_empty() {
             return;
         }
-        let batch = batch(&node_rooms_key(&self.node), &writes);
+        let batch = batch(&self.node, &writes);
         match within(batch.send(connection)).await {
             Ok(()) => shared.entries().written(&writes),
             Err(err) => {
@@ -508,21 +538,17 @@ impl Keeper {
     /// Removes a dead node's entries from each of its rooms, publishing a
     /// departure for each entry this call removed, then forgets the node.
     async fn reap(&self, node: &str, connection: &mut Connection) -> Result<(), PresenceError> {
-        let its_rooms = node_rooms_key(node);
-        let rooms: Vec<String> = within(
-            redis::cmd("SMEMBERS")
-                .arg(&its_rooms)
-                .query_async(connection),
-        )
-        .await?;
+        let mut rooms: Vec<String> = Vec::new();
+        for bucket in 0..BUCKETS {
+            let mut members = redis::cmd("SMEMBERS");
+            members.arg(node_bucket_key(node, bucket));
+            rooms.extend(within(members.query_async::<Vec<String>>(connection)).await?);
+        }
         let prefix = entry_field(node, "");
         for room in rooms {
             let mut reap = REAP.key(room_key(&room));
             reap.arg(&prefix);
             let gone: Vec<String> = within(reap.invoke_async(connection)).await?;
-            let mut srem = redis::cmd("SREM");
-            srem.arg(&its_rooms).arg(&room);
-            within(srem.query_async::<()>(connection)).await?;
             for field in gone {
                 if let Some((node, person)) = split_field(&field) {
                     let departure = (self.departure)(node, person);
@@ -531,11 +557,11 @@ impl Keeper {
                 }
             }
             let mut srem = redis::cmd("SREM");
-            srem.arg(&its_rooms).arg(&room);
+            srem.arg(node_rooms_key(node, &room)).arg(&room);
             within(srem.query_async::<()>(connection)).await?;
         }
         let mut forget = FORGET.key(NODES);
-        forget.key(&its_rooms).arg(node);
+        forget.arg(node);
         within(forget.invoke_async::<i64>(connection)).await?;
         tracing::info!(
             node,
@@ -608,7 +634,7 @@ mod tests {
                 ..RoomWrite::default()
             },
         ];
-        let phases: Vec<Vec<String>> = batch("hub:presence-node:{presence}:n", &writes)
+        let phases: Vec<Vec<String>> = batch("n", &writes)
             .phases()
             .map(|phase| {
                 phase
@@ -627,15 +653,47 @@ mod tests {
         assert_eq!(
             phases,
             [
-                vec!["SADD hub:presence-node:{presence}:n a"],
+                vec![format!("SADD {} a", node_rooms_key("n", "a"))],
                 vec![
-                    "HSET hub:presence:a n|u x",
-                    "HDEL hub:presence:b n|v",
-                    "HSET hub:presence:c n|w y",
+                    "HSET hub:presence:a n|u x".to_owned(),
+                    "HDEL hub:presence:b n|v".to_owned(),
+                    "HSET hub:presence:c n|w y".to_owned(),
                 ],
-                vec!["SREM hub:presence-node:{presence}:n b"],
+                vec![format!("SREM {} b", node_rooms_key("n", "b"))],
             ]
         );
+    }
+
+    #[test]
+    fn a_node_lists_each_room_in_the_set_whose_slot_range_holds_the_room() {
+        for (bucket, tag) in BUCKET_TAGS.iter().enumerate() {
+            assert_eq!(usize::from(slot(tag.as_bytes()) / SLOTS_PER_BUCKET), bucket);
+        }
+        for room in ["lobby", "management", "r-1", "r-2", "r-3", "café"] {
+            let set = node_rooms_key("n", room);
+            assert_eq!(
+                slot(set.as_bytes()) / SLOTS_PER_BUCKET,
+                slot(room_key(room).as_bytes()) / SLOTS_PER_BUCKET,
+                "{set}"
+            );
+            assert!(set.starts_with("hub:presence-node:{presence-") && set.ends_with("}:n"));
+        }
+        // Rooms in different ranges: one command per set, each on its own.
+        let writes: Vec<RoomWrite> = (0..40)
+            .map(|i| RoomWrite {
+                room: format!("r-{i}"),
+                held: true,
+                ..RoomWrite::default()
+            })
+            .collect();
+        let batch = batch("n", &writes);
+        let first: Vec<&redis::Cmd> = batch.phases().next().unwrap().collect();
+        let sets: HashSet<String> = writes
+            .iter()
+            .map(|w| node_rooms_key("n", &w.room))
+            .collect();
+        assert_eq!(first.len(), sets.len());
+        assert!(sets.len() > 8, "40 rooms spread over the ranges");
     }
 
     #[test]
