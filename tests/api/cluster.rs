@@ -1318,13 +1318,11 @@ async fn a_thousand_joins_and_leaves_over_the_nodes_leave_only_the_probe_and_use
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_an_empty_room() {
-    let Some(cluster) = Cluster::start(Kind::One, &[]).await else {
+on_both!(a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_an_empty_room);
+async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_an_empty_room(
+    kind: Kind,
+) {
+    let Some(cluster) = Cluster::start(kind, &[]).await else {
         return;
     };
     let room = "atrium";
@@ -1340,12 +1338,12 @@ async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_a
     assert_eq!(listed(&presence), ["alice", "bob"]);
     next_of(&mut alice_a, "presence.join", PATIENCE).await;
     let hash = format!("hub:presence:{room}");
-    let mut redis = cluster.redis.one().client().await;
+    let mut redis = cluster.redis.client_for(&hash).await;
     let entries: Vec<(String, String)> = cluster
         .until("both entries shared", || async {
             let entries: Vec<(String, String)> = redis::cmd("HGETALL")
                 .arg(&hash)
-                .query_async(&mut cluster.redis.one().client().await)
+                .query_async(&mut cluster.redis.client_for(&hash).await)
                 .await
                 .unwrap();
             (entries.len() == 2)
@@ -1364,13 +1362,7 @@ async fn a_failed_presence_read_after_the_link_returns_is_retried_not_taken_as_a
         .query_async::<()>(&mut redis)
         .await
         .unwrap();
-    redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async::<i64>(&mut redis)
-        .await
-        .unwrap();
+    cluster.redis.kill_subscribers().await;
     for node in [0, 1] {
         cluster
             .until(&format!("node {node} to fail a presence read"), || async {
@@ -1462,24 +1454,23 @@ async fn a_member_dropped_as_too_slow_leaves_every_nodes_presence_within_the_clo
     drop(stuck);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_sockets_or_rooms() {
+on_both!(what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_sockets_or_rooms);
+async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_sockets_or_rooms(
+    kind: Kind,
+) {
     const TTL_SECS: u64 = 3;
     const ROOMS: usize = 10;
     const USERS: usize = 30;
     let ttl = TTL_SECS.to_string();
-    let Some(cluster) = Cluster::start(Kind::One, &[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
+    let Some(cluster) = Cluster::start(kind, &[("HUB_PRESENCE_TTL_SECS", &ttl)]).await else {
         return;
     };
     cluster.until_subscribed("hub:users", NODES as i64).await;
     let users: Vec<i32> = (0..USERS)
         .map(|i| cluster.user(&format!("user{i}")))
         .collect();
-    let subscribes_before = cluster.redis.command_calls("subscribe").await;
+    let subscribe = cluster.redis.subscribe_command();
+    let subscribes_before = cluster.redis.command_calls(subscribe).await;
     let mut members = Vec::new();
     for (i, user) in users.iter().enumerate() {
         let room = format!("hall-{}", i % ROOMS);
@@ -1492,7 +1483,7 @@ async fn what_redis_does_for_joins_and_presence_grows_with_the_nodes_not_the_soc
     }
     // A user's first socket on a node subscribes nothing: users share one
     // channel. What was subscribed is the rooms, at most one command each.
-    let subscribes = cluster.redis.command_calls("subscribe").await - subscribes_before;
+    let subscribes = cluster.redis.command_calls(subscribe).await - subscribes_before;
     assert!(
         subscribes <= ROOMS as u64,
         "{subscribes} SUBSCRIBE for {USERS} users joining {ROOMS} rooms"

@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
+
 use crate::redis_server::RedisServer;
 
 const SERVERS: usize = 6;
@@ -308,11 +310,40 @@ impl Redis {
         either!(self, r => r.restart().await)
     }
 
-    /// The one server; a test that needs it runs on one Redis only.
-    pub fn one(&self) -> &RedisServer {
+    /// A connection to the server that holds `key`.
+    pub async fn client_for(&self, key: &str) -> MultiplexedConnection {
         match self {
-            Self::One(one) => one,
-            Self::Cluster(_) => panic!("this test runs on one Redis, not a cluster"),
+            Self::One(one) => one.client().await,
+            Self::Cluster(cluster) => {
+                let master = cluster.master_of(key).await;
+                cluster.servers[master].client().await
+            }
+        }
+    }
+
+    /// Drops every subscriber connection (`CLIENT KILL TYPE pubsub`), on
+    /// every server: each node's link breaks and is made again.
+    pub async fn kill_subscribers(&self) {
+        let servers: Vec<&RedisServer> = match self {
+            Self::One(one) => vec![one],
+            Self::Cluster(cluster) => cluster.servers.iter().filter(|s| s.is_running()).collect(),
+        };
+        for server in servers {
+            let _: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query_async(&mut server.client().await)
+                .await
+                .expect("CLIENT KILL TYPE pubsub");
+        }
+    }
+
+    /// The command that subscribes a node to a channel.
+    pub fn subscribe_command(&self) -> &'static str {
+        match self {
+            Self::One(_) => "subscribe",
+            Self::Cluster(_) => "ssubscribe",
         }
     }
 
