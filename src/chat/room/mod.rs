@@ -455,10 +455,7 @@ impl ChatServer {
         if let Some(reference) = &q.reference {
             self.own.insert(id, (q.session, reference.clone()));
         }
-        self.publish(&RoomEvent::Message {
-            id,
-            frame: frame.to_string(),
-        });
+        self.publish(&RoomEvent::Message { id, frame });
     }
 
     /// A stored message from the bus, from whichever node: delivered with
@@ -504,7 +501,7 @@ impl ChatServer {
     /// A message said, or someone who came, went or changed, on some node.
     fn event_arrived(&mut self, ctx: &mut Context<Self>, event: RoomEvent) {
         match event {
-            RoomEvent::Message { id, frame } => self.message_arrived(ctx, id, frame.into()),
+            RoomEvent::Message { id, frame } => self.message_arrived(ctx, id, frame),
             RoomEvent::Arrive { node, person, who } => self.arrived(ctx, &node, &person, who),
             RoomEvent::Depart { node, person } => self.departed(ctx, &node, &person),
             RoomEvent::Update { person, who } => self.updated(ctx, &person, who),
