@@ -67,7 +67,12 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
         readers.push(tokio::spawn(async move {
             let mut local = proc::histogram();
             let reading = async {
-                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                // A ping (the hub sends one each heartbeat) is answered by
+                // the client library; only a close or an error ends the read.
+                while let Some(Ok(message)) = ws.next().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
                     let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
                         continue;
                     };

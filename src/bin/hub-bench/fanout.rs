@@ -125,7 +125,12 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
             let mut local = proc::histogram();
             let own = format!(r#""message":"{i}-"#);
             let reading = async {
-                while let Some(Ok(Message::Text(text))) = stream.next().await {
+                // A ping (the hub sends one each heartbeat) is answered by
+                // the client library; only a close or an error ends the read.
+                while let Some(Ok(message)) = stream.next().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
                     if publisher && text.starts_with(r#"{"type":"error""#) {
                         shared_r.rejected.fetch_add(1, Relaxed);
                         echoed_r.fetch_add(1, Relaxed);
