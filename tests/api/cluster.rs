@@ -732,14 +732,10 @@ async fn ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_n
     assert!(resumes >= 20, "the reader resumed only {resumes} times");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    any(skip_cluster_tests, skip_postgres_tests),
-    ignore = "redis-server or HUB_TEST_POSTGRES_URL is missing (README, Test)"
-)]
-async fn on_two_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none() {
+on_both!(on_two_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none);
+async fn on_two_nodes_ids_rise_in_one_order_everywhere_and_a_resume_misses_none(kind: Kind) {
     ids_rise_in_one_order_everywhere_and_resuming_from_any_of_them_misses_none(
-        Kind::One,
+        kind,
         2,
         Trouble::Outage,
     )
