@@ -191,6 +191,12 @@ async fn within<T>(
 /// gone: the rooms' own event, which the bus does not know the shape of.
 pub type Departure = fn(node: &str, person: &str) -> Vec<u8>;
 
+/// The presence store a room talks to: `put`, `remove` and `load` (whose
+/// failure is an error, never an empty room), the same whether the node is
+/// alone or not. Two stores, so an enum rather than a trait object: a node
+/// alone shares nothing (its rooms know all their members), and the Redis
+/// store serves one Redis and a Redis Cluster alike, since every command it
+/// sends touches one key and the connection routes it to its shard.
 #[derive(Clone)]
 pub enum SharedPresence {
     Alone,
