@@ -123,6 +123,14 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_good_for_the_24_hours_the_protocol_promises() {
+        let c = codec("k");
+        let claims: Claims = c.signed_claims(&mint(&c, &guest())).unwrap();
+        assert_eq!(claims.exp - claims.iat, 24 * 60 * 60);
+        assert!((claims.iat - now_secs()).abs() <= 1);
+    }
+
+    #[test]
     fn a_key_is_never_an_access_or_refresh_token() {
         let c = codec("k");
         let key = mint(&c, &guest());

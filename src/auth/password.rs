@@ -181,6 +181,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_password_is_djangos_marker_and_never_the_same_twice() {
+        // Django's make_password(None): "!" and 40 random letters and digits,
+        // which Django's admin shows as "no password set".
+        let (a, b) = (unusable(), unusable());
+        for marker in [&a, &b] {
+            let tail = marker.strip_prefix('!').expect("starts with !");
+            assert_eq!(tail.len(), 40, "{marker}");
+            assert!(tail.bytes().all(|c| c.is_ascii_alphanumeric()), "{marker}");
+        }
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn every_path_spends_at_least_the_floor_and_no_less_than_its_stored_count() {
         let floor = 2000;
         let made = |n| make("pw", n);
