@@ -405,6 +405,21 @@ impl Echoes {
         *newest = (*newest).max(sent);
     }
 
+    /// Whether `channel` is a probe channel that has come back: one of
+    /// this node's, and not let go since.
+    fn knows(&self, channel: &[u8]) -> bool {
+        let all = self.sent_ms.lock().unwrap_or_else(|p| p.into_inner());
+        std::str::from_utf8(channel).is_ok_and(|c| all.contains_key(c))
+    }
+
+    /// Probe channels let go of: what Redis says of them is no more news.
+    fn forget(&self, channels: &[String]) {
+        let mut all = self.sent_ms.lock().unwrap_or_else(|p| p.into_inner());
+        for channel in channels {
+            all.remove(channel);
+        }
+    }
+
     /// When the oldest of the newest probes back on `channels` was sent;
     /// `None` while one of them has never come back.
     fn oldest(&self, channels: &[String]) -> Option<u64> {
@@ -455,7 +470,7 @@ async fn dispatch(
                 let Some(Value::BulkString(name)) = push.data.first() else {
                     continue;
                 };
-                let wanted = name.starts_with(probe_channel.as_bytes())
+                let wanted = echoes.knows(name)
                     || name == USERS.as_bytes()
                     || unwire(name, Vec::new()).is_some_and(|(topic, _)| events.wanted(&topic));
                 if wanted {
@@ -691,6 +706,7 @@ impl Controller {
             .into_iter()
             .filter(|c| !self.probes.contains(c))
             .collect();
+        self.echoes.forget(&gone);
         if let Some(subscriber) = self.subscriber.as_mut() {
             let new = self.probes.clone();
             // What fails here the next reconcile makes.
@@ -770,6 +786,22 @@ mod tests {
         // Only a user's topic is taken from the users' channel.
         assert!(unwire(b"hub:users", b"room:lobby\n{}".to_vec()).is_none());
         assert!(unwire(b"hub:users", b"no newline".to_vec()).is_none());
+    }
+
+    #[test]
+    fn only_a_probe_channel_still_in_use_counts_as_this_nodes() {
+        let echoes = Echoes::default();
+        let (a, b) = ("hub:probe:n1:0".to_owned(), "hub:probe:n1:1".to_owned());
+        assert!(!echoes.knows(a.as_bytes()));
+        echoes.heard(&a, 5);
+        echoes.heard(&b, 7);
+        echoes.heard(&a, 3);
+        assert!(echoes.knows(a.as_bytes()));
+        assert_eq!(echoes.oldest(&[a.clone(), b.clone()]), Some(5));
+        // Let go of (the shards changed): Redis unsubscribing it is no loss.
+        echoes.forget(std::slice::from_ref(&a));
+        assert!(!echoes.knows(a.as_bytes()));
+        assert_eq!(echoes.oldest(&[a, b]), None, "a channel never heard");
     }
 
     #[test]
