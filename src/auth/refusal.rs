@@ -114,4 +114,30 @@ mod tests {
             assert_eq!(r.index(), i, "{r:?}");
         }
     }
+
+    #[test]
+    fn every_refusal_gives_its_own_reason() {
+        let details: std::collections::HashSet<&str> =
+            Refusal::ALL.iter().map(|r| r.detail()).collect();
+        assert_eq!(details.len(), Refusal::ALL.len());
+        assert!(details.iter().all(|d| !d.is_empty()));
+    }
+
+    #[test]
+    fn only_a_bad_token_or_its_user_may_turn_a_joiner_into_a_guest() {
+        // An outage, an origin or a staff room is never answered by
+        // admitting a guest: the joiner must hear what went wrong.
+        let (token, other): (Vec<Refusal>, Vec<Refusal>) =
+            Refusal::ALL.into_iter().partition(|r| r.is_of_the_token());
+        assert_eq!(
+            other,
+            [
+                Refusal::TokenMissing,
+                Refusal::StaffOnly,
+                Refusal::OriginNotAllowed,
+                Refusal::Unavailable
+            ]
+        );
+        assert_eq!(token.len(), 5);
+    }
 }
