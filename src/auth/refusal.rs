@@ -116,6 +116,18 @@ mod tests {
     }
 
     #[test]
+    fn an_outage_is_503_a_staff_room_or_origin_403_and_the_rest_401() {
+        for refusal in Refusal::ALL {
+            let expected = match refusal {
+                Refusal::Unavailable => Status::Unavailable,
+                Refusal::StaffOnly | Refusal::OriginNotAllowed => Status::Forbidden,
+                _ => Status::Unauthorized,
+            };
+            assert_eq!(refusal.status(), expected, "{refusal:?}");
+        }
+    }
+
+    #[test]
     fn every_refusal_gives_its_own_reason() {
         let details: std::collections::HashSet<&str> =
             Refusal::ALL.iter().map(|r| r.detail()).collect();

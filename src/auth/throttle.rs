@@ -164,6 +164,26 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_standard_rules_are_five_per_username_and_thirty_per_address_in_fifteen_minutes() {
+        let standard = LoginThrottle::standard();
+        let fifteen_minutes = Duration::from_secs(900);
+        assert_eq!(
+            (
+                standard.per_username.max_failures,
+                standard.per_username.window
+            ),
+            (5, fifteen_minutes)
+        );
+        assert_eq!(
+            (
+                standard.per_address.max_failures,
+                standard.per_address.window
+            ),
+            (30, fifteen_minutes)
+        );
+    }
+
     fn throttle(capacity: usize) -> LoginThrottle {
         let rule = ThrottleRule {
             max_failures: 2,
