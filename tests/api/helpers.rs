@@ -468,7 +468,11 @@ impl Client {
     }
 
     /// Asserts that nothing arrives for a while (pings aside), and that
-    /// nothing read earlier is still waiting to be looked at.
+    /// nothing read earlier is still waiting to be looked at. Only time
+    /// spent listening counts: once the deadline has passed nothing more is
+    /// read (a timeout polls its future before it looks at the clock, so a
+    /// frame that came after the window, read by a test that was itself
+    /// late, would otherwise break the silence).
     pub async fn silent_for(&mut self, wait: Duration) {
         assert!(
             self.held.is_empty(),
@@ -477,6 +481,9 @@ impl Client {
         );
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
