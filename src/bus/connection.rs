@@ -19,7 +19,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, PushInfo, RedisFuture, RedisResult, Value};
+use redis::{Cmd, PushInfo, RedisFuture, RedisResult, ToRedisArgs, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::RedisUrl;
@@ -73,9 +73,7 @@ impl Connection {
     /// again by itself after it reconnects.
     pub fn open(url: &RedisUrl, pushes: Option<UnboundedSender<PushInfo>>) -> RedisResult<Self> {
         if url.is_cluster() {
-            let mut builder = ClusterClientBuilder::new(url.nodes().to_vec())
-                .connection_timeout(COMMAND_TIMEOUT)
-                .response_timeout(COMMAND_TIMEOUT);
+            let mut builder = cluster_client(url);
             if let Some(pushes) = pushes {
                 builder = builder
                     .use_protocol(redis::ProtocolVersion::RESP3)
@@ -106,13 +104,9 @@ impl Connection {
         matches!(self, Self::Cluster(_))
     }
 
-    /// `PUBLISH`, or on a cluster `SPUBLISH`.
-    pub fn publish_command(&self) -> &'static str {
-        if self.is_cluster() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        }
+    /// The command that publishes `payload` on `channel` here.
+    pub fn publish(&self, channel: &str, payload: impl ToRedisArgs) -> Cmd {
+        publish(self.is_cluster(), channel, payload)
     }
 
     /// Subscribes to `channels` (at most a few thousand: they go in one
@@ -145,6 +139,36 @@ impl Connection {
             }
         }
     }
+}
+
+/// `PUBLISH`, or on a cluster `SPUBLISH`: sharded, so the message goes to
+/// the shard that owns the channel's slot and no further.
+fn publish(cluster: bool, channel: &str, payload: impl ToRedisArgs) -> Cmd {
+    let mut cmd = redis::cmd(if cluster { "SPUBLISH" } else { "PUBLISH" });
+    cmd.arg(channel).arg(payload);
+    cmd
+}
+
+/// A cluster client's settings, as every connection to one takes them.
+fn cluster_client(url: &RedisUrl) -> ClusterClientBuilder {
+    ClusterClientBuilder::new(url.nodes().to_vec())
+        .connection_timeout(COMMAND_TIMEOUT)
+        .response_timeout(COMMAND_TIMEOUT)
+}
+
+/// Publishes one message from a process that is no node (the command
+/// line), over a connection of its own, waiting until Redis has taken it.
+pub fn publish_once(url: &RedisUrl, channel: &str, payload: &[u8]) -> RedisResult<()> {
+    let publish = publish(url.is_cluster(), channel, payload);
+    if url.is_cluster() {
+        let mut connection = cluster_client(url).build()?.get_connection()?;
+        publish.query::<i64>(&mut connection)?;
+    } else {
+        let client = redis::Client::open(url.first())?;
+        let mut connection = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+        publish.query::<i64>(&mut connection)?;
+    }
+    Ok(())
 }
 
 /// Runs `each` on the channels of each slot, all slots at once.
@@ -213,20 +237,30 @@ impl ConnectionLike for Connection {
 /// Commands sent together whose answers are not needed: to one Redis in
 /// one pipeline, in order; to a cluster in one pipeline per slot, all
 /// slots at once, phase after phase. Within a slot the order holds; across
-/// slots only the phases order them.
+/// slots only the phases order them. Each command's first argument is its
+/// key (or channel), which decides its slot on a cluster, as Redis Cluster
+/// itself routes them; on one Redis no slot is computed.
 #[derive(Default)]
 pub struct Batch {
-    phases: Vec<Vec<(u16, Cmd)>>,
+    phases: Vec<Vec<Cmd>>,
+}
+
+/// The slot of a command whose first argument is its key.
+fn slot_of(cmd: &Cmd) -> u16 {
+    match cmd.args_iter().nth(1) {
+        Some(redis::Arg::Simple(key)) => slot(key),
+        _ => 0,
+    }
 }
 
 impl Batch {
-    /// Adds `cmd`, whose key (or channel) is `key`, to the current phase.
-    pub fn add(&mut self, key: &str, cmd: Cmd) {
+    /// Adds `cmd` to the current phase.
+    pub fn add(&mut self, cmd: Cmd) {
         if self.phases.is_empty() {
             self.phases.push(Vec::new());
         }
         let phase = self.phases.last_mut().expect("a phase was just made");
-        phase.push((slot(key.as_bytes()), cmd));
+        phase.push(cmd);
     }
 
     /// What is added from now on is sent after what was added before.
@@ -239,23 +273,25 @@ impl Batch {
     /// The commands of each phase, in order.
     #[cfg(test)]
     pub fn phases(&self) -> impl Iterator<Item = impl Iterator<Item = &Cmd>> {
-        self.phases
-            .iter()
-            .map(|phase| phase.iter().map(|(_, cmd)| cmd))
+        self.phases.iter().map(|phase| phase.iter())
     }
 
     pub async fn send(self, connection: &mut Connection) -> RedisResult<()> {
         if !connection.is_cluster() {
             let mut pipe = redis::pipe();
-            for (_, cmd) in self.phases.into_iter().flatten() {
+            for cmd in self.phases.into_iter().flatten() {
                 pipe.add_command(cmd).ignore();
             }
             return pipe.query_async(connection).await;
         }
         for phase in self.phases {
             let mut pipes: HashMap<u16, redis::Pipeline> = HashMap::new();
-            for (slot, cmd) in phase {
-                pipes.entry(slot).or_default().add_command(cmd).ignore();
+            for cmd in phase {
+                pipes
+                    .entry(slot_of(&cmd))
+                    .or_default()
+                    .add_command(cmd)
+                    .ignore();
             }
             let sent = futures_util::future::join_all(pipes.into_values().map(|pipe| {
                 let mut connection = connection.clone();
@@ -293,13 +329,15 @@ mod tests {
         let mut batch = Batch::default();
         batch.then();
         assert_eq!(batch.phases().count(), 0);
-        batch.add("a", redis::cmd("SADD"));
+        batch.add(redis::cmd("SADD").arg("a").clone());
         batch.then();
         batch.then();
-        batch.add("b", redis::cmd("HSET"));
-        batch.add("c", redis::cmd("HSET"));
+        batch.add(redis::cmd("HSET").arg("b").clone());
+        batch.add(redis::cmd("HSET").arg("c").clone());
         let sizes: Vec<usize> = batch.phases.iter().map(Vec::len).collect();
         assert_eq!(sizes, [1, 2]);
-        assert_eq!(batch.phases[0][0].0, slot(b"a"));
+        // On a cluster each goes to the slot of its key.
+        assert_eq!(slot_of(&batch.phases[0][0]), slot(b"a"));
+        assert_eq!(slot_of(&batch.phases[1][1]), slot(b"c"));
     }
 }

@@ -271,11 +271,11 @@ impl SharedPresence {
                 let key = node_bucket_key(node, bucket);
                 let mut del = redis::cmd("DEL");
                 del.arg(&key);
-                batch.add(&key, del);
+                batch.add(del);
             }
             let mut zrem = redis::cmd("ZREM");
             zrem.arg(NODES).arg(node);
-            batch.add(NODES, zrem);
+            batch.add(zrem);
         }
         let mut connection = shared.connection.clone();
         within(batch.send(&mut connection)).await
@@ -428,12 +428,12 @@ fn batch(node: &str, writes: &[RoomWrite]) -> Batch {
         if !write.puts.is_empty() {
             let mut hset = redis::cmd("HSET");
             hset.arg(&key).arg(&write.puts);
-            batch.add(&key, hset);
+            batch.add(hset);
         }
         if !write.removes.is_empty() {
             let mut hdel = redis::cmd("HDEL");
             hdel.arg(&key).arg(&write.removes);
-            batch.add(&key, hdel);
+            batch.add(hdel);
         }
     }
     batch.then();
@@ -459,7 +459,7 @@ fn list(
     for (set, rooms) in sets {
         let mut cmd = redis::cmd(command);
         cmd.arg(&set).arg(&rooms);
-        batch.add(&set, cmd);
+        batch.add(cmd);
     }
 }
 

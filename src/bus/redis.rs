@@ -32,7 +32,7 @@ use bytes::Bytes;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
-use super::connection::{Batch, COMMAND_TIMEOUT, Connection, slot};
+use super::connection::{self, Batch, COMMAND_TIMEOUT, Connection, slot};
 use super::routes::{Broker, Events, Topic};
 use crate::config::RedisUrl;
 use crate::metrics::Metrics;
@@ -296,25 +296,7 @@ impl RedisBroker {
 /// line), waiting until Redis has taken it.
 pub fn publish_once(url: &RedisUrl, topic: &Topic, payload: &[u8]) -> anyhow::Result<()> {
     let (channel, payload) = wire(topic, payload);
-    if url.is_cluster() {
-        let client = redis::cluster::ClusterClientBuilder::new(url.nodes().to_vec())
-            .connection_timeout(COMMAND_TIMEOUT)
-            .response_timeout(COMMAND_TIMEOUT)
-            .build()?;
-        let mut connection = client.get_connection()?;
-        redis::cmd("SPUBLISH")
-            .arg(channel)
-            .arg(payload.as_ref())
-            .query::<i64>(&mut connection)?;
-    } else {
-        let client = redis::Client::open(url.first())?;
-        let mut connection = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(payload.as_ref())
-            .query::<i64>(&mut connection)?;
-    }
-    Ok(())
+    Ok(connection::publish_once(url, &channel, &payload)?)
 }
 
 impl Broker for RedisBroker {
@@ -370,9 +352,7 @@ async fn publish(
         let mut sending = Batch::default();
         for (topic, payload) in &batch {
             let (channel, payload) = wire(topic, payload);
-            let mut publish = redis::cmd(connection.publish_command());
-            publish.arg(&channel).arg(payload.as_ref());
-            sending.add(&channel, publish);
+            sending.add(connection.publish(&channel, payload.as_ref()));
         }
         let sent = tokio::time::timeout(COMMAND_TIMEOUT, sending.send(&mut connection));
         match sent.await {
@@ -670,9 +650,7 @@ impl Controller {
         let stamp = self.now_ms();
         let mut probes = Batch::default();
         for probe in &self.probes {
-            let mut publish = redis::cmd(self.publisher.publish_command());
-            publish.arg(probe).arg(stamp);
-            probes.add(probe, publish);
+            probes.add(self.publisher.publish(probe, stamp));
         }
         let sent = matches!(
             tokio::time::timeout(COMMAND_TIMEOUT, probes.send(&mut self.publisher)).await,
