@@ -226,6 +226,28 @@ pub struct Limits {
     pub presence_limit: usize,
 }
 
+/// Who may open a socket and how fast a person may write, whatever the
+/// socket; each bound has its own variable (`ws::admission`).
+#[derive(Debug, Clone)]
+pub struct Caps {
+    /// Sockets open on this node; `None`: as many as the open-file limit
+    /// allows, less a reserve, read at start.
+    pub max_sockets: Option<usize>,
+    /// Handshakes per second on this node (also the burst).
+    pub handshakes_per_sec: u32,
+    /// Sockets one user may hold on this node.
+    pub sockets_per_user: usize,
+    /// Guest sockets one client address may hold on this node.
+    pub guest_sockets_per_address: usize,
+    /// Chat messages one person may send per second over all their
+    /// sockets, and the burst.
+    pub person_rate_per_sec: f64,
+    pub person_rate_burst: u32,
+    /// DNS changes one user may request per second over all their sockets
+    /// (also the burst): `HUB_DNS_WRITES_PER_SEC`.
+    pub dns_writes_per_sec: u32,
+}
+
 /// The DNS panel's bounds, each with its own variable; every one is
 /// answered with an error frame that names it, and nothing is half-applied.
 #[derive(Debug, Clone, Copy)]
@@ -287,6 +309,7 @@ pub struct Settings {
     pub analytics_interval: Duration,
     pub limits: Limits,
     pub dns: DnsLimits,
+    pub caps: Caps,
     pub cluster: Cluster,
 }
 
@@ -428,6 +451,24 @@ impl Settings {
             )?,
         };
 
+        let caps = Caps {
+            max_sockets: match number(&var, "HUB_MAX_SOCKETS", 0, 0..=10_000_000)? {
+                0 => None,
+                n => Some(n),
+            },
+            handshakes_per_sec: number(&var, "HUB_MAX_HANDSHAKES_PER_SEC", 2000, 1..=1_000_000)?,
+            sockets_per_user: number(&var, "HUB_MAX_SOCKETS_PER_USER", 64, 1..=1_000_000)?,
+            guest_sockets_per_address: number(
+                &var,
+                "HUB_MAX_GUEST_SOCKETS_PER_ADDRESS",
+                64,
+                1..=1_000_000,
+            )?,
+            person_rate_per_sec: number(&var, "HUB_PERSON_RATE_PER_SEC", 10.0, 0.1..=1_000_000.0)?,
+            person_rate_burst: number(&var, "HUB_PERSON_RATE_BURST", 20, 1..=1_000_000)?,
+            dns_writes_per_sec: dns.writes_per_sec,
+        };
+
         Ok(Self {
             bind: var("HUB_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
             workers: var("HUB_WORKERS")
@@ -463,6 +504,7 @@ impl Settings {
             )?),
             limits,
             dns,
+            caps,
             cluster: Cluster {
                 redis_url: redis_url(&var)?,
                 presence_ttl: Duration::from_secs(number(

@@ -12,6 +12,8 @@ use crate::auth::refusal::Refusal;
 pub struct Metrics {
     connections: Mutex<BTreeMap<&'static str, i64>>,
     refused: [AtomicU64; Refusal::ALL.len()],
+    /// Handshakes refused at a cap: `overloaded`, `too_many_connections`.
+    capped: [AtomicU64; 2],
     frames_in: AtomicU64,
     frames_out: AtomicU64,
     dropped: AtomicU64,
@@ -61,6 +63,18 @@ impl Metrics {
 
     pub fn refused(&self, refusal: Refusal) {
         self.refused[refusal.index()].fetch_add(1, Relaxed);
+    }
+
+    /// A handshake refused because the node is at its socket or handshake
+    /// cap.
+    pub fn overloaded(&self) {
+        self.capped[0].fetch_add(1, Relaxed);
+    }
+
+    /// A handshake refused because its user, or its address's guests, hold
+    /// all the sockets they may.
+    pub fn too_many_connections(&self) {
+        self.capped[1].fetch_add(1, Relaxed);
     }
 
     pub fn frame_in(&self) {
@@ -148,11 +162,15 @@ impl Metrics {
             "# HELP hub_handshakes_refused_total Handshakes refused, by code."
         );
         let _ = writeln!(out, "# TYPE hub_handshakes_refused_total counter");
-        for (refusal, n) in Refusal::ALL.iter().zip(&self.refused) {
+        let codes = Refusal::ALL.iter().map(|r| r.code());
+        let counts = self.refused.iter().chain(&self.capped);
+        for (code, n) in codes
+            .chain(["overloaded", "too_many_connections"])
+            .zip(counts)
+        {
             let _ = writeln!(
                 out,
-                "hub_handshakes_refused_total{{code=\"{}\"}} {}",
-                refusal.code(),
+                "hub_handshakes_refused_total{{code=\"{code}\"}} {}",
                 n.load(Relaxed)
             );
         }

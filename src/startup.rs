@@ -15,7 +15,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Arbiter};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest};
@@ -35,6 +35,7 @@ use crate::db::{self, Db};
 use crate::dns::broadcaster::DnsBroadcaster;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::ws::admission::Admission;
 use crate::ws::connection::Connection;
 use crate::ws::outlet::Drain;
 
@@ -76,7 +77,10 @@ impl Application {
                  process; Django's tokens will not work. Set the key, or HUB_ENV=production to make this an error"
             );
         }
-        raise_file_limit();
+        let max_sockets = settings
+            .caps
+            .max_sockets
+            .unwrap_or_else(|| sockets_allowed(raise_file_limit(), settings.db_pool_size));
         let listener = listen(&settings.bind, settings.cluster.reuse_port)?;
         let port = listener.local_addr()?.port();
 
@@ -144,6 +148,11 @@ impl Application {
         let analytics_data = web::Data::new(analytics.clone());
         let dns_data = web::Data::new(dns.clone());
         let guests = web::Data::new(Guests::default());
+        let admission = web::Data::new(Admission::new(
+            state.settings.caps.clone(),
+            max_sockets,
+            Instant::now(),
+        ));
 
         let trusted = state.settings.trusted_proxies.clone();
         let server = HttpServer::new(move || {
@@ -153,6 +162,7 @@ impl Application {
                 .app_data(analytics_data.clone())
                 .app_data(dns_data.clone())
                 .app_data(guests.clone())
+                .app_data(admission.clone())
                 .wrap(
                     // The client as `HUB_TRUSTED_PROXIES` says (actix's own
                     // `%a` believes any `X-Forwarded-For`).
@@ -180,7 +190,13 @@ impl Application {
         .client_disconnect_timeout(Duration::ZERO)
         .workers(workers);
         let server = server.listen(listener)?.run();
-        tracing::info!(port, workers, room_threads = room_handles.len(), "serving");
+        tracing::info!(
+            port,
+            workers,
+            room_threads = room_handles.len(),
+            max_sockets,
+            "serving"
+        );
         Ok(Self {
             port,
             server,
@@ -326,17 +342,24 @@ fn reap_stuck_readers(stream: &actix_web::rt::net::TcpStream, timeout: Duration)
     }
 }
 
-/// One socket is one file: raise the soft limit to the hard one and say what
-/// that allows.
-fn raise_file_limit() {
+/// One socket is one file: raises the soft limit to the hard one, and
+/// gives the limit this process runs with.
+fn raise_file_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::info!(
-            open_files = limit,
-            sockets = limit.saturating_sub(100),
-            "file limit raised; this process can hold about this many sockets"
-        ),
-        Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
     }
+}
+
+/// The sockets a process with `open_files` may hold: every file but those
+/// the database pool, Redis, the listener, the log and plain HTTP requests
+/// need.
+fn sockets_allowed(open_files: u64, db_pool_size: u32) -> usize {
+    let reserve = 100 + u64::from(db_pool_size);
+    usize::try_from(open_files.saturating_sub(reserve).max(1)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

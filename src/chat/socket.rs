@@ -2,6 +2,7 @@
 //! its member says, tells the room when its user changes, leaves when closed.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use serde::Deserialize;
@@ -173,6 +174,15 @@ impl Endpoint for Chat {
         let Some(room) = &session.endpoint.addr else {
             return;
         };
+        // The person's own budget, whichever of their sockets says it.
+        if !session.slot.chat(Instant::now()) {
+            let caps = &session.state.settings.caps;
+            let detail = format!(
+                "at most {} messages per second, {} at once, per person over all their sockets (per address for guests); this one was not sent",
+                caps.person_rate_per_sec, caps.person_rate_burst
+            );
+            return session.send_error(ctx, reference, ErrorCode::RateLimited, &detail);
+        }
         let say = Say {
             session: session.id,
             reference: request.reference.clone(),

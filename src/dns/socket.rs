@@ -565,7 +565,15 @@ impl Endpoint for Dns {
         let reference = request.reference.clone();
         let r = reference.as_ref();
         if request.kind.is_some_and(|kind| WRITES.contains(&kind)) {
-            match session.endpoint.writes.take(Instant::now()) {
+            let now = Instant::now();
+            match session.endpoint.writes.take(now) {
+                Verdict::Pass if !session.slot.dns_write(now) => {
+                    let detail = format!(
+                        "at most {} changes per second per user over all their connections (HUB_DNS_WRITES_PER_SEC); nothing was applied",
+                        session.endpoint.limits.writes_per_sec
+                    );
+                    return session.send_error(ctx, r, ErrorCode::RateLimited, &detail);
+                }
                 Verdict::Pass => {}
                 Verdict::Refuse => {
                     let detail = format!(

@@ -96,13 +96,19 @@ impl ApiError {
     }
 
     pub fn throttled(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!("too many failed attempts; retry in {retry_after_secs} s"),
+        )
+        .with_retry_after(retry_after_secs)
+    }
+
+    /// Adds `Retry-After`, in whole seconds.
+    pub fn with_retry_after(self, secs: u64) -> Self {
         Self {
-            retry_after: Some(retry_after_secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                format!("too many failed attempts; retry in {retry_after_secs} s"),
-            )
+            retry_after: Some(secs),
+            ..self
         }
     }
 

@@ -2,6 +2,8 @@
 //! as `FromRequest` extractors before a socket's actor exists. A refusal is
 //! an HTTP response, never an upgraded socket that is closed at once.
 
+use std::time::Instant;
+
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
@@ -14,6 +16,7 @@ use crate::auth::users::{self, Authenticated};
 use crate::config::InvalidToken;
 use crate::names::RoomName;
 use crate::state::AppState;
+use crate::ws::admission::{Admission, Capped};
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
@@ -92,6 +95,44 @@ fn app_state(req: &HttpRequest) -> web::Data<AppState> {
         .expect("AppState is registered by startup")
 }
 
+/// Counts a handshake refused at a cap and turns it into the HTTP response.
+pub fn capped(state: &AppState, capped: Capped) -> ApiError {
+    let (error, wait) = match capped {
+        Capped::Overloaded { retry_after } => {
+            state.metrics.overloaded();
+            let detail = "this node holds all the sockets and handshakes it may; retry later";
+            let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail);
+            (error, retry_after)
+        }
+        Capped::TooManyConnections { retry_after, cap } => {
+            state.metrics.too_many_connections();
+            let detail = format!(
+                "at most {cap} open sockets per user (per client address for guests) on a node; close one first"
+            );
+            let error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                detail,
+            );
+            (error, retry_after)
+        }
+    };
+    // Whole seconds, rounded up: a client never comes back too early.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    error.with_retry_after(secs)
+}
+
+/// First of every socket handshake: a node at its caps refuses before it
+/// reads a token.
+fn check_node(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let admission = req
+        .app_data::<web::Data<Admission>>()
+        .expect("Admission is registered by startup");
+    admission
+        .handshake(Instant::now())
+        .map_err(|c| capped(state, c))
+}
+
 /// Counts a refusal and turns it into the HTTP response.
 fn refuse(state: &AppState, refusal: Refusal) -> ApiError {
     state.metrics.refused(refusal);
@@ -111,9 +152,11 @@ impl FromRequest for UserAccess {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
+        let node = check_node(req, &state);
         let token =
             check_origin(req, &state).and_then(|()| find_token(req).ok_or(Refusal::TokenMissing));
         Box::pin(async move {
+            node?;
             let result = match token {
                 Ok(token) => authenticate(&state, &token).await,
                 Err(refusal) => Err(refusal),
@@ -144,10 +187,12 @@ impl FromRequest for ChatAccess {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
+        let node = check_node(req, &state);
         let room = RoomName::parse(req.match_info().get("room").unwrap_or_default());
         let precheck = check_origin(req, &state).map(|()| find_token(req));
         let guest_key = offered_after(req, "guest");
         Box::pin(async move {
+            node?;
             let Ok(room) = room else {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,

@@ -2,13 +2,17 @@
 //! before any of these bodies, so a refused client never gets a socket.
 //! Each builds its endpoint and hands the upgrade to the session.
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
 use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws::HandshakeError;
 
+use super::client;
 use super::error::ApiError;
-use super::guard::{ChatAccess, UserAccess, query_param};
+use super::guard::{self, ChatAccess, UserAccess, query_param};
 use crate::analytics::broadcaster::AnalyticsBroadcaster;
 use crate::analytics::socket::Analytics;
 use crate::auth::guest_key;
@@ -19,12 +23,26 @@ use crate::chat::socket::{Asked, Chat};
 use crate::dns::broadcaster::DnsBroadcaster;
 use crate::dns::socket::Dns;
 use crate::state::AppState;
+use crate::ws::admission::{Admission, Person, Slot};
 use crate::ws::session::Session;
 
 /// A plain HTTP request, or a broken handshake: the same JSON shape as
 /// every other refusal, instead of an empty body.
 fn not_websocket(err: HandshakeError) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "not_websocket", err.to_string())
+}
+
+/// A place for the socket under the caps, or the refusal.
+fn admit(
+    admission: &web::Data<Admission>,
+    state: &AppState,
+    person: Person,
+) -> Result<Slot, ApiError> {
+    admission
+        .clone()
+        .into_inner()
+        .admit(person, Instant::now())
+        .map_err(|capped| guard::capped(state, capped))
 }
 
 /// `GET /ws/chat/{room}/`
@@ -35,6 +53,7 @@ pub async fn chat(
     state: web::Data<AppState>,
     rooms: web::Data<Rooms>,
     guests: web::Data<Guests>,
+    admission: web::Data<Admission>,
 ) -> Result<HttpResponse, ApiError> {
     let since = match query_param(&req, "since") {
         None => None,
@@ -53,6 +72,15 @@ pub async fn chat(
         Some("1") => true,
         Some(_) => return Err(ApiError::validation("identity is 1 or 0")),
     };
+    let person = match &access.user {
+        Some(auth) => Person::User(auth.user.id),
+        // A request with no peer comes only from a test that builds it.
+        None => Person::Guest(
+            client::address(&req, &state.settings.trusted_proxies)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        ),
+    };
+    let slot = admit(&admission, &state, person)?;
     let member = match &access.user {
         Some(auth) => Ok(&auth.user),
         None => {
@@ -73,7 +101,7 @@ pub async fn chat(
         member,
         access.downgraded,
     );
-    Session::new(state, access.user, chat)
+    Session::new(state, access.user, slot, chat)
         .start(&req, stream)
         .map_err(not_websocket)
 }
@@ -85,9 +113,11 @@ pub async fn analytics(
     stream: web::Payload,
     state: web::Data<AppState>,
     broadcaster: web::Data<Addr<AnalyticsBroadcaster>>,
+    admission: web::Data<Admission>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = admit(&admission, &state, Person::User(auth.user.id))?;
     let analytics = Analytics::new(broadcaster.get_ref().clone(), auth.user.id);
-    Session::new(state, Some(auth), analytics)
+    Session::new(state, Some(auth), slot, analytics)
         .start(&req, stream)
         .map_err(not_websocket)
 }
@@ -99,9 +129,11 @@ pub async fn dns(
     stream: web::Payload,
     state: web::Data<AppState>,
     broadcaster: web::Data<Addr<DnsBroadcaster>>,
+    admission: web::Data<Admission>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = admit(&admission, &state, Person::User(auth.user.id))?;
     let dns = Dns::new(broadcaster.get_ref().clone(), state.settings.dns);
-    Session::new(state, Some(auth), dns)
+    Session::new(state, Some(auth), slot, dns)
         .start(&req, stream)
         .map_err(not_websocket)
 }

@@ -1,9 +1,9 @@
-//! The per-socket rate limit: a token bucket over whole messages (a
-//! fragmented message counts once, when it is complete, so a limit never
-//! drops the middle of one and splices the rest). Pure, with the clock
-//! passed in, so it is tested without sleeping.
+//! Rate limits: a token bucket, and the per-socket limit built on it, over
+//! whole messages (a fragmented message counts once, when it is complete,
+//! so a limit never drops the middle of one and splices the rest). Pure,
+//! with the clock passed in, so they are tested without sleeping.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,11 +15,52 @@ pub enum Verdict {
     Close,
 }
 
-pub struct RateLimit {
+/// A token bucket: `burst` tokens at most, refilled at `per_sec`.
+#[derive(Debug, Clone)]
+pub struct Bucket {
     per_sec: f64,
-    burst: u32,
+    burst: f64,
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn new(per_sec: f64, burst: u32, now: Instant) -> Self {
+        Self {
+            per_sec,
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.per_sec;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.last = now;
+    }
+
+    /// Whether it holds all its tokens at `now`.
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
+    /// Takes one token, or says how long until there is one.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+    }
+}
+
+pub struct RateLimit {
+    bucket: Bucket,
+    burst: u32,
     /// Messages refused since the bucket was last full, so a client that
     /// keeps flooding can be told apart from one that had a burst.
     strikes: u32,
@@ -28,24 +69,17 @@ pub struct RateLimit {
 impl RateLimit {
     pub fn new(per_sec: f64, burst: u32, now: Instant) -> Self {
         Self {
-            per_sec,
+            bucket: Bucket::new(per_sec, burst, now),
             burst,
-            tokens: f64::from(burst),
-            last: now,
             strikes: 0,
         }
     }
 
     pub fn take(&mut self, now: Instant) -> Verdict {
-        let burst = f64::from(self.burst);
-        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.per_sec;
-        self.tokens = (self.tokens + earned).min(burst);
-        self.last = now;
-        if self.tokens >= burst {
+        if self.bucket.is_full(now) {
             self.strikes = 0;
         }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.bucket.take(now).is_ok() {
             return Verdict::Pass;
         }
         self.strikes += 1;
@@ -59,8 +93,6 @@ impl RateLimit {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -94,5 +126,20 @@ mod tests {
             assert_eq!(limit.take(later), Verdict::Refuse);
         }
         assert_eq!(limit.take(later), Verdict::Close);
+    }
+
+    #[test]
+    fn an_empty_bucket_says_how_long_until_its_next_token() {
+        let t0 = Instant::now();
+        let mut bucket = Bucket::new(4.0, 2, t0);
+        assert!(bucket.is_full(t0));
+        assert_eq!(bucket.take(t0), Ok(()));
+        assert!(!bucket.is_full(t0));
+        assert_eq!(bucket.take(t0), Ok(()));
+        assert_eq!(bucket.take(t0), Err(Duration::from_millis(250)));
+        let half = t0 + Duration::from_millis(125);
+        assert_eq!(bucket.take(half), Err(Duration::from_millis(125)));
+        assert_eq!(bucket.take(t0 + Duration::from_millis(250)), Ok(()));
+        assert!(bucket.is_full(t0 + Duration::from_millis(750)));
     }
 }

@@ -26,6 +26,7 @@ use crate::config::{Settings, TokenExpiry};
 use crate::db::users::User;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::ws::admission::Slot;
 use crate::ws::close::CloseCode;
 use crate::ws::connection::Connection;
 use crate::ws::fragments::{FragmentError, Message, Reassembly};
@@ -131,6 +132,9 @@ pub struct Session<E: Endpoint> {
     /// The TCP connection, for the close watchdog; only the session holds
     /// it, so the watchdog's `Weak` says whether the session still lives.
     connection: Option<Rc<Connection>>,
+    /// Its place under the caps, given back when the session ends, and its
+    /// person's write budgets.
+    pub slot: Slot,
     pub endpoint: E,
 }
 
@@ -166,7 +170,12 @@ fn expiry_time(exp: i64) -> SystemTime {
 }
 
 impl<E: Endpoint> Session<E> {
-    pub fn new(state: web::Data<AppState>, auth: Option<Authenticated>, endpoint: E) -> Self {
+    pub fn new(
+        state: web::Data<AppState>,
+        auth: Option<Authenticated>,
+        slot: Slot,
+        endpoint: E,
+    ) -> Self {
         let limits = &state.settings.limits;
         let now = Instant::now();
         let rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst, now);
@@ -194,6 +203,7 @@ impl<E: Endpoint> Session<E> {
             user_topic: None,
             closing: false,
             connection: None,
+            slot,
             endpoint,
         }
     }

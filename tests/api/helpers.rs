@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Request;
+pub use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -115,6 +115,17 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Every test client comes from 127.0.0.1, many as one user, and faster
+/// than people: the caps per person and per node are set out of the way,
+/// and tested with small settings of their own (`caps::`).
+pub const UNCAPPED: [(&str, &str); 5] = [
+    ("HUB_MAX_SOCKETS_PER_USER", "1000000"),
+    ("HUB_MAX_GUEST_SOCKETS_PER_ADDRESS", "1000000"),
+    ("HUB_MAX_HANDSHAKES_PER_SEC", "1000000"),
+    ("HUB_PERSON_RATE_PER_SEC", "1000000"),
+    ("HUB_PERSON_RATE_BURST", "1000000"),
+];
+
 pub struct TestApp {
     pub port: u16,
     pub database_url: String,
@@ -182,6 +193,7 @@ impl TestApp {
             ("HUB_DNS_WRITES_PER_SEC", "1000"),
         ]
         .iter()
+        .chain(&UNCAPPED)
         .chain(overrides)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -286,9 +298,18 @@ impl TestApp {
 
     /// Expects the handshake to be refused; returns what the refusal said.
     pub async fn refused(&self, request: Request) -> Refused {
-        match self.try_connect(request, None).await {
+        match self.open(request).await {
             Ok(_) => panic!("the handshake was accepted"),
-            Err(tungstenite::Error::Http(resp)) => Refused {
+            Err(refused) => refused,
+        }
+    }
+
+    /// Opens a socket, or gives what the refusal said; panics on any other
+    /// failure.
+    pub async fn open(&self, request: Request) -> Result<Client, Refused> {
+        match self.try_connect(request, None).await {
+            Ok(client) => Ok(client),
+            Err(tungstenite::Error::Http(resp)) => Err(Refused {
                 status: resp.status().as_u16(),
                 body: serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
                     .expect("JSON body"),
@@ -296,7 +317,11 @@ impl TestApp {
                     .headers()
                     .get("www-authenticate")
                     .map(|v| v.to_str().unwrap().to_owned()),
-            },
+                retry_after: resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds")),
+            }),
             Err(e) => panic!("unexpected handshake error: {e:?}"),
         }
     }
@@ -372,6 +397,7 @@ pub struct Refused {
     pub status: u16,
     pub body: Value,
     pub www_authenticate: Option<String>,
+    pub retry_after: Option<u64>,
 }
 
 impl Refused {
@@ -651,6 +677,7 @@ impl HubProcess {
             .env("HUB_BIND", "127.0.0.1:0")
             .env("HUB_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .envs(UNCAPPED)
             .envs(overrides.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()

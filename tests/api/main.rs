@@ -14,6 +14,7 @@ mod helpers;
 
 mod analytics;
 mod bench;
+mod caps;
 mod chat;
 mod chat_ids;
 mod chat_rules;
