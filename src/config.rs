@@ -311,6 +311,8 @@ pub struct Settings {
     pub dns: DnsLimits,
     pub caps: Caps,
     pub cluster: Cluster,
+    /// How long a stopping node spreads the closing of its sockets over.
+    pub drain_window: Duration,
 }
 
 /// PBKDF2 rounds for new passwords: Django 6.1's default work factor.
@@ -505,6 +507,7 @@ impl Settings {
             limits,
             dns,
             caps,
+            drain_window: Duration::from_secs(number(&var, "HUB_DRAIN_SECS", 10, 0..=600)?),
             cluster: Cluster {
                 redis_url: redis_url(&var)?,
                 presence_ttl: Duration::from_secs(number(

@@ -17,7 +17,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Arbiter};
+use actix::{Actor, Arbiter};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
@@ -37,14 +37,15 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::admission::Admission;
 use crate::ws::connection::Connection;
-use crate::ws::outlet::Drain;
+use crate::ws::session::CLOSE_TIMEOUT;
 
 pub struct Application {
     port: u16,
     server: Server,
-    rooms: Rooms,
-    analytics: Addr<AnalyticsBroadcaster>,
-    dns: Addr<DnsBroadcaster>,
+    /// What the sessions share; its `draining` starts the drain.
+    state: web::Data<AppState>,
+    /// Counts the sockets still open while draining.
+    admission: web::Data<Admission>,
     /// The threads rooms and the broadcaster run on, stopped with the server.
     arbiters: Vec<Arbiter>,
     /// For the goodbye a stopping node says to the others.
@@ -143,7 +144,12 @@ impl Application {
             throttle: LoginThrottle::standard(),
             users: UserCache::new(user_recheck, 200_000),
             bus,
+            draining: tokio::sync::watch::Sender::new(false),
         });
+        let state_for_drain = state.clone();
+        // Past the window, a socket still open is one whose close is not
+        // answered: the close timeout bounds it.
+        let shutdown_secs = CLOSE_TIMEOUT.as_secs() + 2;
         let rooms_data = web::Data::new(rooms.clone());
         let analytics_data = web::Data::new(analytics.clone());
         let dns_data = web::Data::new(dns.clone());
@@ -154,6 +160,7 @@ impl Application {
             Instant::now(),
         ));
 
+        let admission_for_drain = admission.clone();
         let trusted = state.settings.trusted_proxies.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -182,7 +189,7 @@ impl Application {
         // The hub handles SIGTERM and SIGINT itself, to close every socket
         // properly first (run_until_signalled).
         .disable_signals()
-        .shutdown_timeout(10)
+        .shutdown_timeout(shutdown_secs)
         // A session ends once the close handshake is done (RFC 6455 §7.1.1:
         // the server then closes the TCP connection first), having read what
         // the client sent until then; so the connection is closed at once,
@@ -200,9 +207,8 @@ impl Application {
         Ok(Self {
             port,
             server,
-            rooms,
-            analytics,
-            dns,
+            state: state_for_drain,
+            admission: admission_for_drain,
             arbiters,
             bus: bus_for_goodbye,
             metrics: metrics_for_goodbye,
@@ -223,11 +229,14 @@ impl Application {
         served
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains: every socket is closed
-    /// with 1012 (service restart) so its client reconnects with backoff,
-    /// the server stops once they are gone (or after its shutdown timeout,
-    /// 10 s), and in a cluster the node leaves Redis's presence itself
-    /// (within [`GOODBYE`]) instead of waiting to be reaped.
+    /// Serves until SIGTERM or SIGINT, then drains: `/readyz` turns 503 and
+    /// new sockets are refused (503 `draining`); every socket is closed with
+    /// 1012 (service restart), each at its own moment within
+    /// `HUB_DRAIN_SECS`, so that its client reconnects (with backoff)
+    /// without the whole crowd at once; once they are gone, or the window
+    /// has passed, the node stops accepting and the server stops (within
+    /// its shutdown timeout); in a cluster the node then leaves Redis's
+    /// presence itself (within [`GOODBYE`]) instead of waiting to be reaped.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut terminate = signal(SignalKind::terminate())?;
@@ -239,11 +248,21 @@ impl Application {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
         }
-        tracing::info!("draining: closing every socket with 1012, then stopping");
-        self.rooms.drain();
-        self.analytics.do_send(Drain);
-        self.dns.do_send(Drain);
-        // The server future carries out the stop, so both are awaited together.
+        let window = self.state.settings.drain_window;
+        tracing::info!(
+            window_secs = window.as_secs(),
+            "draining: new sockets refused; every socket closes with 1012 at a moment of its own within the window"
+        );
+        self.state.draining.send_replace(true);
+        // The sockets close themselves over the window; meanwhile the node
+        // still answers plain requests (`/readyz`: 503) and refuses new
+        // sockets. Then it stops accepting, and the server future waits
+        // for the last connections and carries out the stop, so both are
+        // awaited together.
+        let window_ends = tokio::time::Instant::now() + window;
+        while self.admission.open() > 0 && tokio::time::Instant::now() < window_ends {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let ((), served) = tokio::join!(handle.stop(true), server);
         // Every session has left its room; once the rooms have announced
         // it and closed, the node says goodbye to the others.

@@ -21,4 +21,7 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub users: UserCache,
     pub bus: Bus,
+    /// Turned on once, at SIGTERM or SIGINT: every session then closes
+    /// itself within the drain window, and `/readyz` answers 503.
+    pub draining: tokio::sync::watch::Sender<bool>,
 }

@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::ws::close::CloseCode;
 use crate::ws::fanout::Fanout;
 use crate::ws::frames::wire_time;
-use crate::ws::outlet::{Drain, Outlet};
+use crate::ws::outlet::Outlet;
 use crate::ws::session::SessionId;
 
 /// Which metrics a frame is about.
@@ -528,15 +528,5 @@ impl Handler<Link> for AnalyticsBroadcaster {
             self.send_snapshot(scope, user_id, session, ctx);
         }
         self.metrics.bus_gap_filled();
-    }
-}
-
-impl Handler<Drain> for AnalyticsBroadcaster {
-    type Result = ();
-
-    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
-        for audience in self.own.values().chain([&self.global]) {
-            audience.close_all(CloseCode::Restart, "the hub is restarting");
-        }
     }
 }

@@ -18,7 +18,6 @@ use actix::prelude::*;
 
 use super::room::{ChatServer, Idle, Join, Leave, RoomConfig};
 use crate::names::RoomName;
-use crate::ws::outlet::Drain;
 use crate::ws::session::SessionId;
 
 /// A session that stopped before its join was answered leaves through the
@@ -97,16 +96,6 @@ impl Handler<Idle> for RoomRegistry {
     }
 }
 
-impl Handler<Drain> for RoomRegistry {
-    type Result = ();
-
-    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
-        for entry in self.rooms.values() {
-            entry.addr.do_send(Drain);
-        }
-    }
-}
-
 /// The sessions' handle on every shard: cheap to clone.
 #[derive(Clone)]
 pub struct Rooms {
@@ -151,13 +140,6 @@ impl Rooms {
 
     pub fn leave_unjoined(&self, room: RoomName, session: SessionId) {
         self.shard(&room).do_send(LeaveUnjoined { room, session });
-    }
-
-    /// Asks every room to close its members with 1012.
-    pub fn drain(&self) {
-        for shard in self.shards.iter() {
-            shard.do_send(Drain);
-        }
     }
 }
 

@@ -29,9 +29,8 @@ use super::zone::{self, ZoneView};
 use crate::bus::{Arrived, Bus, Link, Subscription, Topic, Watch};
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::ws::close::CloseCode;
 use crate::ws::fanout::Fanout;
-use crate::ws::outlet::{Drain, Outlet};
+use crate::ws::outlet::Outlet;
 use crate::ws::session::SessionId;
 
 /// Whose a panel is, as far as seeing zones goes.
@@ -363,15 +362,6 @@ impl Handler<Link> for DnsBroadcaster {
             return;
         }
         self.read_serials(true, ctx);
-    }
-}
-
-impl Handler<Drain> for DnsBroadcaster {
-    type Result = ();
-
-    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
-        self.panels
-            .close_all(CloseCode::Restart, "the hub is restarting");
     }
 }
 

@@ -125,6 +125,12 @@ pub fn capped(state: &AppState, capped: Capped) -> ApiError {
 /// First of every socket handshake: a node at its caps refuses before it
 /// reads a token.
 fn check_node(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if *state.draining.borrow() {
+        let detail = "this node is stopping; connect again, to another node";
+        return Err(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", detail).with_retry_after(1),
+        );
+    }
     let admission = req
         .app_data::<web::Data<Admission>>()
         .expect("Admission is registered by startup");

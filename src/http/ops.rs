@@ -20,6 +20,12 @@ pub async fn healthz() -> HttpResponse {
 /// reaches the other nodes: a node that cannot would serve its sockets
 /// alone, so a load balancer should send new ones elsewhere.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if *state.draining.borrow() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "error": "not_ready",
+            "detail": "the node is draining: it is stopping",
+        }));
+    }
     let database = match state.db.run(|conn| conn.batch_execute("SELECT 1")).await {
         Ok(()) => "ok",
         Err(err) => {

@@ -125,14 +125,6 @@ impl<M> Fanout<M> {
         Some(member.data)
     }
 
-    /// Asks every member to close (the hub is draining); each session then
-    /// leaves as it always does.
-    pub fn close_all(&self, code: CloseCode, reason: &'static str) {
-        for member in self.members.values() {
-            member.outlet.close(code, reason);
-        }
-    }
-
     /// The slow-member policy, in one place.
     fn drop_member(&mut self, session: SessionId, why: Refused) -> Option<Gone<M>> {
         let member = self.members.remove(&session)?;

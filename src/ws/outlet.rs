@@ -20,12 +20,6 @@ use tokio::sync::Notify;
 
 use crate::ws::close::CloseCode;
 
-/// Tells a broadcaster to close every session it reaches: the hub is
-/// shutting down.
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-pub struct Drain;
-
 /// What a session takes out of its outbox.
 pub enum Delivery {
     /// A text frame, serialised once and shared by every recipient.

@@ -441,6 +441,22 @@ impl<E: Endpoint> Session<E> {
         }
     }
 
+    /// When the node starts draining, closes with 1012 at a moment of its
+    /// own within `HUB_DRAIN_SECS`, so that the node's clients do not all
+    /// reconnect (to the other nodes) in the same instant.
+    fn schedule_drain(&self, ctx: &mut Ctx<E>) {
+        let mut draining = self.state.draining.subscribe();
+        let window = self.state.settings.drain_window;
+        let started = async move { draining.wait_for(|on| *on).await.is_ok() };
+        ctx.spawn(started.into_actor(self).map(move |started, _, ctx| {
+            if started {
+                ctx.run_later(window.mul_f64(rand::random()), |_, ctx| {
+                    Self::close(ctx, CloseCode::Restart, "the hub is restarting");
+                });
+            }
+        }));
+    }
+
     /// Loads the user again one re-check interval after it was last read
     /// from the database (at the handshake that may be a cached read), so
     /// a change to a user reaches every open socket within that interval.
@@ -548,6 +564,7 @@ impl<E: Endpoint> Actor for Session<E> {
         self.schedule_expiry(ctx);
         self.schedule_recheck(ctx);
         self.schedule_max_age(ctx);
+        self.schedule_drain(ctx);
         if let Some(id) = self.user.as_ref().map(|u| u.id) {
             let topic = Topic::user(id);
             self.user_topic = Some(self.state.bus.subscribe(&topic, ctx.address().recipient()));

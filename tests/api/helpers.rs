@@ -678,6 +678,9 @@ impl HubProcess {
             .env("HUB_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .envs(UNCAPPED)
+            // A stopped node closes its sockets within a second, not the
+            // 10 s spread of production; the drain test sets its own.
+            .env("HUB_DRAIN_SECS", "1")
             .envs(overrides.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()

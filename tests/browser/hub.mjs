@@ -47,6 +47,9 @@ export class Hub {
       HUB_INGEST_KEY: INGEST_KEY,
       HUB_PASSWORD_ITERATIONS: "1000",
       HUB_DNS_WRITES_PER_SEC: "1000",
+      // A restart closes the pages' sockets within a second, not over the
+      // 10 s of production.
+      HUB_DRAIN_SECS: "1",
       HUB_LOG_FORMAT: "json",
       RUST_LOG: "info",
       ...env,

@@ -42,7 +42,7 @@ use crate::names::RoomName;
 use crate::ws::close::CloseCode;
 use crate::ws::fanout::{Fanout, Gone};
 use crate::ws::frames::{self, ErrorCode, Ref};
-use crate::ws::outlet::{Drain, Outlet};
+use crate::ws::outlet::Outlet;
 use crate::ws::session::SessionId;
 use writes::{Queued, Writes};
 
@@ -998,15 +998,5 @@ impl Handler<Reshow> for ChatServer {
                 who: reshow.who,
             });
         }
-    }
-}
-
-impl Handler<Drain> for ChatServer {
-    type Result = ();
-
-    /// Closes every member; each session then leaves as it always does.
-    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
-        self.members
-            .close_all(CloseCode::Restart, "the hub is restarting");
     }
 }
