@@ -534,6 +534,8 @@ fn content(
                     ),
                 ));
             }
+            // The bidirectional overrides the panel would show reordered.
+            text::check(raw).map_err(|e| Invalid::new(FIELD, format!("TXT content: {e}")))?;
             (raw.to_owned(), quoted_txt(raw))
         }
         "CAA" => {

@@ -640,6 +640,12 @@ impl<E: Endpoint> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Sess
             Err(ws::ProtocolError::Overflow) => {
                 return Self::close(ctx, CloseCode::TooLarge, "frame too large");
             }
+            // actix-web-actors reports a text frame that is not UTF-8 only
+            // as an I/O error carrying the UTF-8 error's text (as it does a
+            // broken connection, where no close frame arrives anyway).
+            Err(ws::ProtocolError::Io(e)) if e.to_string().contains("utf-8") => {
+                return Self::close(ctx, CloseCode::InvalidData, "text message is not UTF-8");
+            }
             Err(e) => {
                 tracing::debug!(session = self.id.get(), error = %e, "websocket protocol error");
                 return Self::close(ctx, CloseCode::ProtocolError, "protocol error");

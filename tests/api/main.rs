@@ -30,6 +30,7 @@ mod enforcement;
 mod first_run;
 mod guard;
 mod guests;
+mod hostile;
 mod http_edge;
 mod ingest;
 mod lifetime;
