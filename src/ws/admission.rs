@@ -96,10 +96,6 @@ impl Admission {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn max_sockets(&self) -> usize {
-        self.max_sockets
-    }
-
     /// First of every handshake, before its token is read: a node at its
     /// caps refuses at the least cost it can.
     pub fn handshake(&self, now: Instant) -> Result<(), Capped> {

@@ -498,11 +498,14 @@ async fn strings_built_to_break_a_parser_a_path_or_a_query_are_refused_where_the
             .client()
             .post(app.http("/api/analytics/events"))
             .header("x-hub-ingest-key", "ingest-key")
-            .json(&json!({"events": [{"user_id": alice, "metric": text, "value": 1}]}))
+            .json(&json!([{"user_id": alice, "metric": text, "value": 1, "op": "add"}]))
             .send()
             .await
             .unwrap();
         assert_eq!(ingest.status(), 400, "{what}");
+        let body: Value = ingest.json().await.unwrap();
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("metric"), "{what}: {detail}");
 
         // Every DNS field. Text that is only odd (SQL, a path) is data
         // where a field takes free text (TXT content, a comment), stored

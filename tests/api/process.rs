@@ -6,6 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::helpers::{Backend, HubProcess, KEY, TestApp};
@@ -14,6 +15,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_token_in_the_query_never_reaches_the_log,
     sigterm_closes_every_socket_with_1012_spread_over_the_drain_window_then_exits_0,
+    no_secret_reaches_the_log_even_at_trace,
 );
 
 async fn a_token_in_the_query_never_reaches_the_log(backend: Backend) {
@@ -312,4 +314,138 @@ fn sockets_of(pid: u32) -> usize {
                 .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
         })
         .count()
+}
+
+/// Every secret the hub handles, used everywhere it takes one, with the
+/// most verbose log there is: none of them is in the log.
+async fn no_secret_reaches_the_log_even_at_trace(backend: Backend) {
+    const PASSWORD: &str = "tr0ub4dor & 3 horses";
+    const INGEST_KEY: &str = "ingest-key-7f3a9c1e";
+    const METRICS_TOKEN: &str = "metrics-token-5d2b8e4f";
+    let app = TestApp::spawn(backend).await;
+    app.cli_with_input(
+        &["user", "create", "--username", "ops", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let (user, hash) = app
+        .db
+        .run_here(|conn| hub::db::users::find_with_password(conn, "ops"))
+        .unwrap()
+        .expect("the user was made");
+    let mut hub = HubProcess::serve(
+        &app.database_url,
+        &[
+            ("RUST_LOG", "trace"),
+            ("HUB_INGEST_KEY", INGEST_KEY),
+            ("HUB_METRICS_TOKEN", METRICS_TOKEN),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", hub.port);
+    let ws = |path: &str| format!("ws://127.0.0.1:{}{path}", hub.port);
+
+    // A login and a refresh.
+    let login: serde_json::Value = http
+        .post(url("/api/token/"))
+        .json(&serde_json::json!({"username": "ops", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (access, refresh) = (
+        login["access"].as_str().unwrap().to_owned(),
+        login["refresh"].as_str().unwrap().to_owned(),
+    );
+    let refreshed: serde_json::Value = http
+        .post(url("/api/token/refresh/"))
+        .json(&serde_json::json!({"refresh": refresh}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let renewed = refreshed["access"].as_str().unwrap().to_owned();
+
+    // The token in all three places a socket takes it, and refreshed on
+    // an open socket.
+    let (mut by_query, _) =
+        tokio_tungstenite::connect_async(ws(&format!("/ws/analytics/?token={access}")))
+            .await
+            .unwrap();
+    let mut by_header = ws("/ws/dns/").into_client_request().unwrap();
+    by_header.headers_mut().insert(
+        "authorization",
+        format!("Bearer {renewed}").parse().unwrap(),
+    );
+    let (_dns, _) = tokio_tungstenite::connect_async(by_header).await.unwrap();
+    let mut by_protocol = ws("/ws/chat/lobby/").into_client_request().unwrap();
+    by_protocol.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("bearer, {access}").parse().unwrap(),
+    );
+    let (_chat, _) = tokio_tungstenite::connect_async(by_protocol).await.unwrap();
+    let refresh_frame = serde_json::json!({"type": "auth.refresh", "ref": "r", "token": renewed});
+    by_query
+        .send(Message::text(refresh_frame.to_string()))
+        .await
+        .unwrap();
+    loop {
+        let Some(Ok(Message::Text(text))) = by_query.next().await else {
+            panic!("no answer to the refresh")
+        };
+        if text.contains("auth.refreshed") {
+            break;
+        }
+    }
+    // A bad login, the ingest key and the metrics token.
+    http.post(url("/api/token/"))
+        .json(&serde_json::json!({"username": "ops", "password": format!("{PASSWORD}!")}))
+        .send()
+        .await
+        .unwrap();
+    let ingest = http
+        .post(url("/api/analytics/events"))
+        .header("x-hub-ingest-key", INGEST_KEY)
+        .json(&serde_json::json!([{"user_id": user.id, "metric": "visits", "value": 1, "op": "add"}]))
+        .send()
+        .await
+        .unwrap();
+    assert!(ingest.status().is_success(), "{}", ingest.status());
+    let metrics = http
+        .get(url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+
+    // SAFETY: kill only sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(hub.pid() as i32, libc::SIGTERM) }, 0);
+    let mut stderr = hub.take_stderr();
+    let log = tokio::task::spawn_blocking(move || {
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        log
+    })
+    .await
+    .unwrap();
+    assert!(log.len() > 10_000, "trace logged little: {log}");
+    let secrets = [
+        ("the password", PASSWORD),
+        ("the password hash", hash.as_str()),
+        ("the hash's digest", hash.rsplit('$').next().unwrap()),
+        ("the signing key", KEY),
+        ("the ingest key", INGEST_KEY),
+        ("the metrics token", METRICS_TOKEN),
+        ("an access token", access.as_str()),
+        ("a refresh token", refresh.as_str()),
+        ("a refreshed token", renewed.as_str()),
+        ("a token's signature", access.rsplit('.').next().unwrap()),
+    ];
+    for (what, secret) in secrets {
+        assert!(!log.contains(secret), "{what} reached the log");
+    }
 }
