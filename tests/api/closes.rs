@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use hub::auth::jwt::TokenKind;
 use hub::ws::session::CLOSE_TIMEOUT;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -28,8 +29,8 @@ on_both_backends!(
 /// three, so fifty in a row do not pass by luck.
 const TRIALS: usize = 50;
 
-/// What a client that sent all of `flood` without reading (one message
-/// every `pace`) then saw.
+/// What a client that sent `flood` without reading (one message every
+/// `pace`, until `stop` if given) then saw.
 #[derive(Debug)]
 struct Outcome {
     /// The text frames before the end.
@@ -41,9 +42,17 @@ struct Outcome {
     error: Option<String>,
 }
 
-async fn flood_then_read(c: &mut Client, flood: Vec<Message>, pace: Duration) -> Outcome {
+async fn flood_then_read(
+    c: &mut Client,
+    flood: Vec<Message>,
+    pace: Duration,
+    stop: Option<tokio::time::Instant>,
+) -> Outcome {
     let mut error = None;
     for (i, message) in flood.into_iter().enumerate() {
+        if stop.is_some_and(|stop| tokio::time::Instant::now() >= stop) {
+            break;
+        }
         if let Err(e) = c.ws.send(message).await {
             error = Some(format!("sending message {i}: {e}"));
             break;
@@ -100,7 +109,7 @@ async fn a_client_still_flooding_gets_its_rate_limited_frames_and_the_1008_every
     for trial in 0..TRIALS {
         let (mut c, _, _) = join(&app, "/ws/chat/lobby/").await;
         let flood = (0..200).map(|_| Message::text(said.clone())).collect();
-        let seen = flood_then_read(&mut c, flood, Duration::ZERO).await;
+        let seen = flood_then_read(&mut c, flood, Duration::ZERO, None).await;
         let limited = seen
             .frames
             .iter()
@@ -126,7 +135,7 @@ async fn a_client_still_sending_after_an_oversized_frame_gets_the_1009_every_tim
         let flood = std::iter::once(Message::text(oversized.clone()))
             .chain((0..200).map(|_| Message::text(said.clone())))
             .collect();
-        let seen = flood_then_read(&mut c, flood, Duration::ZERO).await;
+        let seen = flood_then_read(&mut c, flood, Duration::ZERO, None).await;
         assert!(
             seen.ending == Ending::Closed(1009) && seen.error.is_none(),
             "trial {trial}: {:?}, error {:?}",
@@ -162,9 +171,17 @@ async fn a_client_still_sending_when_its_token_expires_gets_the_4001_every_time(
         }
         let token = app.token_expiring_in(alice, 1);
         let (mut c, _, _) = join(&app, &format!("/ws/chat/lobby/?token={token}")).await;
-        // 150 messages 10 ms apart: at least 1.5 s of sending.
+        // 150 messages 10 ms apart: at least 1.5 s of sending, past the
+        // expiry. But never longer than half the close timeout past it:
+        // the hub waits that long for the client's close, and a client
+        // still sending without reading then (on a machine slow enough to
+        // stretch the flood) is reset, as it should be.
+        let exp = app.codec.verify(&token, TokenKind::Access).unwrap().exp;
+        let exp = UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap());
+        let left = exp.duration_since(SystemTime::now()).unwrap_or_default();
+        let stop = tokio::time::Instant::now() + left + CLOSE_TIMEOUT / 2;
         let flood = (0..150).map(|_| Message::text(said.clone())).collect();
-        let seen = flood_then_read(&mut c, flood, Duration::from_millis(10)).await;
+        let seen = flood_then_read(&mut c, flood, Duration::from_millis(10), Some(stop)).await;
         assert!(
             seen.ending == Ending::Closed(4001) && seen.error.is_none(),
             "trial {trial}: {:?}, error {:?}",
