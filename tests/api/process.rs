@@ -409,7 +409,9 @@ async fn no_secret_reaches_the_log_even_at_trace(backend: Backend) {
     let ingest = http
         .post(url("/api/analytics/events"))
         .header("x-hub-ingest-key", INGEST_KEY)
-        .json(&serde_json::json!([{"user_id": user.id, "metric": "visits", "value": 1, "op": "add"}]))
+        .json(
+            &serde_json::json!([{"user_id": user.id, "metric": "visits", "value": 1, "op": "add"}]),
+        )
         .send()
         .await
         .unwrap();
