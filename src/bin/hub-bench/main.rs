@@ -14,6 +14,8 @@
 //! - `deploy`: sockets over the nodes of a cluster under chat traffic, one
 //!   node stopped with SIGTERM; report how long until every socket is back
 //!   on the others, messages lost and duplicated, and the delivery delay.
+//! - `soak`: every kind of load at once for a while, then none; check that
+//!   sockets, rooms, topics, descriptors, Redis keys and memory come back.
 
 // Rates and ratios of counts far below 2^52: an f64 holds them exactly
 // enough for a report.
@@ -25,6 +27,7 @@ mod deploy;
 mod dns;
 mod fanout;
 mod proc;
+mod soak;
 mod users;
 
 use std::net::SocketAddr;
@@ -68,6 +71,7 @@ enum Scenario {
     Analytics(analytics::Args),
     Dns(dns::Args),
     Deploy(deploy::Args),
+    Soak(soak::Args),
     /// One process's share of `deploy` (spawned by it).
     #[command(hide = true)]
     DeployWorker(deploy::WorkerArgs),
@@ -124,6 +128,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Dns(args) => dns::run(target, args).await,
             Scenario::Deploy(args) => deploy::run(target, args).await,
             Scenario::DeployWorker(args) => deploy::worker(target, args).await,
+            Scenario::Soak(args) => soak::run(target, args).await,
         }
     })
 }
