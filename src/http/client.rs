@@ -1,6 +1,7 @@
 //! Who a request comes from. Behind a reverse proxy the peer is the proxy;
 //! the client's address is then the one the trusted proxies added to
-//! `X-Forwarded-For`. Only proxies named in `HUB_TRUSTED_PROXIES` are
+//! `X-Forwarded-For` (or, when a request has none, to the standard
+//! `Forwarded`). Only proxies named in `HUB_TRUSTED_PROXIES` are
 //! believed: a client can write any `X-Forwarded-For` it likes, so the
 //! header is read from its right end (what the proxies nearest the hub
 //! added) and the first address that is not a trusted proxy is the client.
@@ -18,12 +19,21 @@ pub fn address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
     if !trusted.contains(peer) {
         return Some(peer);
     }
-    let entries: Vec<&str> = req
+    let mut entries: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .collect();
+    if entries.is_empty() {
+        entries = req
+            .headers()
+            .get_all("forwarded")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(forwarded_for)
+            .collect();
+    }
     // Right to left, as far as the entries are addresses: past the
     // proxies, the first one that is not a proxy is who connected to them.
     // All proxies (or no header): the last one believed.
@@ -38,6 +48,25 @@ pub fn address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
         .or_else(|| believed.last())
         .copied();
     Some(client.unwrap_or(peer))
+}
+
+/// The address in one element of a `Forwarded` header (RFC 7239):
+/// `for=192.0.2.1`, `for="[2001:db8::1]:4711"`; an element without one, or
+/// with a name (`for=_hidden`, `for=unknown`), gives text that is no address.
+fn forwarded_for(element: &str) -> &str {
+    let Some(value) = element.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        key.eq_ignore_ascii_case("for").then_some(value)
+    }) else {
+        return "";
+    };
+    let value = value.trim_matches('"');
+    match value.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`.
+        Some(rest) => rest.split_once(']').map_or("", |(ip, _)| ip),
+        // `v4` or `v4:port`.
+        None => value.split_once(':').map_or(value, |(ip, _)| ip),
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +123,49 @@ mod tests {
         assert_eq!(
             from("127.0.0.1", Some("nonsense, 10.0.0.9"), &nginx),
             "10.0.0.9"
+        );
+    }
+
+    fn forwarded(peer: &str, header: &str, trusted: &TrustedProxies) -> String {
+        let req = TestRequest::default()
+            .peer_addr(format!("{peer}:4000").parse().unwrap())
+            .insert_header(("forwarded", header));
+        address(&req.to_http_request(), trusted)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_standard_forwarded_header_is_read_by_the_same_rule() {
+        let nginx = trusting("127.0.0.1, 10.0.0.0/8");
+        assert_eq!(
+            forwarded(
+                "127.0.0.1",
+                "for=203.0.113.9, for=198.51.100.7;proto=https",
+                &nginx
+            ),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            forwarded(
+                "127.0.0.1",
+                r#"for="[2001:db8::1]:4711", for=10.1.2.3"#,
+                &nginx
+            ),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            forwarded("127.0.0.1", "For=192.0.2.5:8080", &nginx),
+            "192.0.2.5"
+        );
+        // A hidden name ends what is believed; untrusted, it is ignored.
+        assert_eq!(
+            forwarded("127.0.0.1", "for=_hidden, for=10.0.0.9", &nginx),
+            "10.0.0.9"
+        );
+        assert_eq!(
+            forwarded("198.51.100.7", "for=203.0.113.9", &trusting("")),
+            "198.51.100.7"
         );
     }
 

@@ -16,10 +16,12 @@ use crate::dns::{create_zone, panel};
 use crate::helpers::{Backend, Client, Refused, Request, TestApp, WAIT, join};
 
 fn with_forwarded_for(app: &TestApp, path: &str, client: &str) -> Request {
+    with_header(app, path, "x-forwarded-for", client)
+}
+
+fn with_header(app: &TestApp, path: &str, name: &'static str, value: &str) -> Request {
     let mut request = app.request(path);
-    request
-        .headers_mut()
-        .insert("x-forwarded-for", client.parse().unwrap());
+    request.headers_mut().insert(name, value.parse().unwrap());
     request
 }
 
@@ -113,6 +115,18 @@ async fn guests_are_counted_by_the_address_a_trusted_proxy_names_and_never_by_on
         .await
         .err()
         .expect("a third guest from one address is refused");
+    assert_capped(&refused, 429, "too_many_connections", 5..=15);
+    // The standard `Forwarded` header names the same client.
+    let refused = app
+        .open(with_header(
+            &app,
+            lobby,
+            "forwarded",
+            "for=198.51.100.1;proto=https",
+        ))
+        .await
+        .err()
+        .expect("the same address, named by Forwarded, is refused");
     assert_capped(&refused, 429, "too_many_connections", 5..=15);
     // Another client behind the same proxy, and a user at the first
     // address (users are counted as users), still get in.

@@ -265,7 +265,8 @@ async fn load(
             let mut round = c;
             while Instant::now() < end {
                 // Every third socket is a guest's.
-                let token = (!round.is_multiple_of(3)).then(|| tokens[round % tokens.len()].1.as_str());
+                let token =
+                    (!round.is_multiple_of(3)).then(|| tokens[round % tokens.len()].1.as_str());
                 let result = chat_round(&target, token, round, round % rooms).await;
                 done.sockets.fetch_add(1, Relaxed);
                 count(&done, result, |d| &d.messages);
