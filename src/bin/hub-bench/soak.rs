@@ -33,6 +33,12 @@ pub struct Args {
     /// Loops opening and closing chat sockets at once.
     #[arg(long, default_value_t = 40)]
     churners: usize,
+    /// Chat sockets opened per second, over all churners. A socket the
+    /// client drops leaves its port in TIME_WAIT for a minute, and one
+    /// source address has about 28,000 ports: faster than this, a long
+    /// run would run out of ports, not the hub of anything.
+    #[arg(long, default_value_t = 300)]
+    sockets_per_sec: u32,
     /// Chat rooms the churners spread over.
     #[arg(long, default_value_t = 20)]
     rooms: usize,
@@ -256,14 +262,19 @@ async fn load(
                 done.failures.fetch_add(1, Relaxed);
             }
         };
-    // Churner c does rounds c, c + n, c + 2n… (n churners).
+    // Churner c does rounds c, c + n, c + 2n… (n churners), each churner
+    // its share of the sockets a second.
     let stride = args.churners;
+    let pace = Duration::from_secs_f64(stride as f64 / f64::from(args.sockets_per_sec));
     for c in 0..args.churners {
         let (target, tokens, done, rooms) =
             (target.clone(), tokens.clone(), done.clone(), args.rooms);
         tasks.push(tokio::spawn(async move {
             let mut round = c;
+            let mut tick = tokio::time::interval(pace);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while Instant::now() < end {
+                tick.tick().await;
                 // Every third socket is a guest's.
                 let token =
                     (!round.is_multiple_of(3)).then(|| tokens[round % tokens.len()].1.as_str());
@@ -353,6 +364,10 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
             && (1..=1000).contains(&args.rooms)
             && (1..=1000).contains(&args.users),
         "--churners is 1 to 2,000, --rooms and --users 1 to 1,000"
+    );
+    anyhow::ensure!(
+        (1..=2000).contains(&args.sockets_per_sec),
+        "--sockets-per-sec is 1 to 2,000"
     );
     let ids = users::ensure(args.users)?;
     let codec = users::codec()?;
