@@ -265,7 +265,12 @@ mod tests {
         drop(first);
         drop(guests);
         assert_eq!(admission.open(), 3);
-        admission.admit(Person::User(1), t0).unwrap();
+        // User 1 still holds one: one more place, not two.
+        let _again = admission.admit(Person::User(1), t0).unwrap();
+        assert!(matches!(
+            admission.admit(Person::User(1), t0),
+            Err(Capped::TooManyConnections { cap: 2, .. })
+        ));
         admission.admit(guest(1), t0).unwrap();
     }
 
@@ -342,6 +347,9 @@ mod tests {
             assert!(slot.chat(t0));
         }
         assert_eq!(admission.lock().people.len(), FIRST_SWEEP);
+        // Below the threshold nothing was swept: a sweep is a pass over
+        // everyone, so it runs once the map has doubled, not per admission.
+        assert_eq!(admission.lock().sweep_at, FIRST_SWEEP);
         let later = t0 + Duration::from_secs(10);
         let _slot = admission.admit(Person::User(-1), later).unwrap();
         assert_eq!(admission.lock().people.len(), 1);
