@@ -45,6 +45,10 @@ if [ "${SOAK_REDIS:-0}" = 1 ]; then
     redis=(--redis "$REDIS_URL")
 fi
 
+if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then
+    echo "soak: port $port already serves something; set SOAK_PORT" >&2
+    exit 1
+fi
 "$bin/hub" migrate >/dev/null
 "$bin/hub" serve &
 server=$!
@@ -52,5 +56,6 @@ for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.1
 done
+kill -0 "$server" # the hub is ours and serving
 "$bin/hub-bench" --server "127.0.0.1:$port" --server-pid "$server" soak \
     --duration-secs "$secs" "${redis[@]}"

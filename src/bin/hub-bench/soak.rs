@@ -116,6 +116,20 @@ async fn sample(
     })
 }
 
+/// The users the load speaks as. A token is minted for every socket: a
+/// run outlasts an access token's lifetime (5 minutes by default).
+struct People {
+    ids: Vec<i32>,
+    codec: hub::auth::jwt::TokenCodec,
+}
+
+impl People {
+    /// A fresh token of the `i`-th user (in turn).
+    fn token(&self, i: usize) -> String {
+        users::access_token(&self.codec, self.ids[i % self.ids.len()])
+    }
+}
+
 /// What the load did, counted as it goes.
 #[derive(Default)]
 struct Done {
@@ -245,13 +259,7 @@ async fn dns_round(
 }
 
 /// Every kind of load until `end`.
-async fn load(
-    target: &Target,
-    args: &Args,
-    tokens: &Arc<Vec<(i32, String)>>,
-    end: Instant,
-    done: &Arc<Done>,
-) {
+async fn load(target: &Target, args: &Args, people: &Arc<People>, end: Instant, done: &Arc<Done>) {
     let mut tasks = Vec::new();
     let count =
         |done: &Done, result: anyhow::Result<u64>, counter: fn(&Done) -> &AtomicU64| match result {
@@ -267,8 +275,8 @@ async fn load(
     let stride = args.churners;
     let pace = Duration::from_secs_f64(stride as f64 / f64::from(args.sockets_per_sec));
     for c in 0..args.churners {
-        let (target, tokens, done, rooms) =
-            (target.clone(), tokens.clone(), done.clone(), args.rooms);
+        let (target, people, done, rooms) =
+            (target.clone(), people.clone(), done.clone(), args.rooms);
         tasks.push(tokio::spawn(async move {
             let mut round = c;
             let mut tick = tokio::time::interval(pace);
@@ -276,9 +284,8 @@ async fn load(
             while Instant::now() < end {
                 tick.tick().await;
                 // Every third socket is a guest's.
-                let token =
-                    (!round.is_multiple_of(3)).then(|| tokens[round % tokens.len()].1.as_str());
-                let result = chat_round(&target, token, round, round % rooms).await;
+                let token = (!round.is_multiple_of(3)).then(|| people.token(round));
+                let result = chat_round(&target, token.as_deref(), round, round % rooms).await;
                 done.sockets.fetch_add(1, Relaxed);
                 count(&done, result, |d| &d.messages);
                 round += stride;
@@ -286,23 +293,23 @@ async fn load(
         }));
     }
     for d in 0..4 {
-        let (target, tokens, done) = (target.clone(), tokens.clone(), done.clone());
+        let (target, people, done) = (target.clone(), people.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut round = d;
             while Instant::now() < end {
-                let result = dashboard_round(&target, &tokens[round % tokens.len()].1, round).await;
+                let result = dashboard_round(&target, &people.token(round), round).await;
                 done.sockets.fetch_add(1, Relaxed);
                 count(&done, result.map(|()| 0), |d| &d.messages);
                 round += 4;
             }
         }));
     }
-    for owner in 0..4.min(tokens.len()) {
-        let (target, tokens, done) = (target.clone(), tokens.clone(), done.clone());
+    for owner in 0..4.min(people.ids.len()) {
+        let (target, people, done) = (target.clone(), people.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut round = 0;
             while Instant::now() < end {
-                let result = dns_round(&target, &tokens[owner].1, owner, round).await;
+                let result = dns_round(&target, &people.token(owner), owner, round).await;
                 done.sockets.fetch_add(1, Relaxed);
                 count(&done, result, |d| &d.dns_changes);
                 round += 1;
@@ -310,7 +317,7 @@ async fn load(
         }));
     }
     let (client, key) = (reqwest::Client::new(), args.ingest_key.clone());
-    let ids: Vec<i32> = tokens.iter().map(|(id, _)| *id).collect();
+    let ids = people.ids.clone();
     let (target_ingest, done_ingest) = (target.clone(), done.clone());
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -371,11 +378,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     );
     let ids = users::ensure(args.users)?;
     let codec = users::codec()?;
-    let tokens: Arc<Vec<(i32, String)>> = Arc::new(
-        ids.iter()
-            .map(|id| (*id, users::access_token(&codec, *id)))
-            .collect(),
-    );
+    let people = Arc::new(People { ids, codec });
     let client = reqwest::Client::new();
     let redis = args.redis.as_deref();
     // Past the client timeout, a socket dropped without a close is gone.
@@ -385,7 +388,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     load(
         &target,
         &args,
-        &tokens,
+        &people,
         Instant::now() + Duration::from_secs(args.warmup_secs),
         &warmup,
     )
@@ -399,7 +402,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     load(
         &target,
         &args,
-        &tokens,
+        &people,
         started + Duration::from_secs(args.duration_secs),
         &done,
     )
