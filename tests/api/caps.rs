@@ -33,6 +33,29 @@ fn assert_capped(refused: &Refused, status: u16, code: &str, waits: std::ops::Ra
     assert!(waits.contains(&wait), "Retry-After {wait}");
 }
 
+/// Opens a guest socket forwarded for each of `admitted` (through a
+/// trusted proxy or not), then expects one forwarded for `refused` to be
+/// refused at the per-address cap.
+async fn fill_then_refuse(app: &TestApp, admitted: &[&str], refused: &str) -> Vec<Client> {
+    let mut kept = Vec::new();
+    for client in admitted {
+        kept.push(
+            app.open(with_forwarded_for(app, LOBBY, client))
+                .await
+                .unwrap(),
+        );
+    }
+    let refusal = app
+        .open(with_forwarded_for(app, LOBBY, refused))
+        .await
+        .err()
+        .expect("refused at the per-address cap");
+    assert_capped(&refusal, 429, "too_many_connections", 5..=15);
+    kept
+}
+
+const LOBBY: &str = "/ws/chat/lobby/";
+
 /// A socket that still works: it answers a request.
 async fn still_answers(client: &mut Client) {
     client
@@ -96,26 +119,13 @@ async fn a_user_holds_at_most_their_sockets_and_gets_a_place_back_when_one_close
 async fn guests_are_counted_by_the_address_a_trusted_proxy_names_and_never_by_one_a_client_writes()
 {
     let caps = [("HUB_MAX_GUEST_SOCKETS_PER_ADDRESS", "2")];
-    let lobby = "/ws/chat/lobby/";
+    let lobby = LOBBY;
 
     // Behind a trusted proxy: each client behind it has its own cap.
     let trusting = [caps[0], ("HUB_TRUSTED_PROXIES", "127.0.0.1")];
     let app = TestApp::spawn_with(Backend::Sqlite, &trusting).await;
     let alice = app.create_user("alice", false);
-    let mut first = Vec::new();
-    for _ in 0..2 {
-        first.push(
-            app.open(with_forwarded_for(&app, lobby, "198.51.100.1"))
-                .await
-                .unwrap(),
-        );
-    }
-    let refused = app
-        .open(with_forwarded_for(&app, lobby, "198.51.100.1"))
-        .await
-        .err()
-        .expect("a third guest from one address is refused");
-    assert_capped(&refused, 429, "too_many_connections", 5..=15);
+    let mut first = fill_then_refuse(&app, &["198.51.100.1"; 2], "198.51.100.1").await;
     // The standard `Forwarded` header names the same client.
     let refused = app
         .open(with_header(
@@ -146,20 +156,7 @@ async fn guests_are_counted_by_the_address_a_trusted_proxy_names_and_never_by_on
     // Without trusting the proxy, what the client writes counts for
     // nothing: every guest is the peer's, 127.0.0.1.
     let app = TestApp::spawn_with(Backend::Sqlite, &caps).await;
-    let mut kept = Vec::new();
-    for forged in ["203.0.113.1", "203.0.113.2"] {
-        kept.push(
-            app.open(with_forwarded_for(&app, lobby, forged))
-                .await
-                .unwrap(),
-        );
-    }
-    let refused = app
-        .open(with_forwarded_for(&app, lobby, "203.0.113.3"))
-        .await
-        .err()
-        .expect("a forged address does not escape the cap");
-    assert_capped(&refused, 429, "too_many_connections", 5..=15);
+    let mut kept = fill_then_refuse(&app, &["203.0.113.1", "203.0.113.2"], "203.0.113.3").await;
     for client in &mut kept {
         still_answers(client).await;
     }

@@ -126,6 +126,19 @@ pub const UNCAPPED: [(&str, &str); 5] = [
     ("HUB_PERSON_RATE_BURST", "1000000"),
 ];
 
+/// POSTs a JSON body and reads the JSON answer, whatever its status.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub struct TestApp {
     pub port: u16,
     pub database_url: String,

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::helpers::{Backend, HubProcess, KEY, TestApp};
+use crate::helpers::{Backend, HubProcess, KEY, TestApp, post_json};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -345,28 +345,22 @@ async fn no_secret_reaches_the_log_even_at_trace(backend: Backend) {
     let ws = |path: &str| format!("ws://127.0.0.1:{}{path}", hub.port);
 
     // A login and a refresh.
-    let login: serde_json::Value = http
-        .post(url("/api/token/"))
-        .json(&serde_json::json!({"username": "ops", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = post_json(
+        &http,
+        &url("/api/token/"),
+        serde_json::json!({"username": "ops", "password": PASSWORD}),
+    )
+    .await;
     let (access, refresh) = (
         login["access"].as_str().unwrap().to_owned(),
         login["refresh"].as_str().unwrap().to_owned(),
     );
-    let refreshed: serde_json::Value = http
-        .post(url("/api/token/refresh/"))
-        .json(&serde_json::json!({"refresh": refresh}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refreshed = post_json(
+        &http,
+        &url("/api/token/refresh/"),
+        serde_json::json!({"refresh": refresh}),
+    )
+    .await;
     let renewed = refreshed["access"].as_str().unwrap().to_owned();
 
     // The token in all three places a socket takes it, and refreshed on
