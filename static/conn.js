@@ -257,13 +257,25 @@ async function refusalOf(url) {
       cache: "no-store",
     });
     const body = await res.json().catch(() => null);
-    return { status: res.status, code: body?.error || "", detail: body?.detail || "" };
+    // Seconds the hub asks a refused client to wait (0 when it does not say).
+    const retryAfter = Math.min(Number(res.headers.get("retry-after")) || 0, 300);
+    return { status: res.status, code: body?.error || "", detail: body?.detail || "", retryAfter };
   } catch {
     return null;
   }
 }
 
 const MAX_BACKOFF_MS = 15000;
+
+/**
+ * Refusals that pass with time (`docs/protocol.md`, "Refusals"): the page
+ * waits at least the hub's `Retry-After` and tries again, saying why.
+ */
+const PASSING = {
+  draining: "the hub is restarting",
+  overloaded: "the hub is busy",
+  too_many_connections: "too many connections are open from this account or network; close a tab, or wait",
+};
 
 /**
  * A socket to one of the hub's endpoints that stays connected. `state` is
@@ -424,6 +436,9 @@ export class Connection extends EventTarget {
     this.#set("connecting", "asking the hub why");
     const refusal = await refusalOf(url);
     if (this.#stopped || generation !== this.#generation) return;
+    if (refusal && Object.hasOwn(PASSING, refusal.code)) {
+      return this.#backoff(PASSING[refusal.code], Math.max(refusal.retryAfter * 1000, this.#nextWait()));
+    }
     if (!refusal || refusal.status >= 500 || refusal.code === "not_websocket") {
       // Unreachable, restarting or unavailable for now: try again.
       return this.#closed({ code: 1006 });
@@ -474,8 +489,13 @@ export class Connection extends EventTarget {
     }
   }
 
+  // The next wait of the exponential backoff, with jitter.
+  #nextWait() {
+    return Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#retry) * (0.5 + Math.random());
+  }
+
   #backoff(why, delay) {
-    const wait = delay ?? Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#retry) * (0.5 + Math.random());
+    const wait = delay ?? this.#nextWait();
     this.#retry += 1;
     this.retryAt = Date.now() + wait;
     this.#set("waiting", why);

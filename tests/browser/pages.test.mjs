@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  Hub, WAIT, accessible, checkPage, connected, fitsWidth, launch, open, screenshot, signIn,
+  Hub, WAIT, accessible, checkPage, connected, fitsWidth, launch, open, openAlone, screenshot, signIn,
 } from "./hub.mjs";
 
 const PASSWORD = "correct horse battery";
@@ -440,6 +440,36 @@ describe("a hub that restarts", () => {
     checkPage(page);
     await context.close();
   });
+});
+
+describe("a hub at one of its caps", () => {
+  // Each cap at one socket: the first page takes the place, the second is
+  // refused at the handshake, says why, and gets in once the first leaves.
+  for (const [cap, env, says] of [
+    ["the node's socket cap (503 overloaded)", { HUB_MAX_SOCKETS: "1" }, /the hub is busy/],
+    ["the guest cap of an address (429 too_many_connections)", { HUB_MAX_GUEST_SOCKETS_PER_ADDRESS: "1" }, /too many connections/],
+  ]) {
+    test(`at ${cap}, a page says so, waits and connects once a place is free`, async () => {
+      const hub = new Hub(env);
+      await hub.serve();
+      const browser = await launch();
+      try {
+        const first = await openAlone(browser, hub, "/chat.html#full");
+        await connected(first);
+        const second = await openAlone(browser, hub, "/chat.html#full");
+        await second.locator(".conn-line[data-state=waiting]").filter({ hasText: says }).waitFor({ timeout: WAIT });
+        await screenshot(second, `chat-refused-${env.HUB_MAX_SOCKETS ? "overloaded" : "too-many"}`);
+        await first.context().close();
+        // The hub asks for 5 to 14 s at a full cap; the page waits that out.
+        await connected(second);
+        checkPage(first);
+        checkPage(second);
+      } finally {
+        await browser.close();
+        await hub.close();
+      }
+    });
+  }
 });
 
 describe("a page whose clock runs behind the hub's", () => {
