@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use crate::auth::refusal::Refusal;
+use crate::db::PoolGauges;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -150,7 +151,7 @@ impl Metrics {
 
     /// The text served; `writeln!` into a `String` cannot fail, so its
     /// results here are let go.
-    pub fn render(&self) -> String {
+    pub fn render(&self, pool: PoolGauges) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP hub_connections Open WebSocket connections.");
         let _ = writeln!(out, "# TYPE hub_connections gauge");
@@ -245,6 +246,16 @@ impl Metrics {
                 "Topics this node is subscribed to.",
                 self.bus.topics.load(Relaxed),
             ),
+            (
+                "hub_db_connections",
+                "Database connections the pool holds open.",
+                i64::from(pool.open),
+            ),
+            (
+                "hub_db_connections_in_use",
+                "Database connections checked out of the pool; one never given back is a leak.",
+                i64::from(pool.open.saturating_sub(pool.idle)),
+            ),
         ];
         for (name, help, value) in gauges {
             family(&mut out, "gauge", name, help, value);
@@ -259,4 +270,16 @@ fn family(out: &mut String, kind: &str, name: &str, help: &str, value: impl std:
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_shown_as_connections_open_and_in_use() {
+        let text = Metrics::default().render(PoolGauges { open: 5, idle: 2 });
+        assert!(text.contains("\nhub_db_connections 5\n"), "{text}");
+        assert!(text.contains("\nhub_db_connections_in_use 3\n"), "{text}");
+    }
 }

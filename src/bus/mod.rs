@@ -225,7 +225,11 @@ mod tests {
 
         assert_eq!(*a.lock().unwrap(), ["room:lobby=hello"]);
         assert!(b.lock().unwrap().is_empty());
-        assert!(metrics.render().contains("hub_bus_topics 1"));
+        assert!(
+            metrics
+                .render(Default::default())
+                .contains("hub_bus_topics 1")
+        );
         assert!(bus.is_up());
     }
 
@@ -244,6 +248,10 @@ mod tests {
         keeper.send(Flush).await.unwrap();
 
         assert_eq!(*seen.lock().unwrap(), ["Down", "Up"]);
-        assert!(metrics.render().contains("hub_bus_state_changes_total 2"));
+        assert!(
+            metrics
+                .render(Default::default())
+                .contains("hub_bus_state_changes_total 2")
+        );
     }
 }

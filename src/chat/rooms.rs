@@ -198,7 +198,7 @@ mod tests {
 
     async fn rooms_open(metrics: &Metrics) -> String {
         metrics
-            .render()
+            .render(Default::default())
             .lines()
             .find(|l| l.starts_with("hub_rooms "))
             .unwrap()

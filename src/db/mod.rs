@@ -124,6 +124,14 @@ pub fn migrate(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     applied.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// The database pool as `/metrics` shows it, read at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolGauges {
+    /// Connections the pool holds open, in use or idle.
+    pub open: u32,
+    pub idle: u32,
+}
+
 /// The pool, shared by the HTTP handlers and actors.
 #[derive(Clone)]
 pub struct Db {
@@ -162,6 +170,15 @@ impl Db {
 
     pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
         migrate(&mut *self.pool.get()?)
+    }
+
+    /// Connections open and idle, for `/metrics`.
+    pub fn gauges(&self) -> PoolGauges {
+        let state = self.pool.state();
+        PoolGauges {
+            open: state.connections,
+            idle: state.idle_connections,
+        }
     }
 }
 

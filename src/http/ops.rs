@@ -83,7 +83,7 @@ pub async fn metrics(
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render()))
+        .body(state.metrics.render(state.db.gauges())))
 }
 
 /// The hub's live figures as JSON for the staff console: open sockets by

@@ -182,7 +182,7 @@ mod tests {
         ));
         assert!(
             metrics
-                .render()
+                .render(Default::default())
                 .contains("hub_slow_consumers_closed_total 1")
         );
     }
@@ -212,7 +212,7 @@ mod tests {
         assert!(next(&mut a_inbox).is_pending());
         assert!(
             metrics
-                .render()
+                .render(Default::default())
                 .contains("hub_slow_consumers_closed_total 0")
         );
     }

@@ -4,8 +4,10 @@
 //! same load comes first, so that pools and caches filled once are part of
 //! the baseline and only what grows with the load counts.
 //!
-//! Compared after the load, with the baseline: open sockets, rooms and bus
-//! topics (`/metrics`), the process's open descriptors, with `--redis` the
+//! Compared after the load, with the baseline: open sockets, rooms, bus
+//! topics and database connections in use (`/metrics`; the pool's open
+//! connections are shown, since it keeps idle ones for minutes by design),
+//! the process's open descriptors, with `--redis` the
 //! keys in Redis (each must be back where it was), and resident memory
 //! (it may stay above the baseline by what the allocator keeps, within
 //! `--rss-slack-mib`). It exits 1 when any of them did not come back.
@@ -63,6 +65,8 @@ struct Sample {
     sockets: i64,
     rooms: i64,
     topics: i64,
+    db_open: i64,
+    db_in_use: i64,
     descriptors: Option<u64>,
     redis_keys: Option<u64>,
     rss_kib: Option<u64>,
@@ -110,6 +114,8 @@ async fn sample(
         sockets: metric(&text, "hub_connections"),
         rooms: metric(&text, "hub_rooms"),
         topics: metric(&text, "hub_bus_topics"),
+        db_open: metric(&text, "hub_db_connections"),
+        db_in_use: metric(&text, "hub_db_connections_in_use"),
         descriptors: target.pid.and_then(descriptors),
         redis_keys,
         rss_kib: target.pid.and_then(proc::rss_kib),
@@ -417,11 +423,20 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
         ("open sockets", before.sockets, after.sockets),
         ("rooms", before.rooms, after.rooms),
         ("bus topics", before.topics, after.topics),
+        (
+            "database connections in use",
+            before.db_in_use,
+            after.db_in_use,
+        ),
     ] {
         if is != was {
             problems.push(format!("{what}: {was} before, {is} after"));
         }
     }
+    println!(
+        "soak: database connections open {} before, {} after",
+        before.db_open, after.db_open
+    );
     if let (Some(was), Some(is)) = (before.descriptors, after.descriptors)
         && is > was
     {
