@@ -26,18 +26,6 @@ use crate::ws::session::{Ctx, Endpoint, Request, Session};
 /// Changes in one `dns.batch`, at most.
 pub const MAX_BATCH: usize = 1000;
 
-/// The requests that change something, which count against
-/// `HUB_DNS_WRITES_PER_SEC`.
-const WRITES: [&str; 7] = [
-    "dns.zone.create",
-    "dns.zone.delete",
-    "dns.create",
-    "dns.update",
-    "dns.delete",
-    "dns.batch",
-    "dns.import",
-];
-
 pub struct Dns {
     broadcaster: Addr<DnsBroadcaster>,
     limits: DnsLimits,
@@ -64,16 +52,67 @@ impl Dns {
     }
 }
 
+/// A panel's request, parsed once from its frame: `type` names the
+/// variant, and any type the panel does not know is `Unknown`.
 #[derive(Deserialize)]
-struct ZoneRequest {
-    zone: String,
+#[serde(tag = "type")]
+enum DnsRequest {
+    #[serde(rename = "dns.zones")]
+    Zones {},
+    #[serde(rename = "dns.list")]
+    List { zone: String },
+    #[serde(rename = "dns.export")]
+    Export { zone: String },
+    #[serde(rename = "dns.history")]
+    History {
+        zone: String,
+        before: Option<i64>,
+        limit: Option<i64>,
+    },
+    #[serde(rename = "dns.zone.create")]
+    ZoneCreate { name: String, owner: Option<i32> },
+    #[serde(rename = "dns.zone.delete")]
+    ZoneDelete { zone: String, serial: i64 },
+    #[serde(rename = "dns.create")]
+    Create { zone: String, record: Value },
+    #[serde(rename = "dns.update")]
+    Update {
+        id: i64,
+        record: Value,
+        version: Option<i64>,
+    },
+    #[serde(rename = "dns.delete")]
+    Delete { id: i64, version: Option<i64> },
+    #[serde(rename = "dns.batch")]
+    Batch {
+        zone: String,
+        serial: i64,
+        changes: Vec<Change>,
+    },
+    #[serde(rename = "dns.import")]
+    Import(ImportRequest),
+    #[serde(other)]
+    Unknown,
 }
 
-#[derive(Deserialize)]
-struct HistoryRequest {
-    zone: String,
-    before: Option<i64>,
-    limit: Option<i64>,
+impl DnsRequest {
+    /// Whether it changes something, and so counts against
+    /// `HUB_DNS_WRITES_PER_SEC`.
+    fn is_write(&self) -> bool {
+        match self {
+            Self::Zones {} | Self::List { .. } | Self::Export { .. } | Self::History { .. } => {
+                false
+            }
+            Self::ZoneCreate { .. }
+            | Self::ZoneDelete { .. }
+            | Self::Create { .. }
+            | Self::Update { .. }
+            | Self::Delete { .. }
+            | Self::Batch { .. }
+            | Self::Import(_) => true,
+            Self::Unknown => false,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,77 +126,14 @@ struct ImportRequest {
     dry_run: bool,
 }
 
-#[derive(Deserialize)]
-struct ZoneCreate {
-    name: String,
-    owner: Option<i32>,
-}
-
-#[derive(Deserialize)]
-struct ZoneDelete {
-    zone: String,
-    serial: i64,
-}
-
-#[derive(Deserialize)]
-struct CreateRequest {
-    zone: String,
-    record: Value,
-}
-
-#[derive(Deserialize)]
-struct UpdateRequest {
-    id: i64,
-    record: Value,
-    version: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct DeleteRequest {
-    id: i64,
-    version: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-enum BatchChange {
-    Create {
-        record: Value,
+/// What a read of one zone answers with.
+enum ZoneRead {
+    List,
+    Export,
+    History {
+        before: Option<i64>,
+        limit: Option<i64>,
     },
-    Update {
-        id: i64,
-        record: Value,
-        version: Option<i64>,
-    },
-    Delete {
-        id: i64,
-        version: Option<i64>,
-    },
-}
-
-impl From<BatchChange> for Change {
-    fn from(change: BatchChange) -> Self {
-        match change {
-            BatchChange::Create { record } => Self::Create(record),
-            BatchChange::Update {
-                id,
-                record,
-                version,
-            } => Self::Update {
-                id,
-                record,
-                version,
-            },
-            BatchChange::Delete { id, version } => Self::Delete { id, version },
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct BatchRequest {
-    zone: String,
-    serial: i64,
-    changes: Vec<BatchChange>,
 }
 
 /// A `dns.result` frame: `body`'s fields with the type and the `ref`.
@@ -412,6 +388,251 @@ impl Dns {
         );
     }
 
+    /// Spends one change of this connection's budget and of its user's;
+    /// `false` when either is spent (the client was told, or closed).
+    fn write_allowed(session: &mut Session<Self>, ctx: &mut Ctx<Self>, r: Option<&Ref>) -> bool {
+        let now = Instant::now();
+        let whose = match session.endpoint.writes.take(now) {
+            Verdict::Pass if session.slot.dns_write(now) => return true,
+            Verdict::Pass => "user over all their connections",
+            Verdict::Refuse => "connection",
+            Verdict::Close => {
+                Session::close(
+                    ctx,
+                    CloseCode::Policy,
+                    "kept changing zones after rate_limited",
+                );
+                return false;
+            }
+        };
+        let detail = format!(
+            "at most {} changes per second per {whose} (HUB_DNS_WRITES_PER_SEC); nothing was applied",
+            session.endpoint.limits.writes_per_sec
+        );
+        session.send_error(ctx, r, ErrorCode::RateLimited, &detail);
+        false
+    }
+
+    /// `dns.zones`: the zones the user may see, and whether they are
+    /// every customer's (for the panel to show owners).
+    fn zones(session: &mut Session<Self>, ctx: &mut Ctx<Self>, reference: Option<Ref>) {
+        Self::run(
+            session,
+            ctx,
+            reference,
+            (Blame::Single, "zone"),
+            |conn, user| zone::zones(conn, user).map(Ok),
+            |act, zones| {
+                let staff = act.user.as_ref().is_some_and(|u| u.is_staff);
+                json!({ "zones": zones, "staff": staff })
+            },
+        );
+    }
+
+    /// `dns.list`, `dns.export` and `dns.history` of one zone.
+    fn read_zone(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        zone: &str,
+        read: ZoneRead,
+    ) {
+        let r = reference.as_ref();
+        let Some(zone) = origin(session, ctx, r, ("zone", zone)) else {
+            return;
+        };
+        let single = (Blame::Single, "zone");
+        match read {
+            ZoneRead::List => Self::run(
+                session,
+                ctx,
+                reference,
+                single,
+                move |conn, user| zone::list(conn, user, zone.as_str()),
+                |_, (zone, records)| json!({ "zone": zone, "records": records }),
+            ),
+            ZoneRead::Export => Self::run(
+                session,
+                ctx,
+                reference,
+                single,
+                move |conn, user| zone::export(conn, user, zone.as_str()),
+                |_, (zone, text)| json!({ "zone": zone, "text": text }),
+            ),
+            ZoneRead::History { before, limit } => {
+                let limit = limit.unwrap_or(zone::HISTORY_PAGE);
+                if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {
+                    let detail = format!("limit is 1 to {}", zone::MAX_HISTORY_PAGE);
+                    let bad = Invalid::new("limit", detail);
+                    return session.send(ctx, invalid(r, &Failures::one(bad), Blame::Single));
+                }
+                let shown = zone.as_str().to_owned();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, user| zone::history(conn, user, zone.as_str(), before, limit),
+                    move |_, changes| json!({ "zone": shown, "changes": changes }),
+                );
+            }
+        }
+    }
+
+    /// `dns.zone.create`: a zone for the user, or, by staff, for another.
+    fn create_zone(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        name: &str,
+        owner: Option<i32>,
+    ) {
+        let r = reference.as_ref();
+        let Some(origin) = origin(session, ctx, r, ("name", name)) else {
+            return;
+        };
+        let Some(user) = &session.user else { return };
+        let owner = owner.unwrap_or(user.id);
+        if owner != user.id && !user.is_staff {
+            return session.send_error(
+                ctx,
+                r,
+                ErrorCode::Forbidden,
+                "only staff create zones for another user",
+            );
+        }
+        let broadcaster = session.endpoint.broadcaster.clone();
+        let max_zones = session.endpoint.limits.max_zones;
+        Self::run(
+            session,
+            ctx,
+            reference,
+            (Blame::Single, "zone"),
+            move |conn, _| {
+                let outcome = zone::create_zone(conn, &origin, owner, max_zones)?;
+                published(&broadcaster, outcome, |zone| {
+                    Some(zone_event("dns.zone.created", zone, true))
+                })
+            },
+            |_, zone| json!({ "zone": zone }),
+        );
+    }
+
+    /// `dns.zone.delete`, at the zone's current serial.
+    fn delete_zone(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        zone: &str,
+        serial: i64,
+    ) {
+        let Some(zone) = origin(session, ctx, reference.as_ref(), ("zone", zone)) else {
+            return;
+        };
+        let broadcaster = session.endpoint.broadcaster.clone();
+        Self::run(
+            session,
+            ctx,
+            reference,
+            (Blame::Single, "zone"),
+            move |conn, user| {
+                let outcome = zone::delete_zone(conn, user, zone.as_str(), serial)?;
+                published(&broadcaster, outcome, |zone| {
+                    Some(zone_event("dns.zone.deleted", zone, false))
+                })
+            },
+            |_, zone| json!({ "zone": zone }),
+        );
+    }
+
+    /// `dns.create` (one change, no serial) and `dns.batch` (at `serial`):
+    /// changes to a zone named in the request.
+    fn change_zone(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        zone: &str,
+        serial: Option<i64>,
+        changes: Vec<Change>,
+    ) {
+        let Some(zone) = origin(session, ctx, reference.as_ref(), ("zone", zone)) else {
+            return;
+        };
+        // A batch's failures are listed by index; a single create's are its own.
+        let (blame, body): (_, fn(&Applied) -> Value) = match serial {
+            Some(_) => (Blame::ByIndex, changed_records),
+            None => (Blame::Single, first_record),
+        };
+        let max_records = session.endpoint.limits.max_records;
+        Self::change(
+            session,
+            ctx,
+            reference,
+            blame,
+            move |conn, user| {
+                let key = ZoneKey::Name(zone.as_str());
+                zone::apply(conn, user, key, serial, max_records, |_| changes)
+            },
+            body,
+        );
+    }
+
+    /// `dns.import`: a master file read (pure, so a bad file costs no
+    /// database work), then applied, or with `dry_run` previewed.
+    fn import(
+        session: &mut Session<Self>,
+        ctx: &mut Ctx<Self>,
+        reference: Option<Ref>,
+        req: ImportRequest,
+    ) {
+        let r = reference.as_ref();
+        let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
+            return;
+        };
+        let limits = session.endpoint.limits;
+        if req.text.len() > limits.max_import_bytes {
+            let detail = format!(
+                "an import is at most {} bytes of text (HUB_DNS_MAX_IMPORT_BYTES); this one is {}; nothing was applied",
+                limits.max_import_bytes,
+                req.text.len()
+            );
+            let frame =
+                frames::error_with(r, ErrorCode::TooLarge, &detail, &json!({"field": "text"}));
+            return session.send(ctx, frame);
+        }
+        let wanted: Vec<_> = match master::read(&zone, &req.text) {
+            Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
+            Err(errors) => return session.send(ctx, invalid(r, &errors, Blame::ByLine)),
+        };
+        let mode = req.mode.unwrap_or(ImportMode::Replace);
+        let changes = move |stored: &[Record]| zone::import_changes(stored, &wanted, mode);
+        let serial = Some(req.serial);
+        if req.dry_run {
+            return Self::run(
+                session,
+                ctx,
+                reference,
+                (Blame::ByIndex, "zone or record"),
+                move |conn, user| {
+                    let key = ZoneKey::Name(zone.as_str());
+                    zone::preview(conn, user, key, serial, limits.max_records, changes)
+                },
+                |_, preview| previewed(&preview),
+            );
+        }
+        Self::change(
+            session,
+            ctx,
+            reference,
+            Blame::ByIndex,
+            move |conn, user| {
+                let key = ZoneKey::Name(zone.as_str());
+                zone::apply(conn, user, key, serial, limits.max_records, changes)
+            },
+            changed_records,
+        );
+    }
+
     /// One change to a record named by its id (update or delete): the
     /// record's zone is found from the id, inside the transaction.
     fn change_record(
@@ -564,304 +785,74 @@ impl Endpoint for Dns {
     fn request(session: &mut Session<Self>, request: Request<'_>, ctx: &mut Ctx<Self>) {
         let reference = request.reference.clone();
         let r = reference.as_ref();
-        if request.kind.is_some_and(|kind| WRITES.contains(&kind)) {
-            let now = Instant::now();
-            match session.endpoint.writes.take(now) {
-                Verdict::Pass if !session.slot.dns_write(now) => {
-                    let detail = format!(
-                        "at most {} changes per second per user over all their connections (HUB_DNS_WRITES_PER_SEC); nothing was applied",
-                        session.endpoint.limits.writes_per_sec
-                    );
-                    return session.send_error(ctx, r, ErrorCode::RateLimited, &detail);
-                }
-                Verdict::Pass => {}
-                Verdict::Refuse => {
-                    let detail = format!(
-                        "at most {} changes per second per connection (HUB_DNS_WRITES_PER_SEC); nothing was applied",
-                        session.endpoint.limits.writes_per_sec
-                    );
-                    return session.send_error(ctx, r, ErrorCode::RateLimited, &detail);
-                }
-                Verdict::Close => {
-                    return Session::close(
-                        ctx,
-                        CloseCode::Policy,
-                        "kept changing zones after rate_limited",
-                    );
-                }
-            }
+        let Some(kind) = request.kind else {
+            return session.send_error(ctx, r, ErrorCode::UnknownType, "unknown type '(none)'");
+        };
+        let Some(parsed) = body::<DnsRequest>(session, ctx, &request) else {
+            return;
+        };
+        if parsed.is_write() && !Self::write_allowed(session, ctx, r) {
+            return;
         }
-        let limits = session.endpoint.limits;
-        let single = (Blame::Single, "zone");
-        match request.kind {
-            Some("dns.zones") => Self::run(
-                session,
-                ctx,
-                reference,
-                single,
-                |conn, user| zone::zones(conn, user).map(Ok),
-                // Whether the list is every customer's, for the panel to
-                // show owners.
-                |act, zones| {
-                    let staff = act.user.as_ref().is_some_and(|u| u.is_staff);
-                    json!({ "zones": zones, "staff": staff })
-                },
-            ),
-            Some("dns.zone.create") => {
-                let Some(req) = body::<ZoneCreate>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(origin) = origin(session, ctx, r, ("name", &req.name)) else {
-                    return;
-                };
-                let Some(user) = &session.user else { return };
-                let owner = req.owner.unwrap_or(user.id);
-                if owner != user.id && !user.is_staff {
-                    return session.send_error(
-                        ctx,
-                        r,
-                        ErrorCode::Forbidden,
-                        "only staff create zones for another user",
-                    );
-                }
-                let broadcaster = session.endpoint.broadcaster.clone();
-                Self::run(
-                    session,
-                    ctx,
-                    reference,
-                    single,
-                    move |conn, _| {
-                        let outcome = zone::create_zone(conn, &origin, owner, limits.max_zones)?;
-                        published(&broadcaster, outcome, |zone| {
-                            Some(zone_event("dns.zone.created", zone, true))
-                        })
-                    },
-                    |_, zone| json!({ "zone": zone }),
-                );
+        match parsed {
+            DnsRequest::Unknown => {
+                let detail = format!("unknown type '{kind}'");
+                session.send_error(ctx, r, ErrorCode::UnknownType, &detail);
             }
-            Some("dns.zone.delete") => {
-                let Some(req) = body::<ZoneDelete>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                let broadcaster = session.endpoint.broadcaster.clone();
-                Self::run(
-                    session,
-                    ctx,
-                    reference,
-                    single,
-                    move |conn, user| {
-                        let outcome = zone::delete_zone(conn, user, zone.as_str(), req.serial)?;
-                        published(&broadcaster, outcome, |zone| {
-                            Some(zone_event("dns.zone.deleted", zone, false))
-                        })
-                    },
-                    |_, zone| json!({ "zone": zone }),
-                );
+            DnsRequest::Zones {} => Self::zones(session, ctx, reference),
+            DnsRequest::List { zone } => {
+                Self::read_zone(session, ctx, reference, &zone, ZoneRead::List);
             }
-            Some("dns.list") => {
-                let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                Self::run(
-                    session,
-                    ctx,
-                    reference,
-                    single,
-                    move |conn, user| zone::list(conn, user, zone.as_str()),
-                    |_, (zone, records)| json!({ "zone": zone, "records": records }),
-                );
+            DnsRequest::Export { zone } => {
+                Self::read_zone(session, ctx, reference, &zone, ZoneRead::Export);
             }
-            Some("dns.create") => {
-                let Some(req) = body::<CreateRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                Self::change(
-                    session,
-                    ctx,
-                    reference,
-                    Blame::Single,
-                    move |conn, user| {
-                        let key = ZoneKey::Name(zone.as_str());
-                        zone::apply(conn, user, key, None, limits.max_records, |_| {
-                            vec![Change::Create(req.record)]
-                        })
-                    },
-                    first_record,
-                );
+            DnsRequest::History {
+                zone,
+                before,
+                limit,
+            } => {
+                let read = ZoneRead::History { before, limit };
+                Self::read_zone(session, ctx, reference, &zone, read);
             }
-            Some("dns.update") => {
-                let Some(req) = body::<UpdateRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let change = Change::Update {
-                    id: req.id,
-                    record: req.record,
-                    version: req.version,
-                };
-                Self::change_record(session, ctx, reference, req.id, change, first_record);
+            DnsRequest::ZoneCreate { name, owner } => {
+                Self::create_zone(session, ctx, reference, &name, owner);
             }
-            Some("dns.delete") => {
-                let Some(req) = body::<DeleteRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let change = Change::Delete {
-                    id: req.id,
-                    version: req.version,
-                };
-                Self::change_record(session, ctx, reference, req.id, change, deleted_id);
+            DnsRequest::ZoneDelete { zone, serial } => {
+                Self::delete_zone(session, ctx, reference, &zone, serial);
             }
-            Some("dns.batch") => {
-                let Some(req) = body::<BatchRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                if req.changes.is_empty() || req.changes.len() > MAX_BATCH {
+            DnsRequest::Create { zone, record } => {
+                let change = Change::Create { record };
+                Self::change_zone(session, ctx, reference, &zone, None, vec![change]);
+            }
+            DnsRequest::Batch {
+                zone,
+                serial,
+                changes,
+            } => {
+                if changes.is_empty() || changes.len() > MAX_BATCH {
                     let detail = format!("a batch holds 1 to {MAX_BATCH} changes");
                     let bad = Invalid::new("changes", detail);
                     return session.send(ctx, invalid(r, &Failures::one(bad), Blame::Single));
                 }
-                let changes: Vec<Change> = req.changes.into_iter().map(Change::from).collect();
-                Self::change(
-                    session,
-                    ctx,
-                    reference,
-                    Blame::ByIndex,
-                    move |conn, user| {
-                        let key = ZoneKey::Name(zone.as_str());
-                        zone::apply(
-                            conn,
-                            user,
-                            key,
-                            Some(req.serial),
-                            limits.max_records,
-                            |_| changes,
-                        )
-                    },
-                    changed_records,
-                );
+                Self::change_zone(session, ctx, reference, &zone, Some(serial), changes);
             }
-            Some("dns.export") => {
-                let Some(req) = body::<ZoneRequest>(session, ctx, &request) else {
-                    return;
+            DnsRequest::Update {
+                id,
+                record,
+                version,
+            } => {
+                let change = Change::Update {
+                    id,
+                    record,
+                    version,
                 };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                Self::run(
-                    session,
-                    ctx,
-                    reference,
-                    single,
-                    move |conn, user| zone::export(conn, user, zone.as_str()),
-                    |_, (zone, text)| json!({ "zone": zone, "text": text }),
-                );
+                Self::change_record(session, ctx, reference, id, change, first_record);
             }
-            Some("dns.import") => {
-                let Some(req) = body::<ImportRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                if req.text.len() > limits.max_import_bytes {
-                    let detail = format!(
-                        "an import is at most {} bytes of text (HUB_DNS_MAX_IMPORT_BYTES); this one is {}; nothing was applied",
-                        limits.max_import_bytes,
-                        req.text.len()
-                    );
-                    let frame = frames::error_with(
-                        r,
-                        ErrorCode::TooLarge,
-                        &detail,
-                        &json!({"field": "text"}),
-                    );
-                    return session.send(ctx, frame);
-                }
-                // Reading the text is pure, so a bad file costs no
-                // database work.
-                let wanted: Vec<_> = match master::read(&zone, &req.text) {
-                    Ok(records) => records.into_iter().map(|(_, data)| data).collect(),
-                    Err(errors) => return session.send(ctx, invalid(r, &errors, Blame::ByLine)),
-                };
-                let mode = req.mode.unwrap_or(ImportMode::Replace);
-                let changes = move |stored: &[Record]| zone::import_changes(stored, &wanted, mode);
-                if req.dry_run {
-                    return Self::run(
-                        session,
-                        ctx,
-                        reference,
-                        (Blame::ByIndex, "zone or record"),
-                        move |conn, user| {
-                            let key = ZoneKey::Name(zone.as_str());
-                            zone::preview(
-                                conn,
-                                user,
-                                key,
-                                Some(req.serial),
-                                limits.max_records,
-                                changes,
-                            )
-                        },
-                        |_, preview| previewed(&preview),
-                    );
-                }
-                Self::change(
-                    session,
-                    ctx,
-                    reference,
-                    Blame::ByIndex,
-                    move |conn, user| {
-                        let key = ZoneKey::Name(zone.as_str());
-                        zone::apply(
-                            conn,
-                            user,
-                            key,
-                            Some(req.serial),
-                            limits.max_records,
-                            changes,
-                        )
-                    },
-                    changed_records,
-                );
+            DnsRequest::Delete { id, version } => {
+                let change = Change::Delete { id, version };
+                Self::change_record(session, ctx, reference, id, change, deleted_id);
             }
-            Some("dns.history") => {
-                let Some(req) = body::<HistoryRequest>(session, ctx, &request) else {
-                    return;
-                };
-                let Some(zone) = origin(session, ctx, r, ("zone", &req.zone)) else {
-                    return;
-                };
-                let limit = req.limit.unwrap_or(zone::HISTORY_PAGE);
-                if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {
-                    let detail = format!("limit is 1 to {}", zone::MAX_HISTORY_PAGE);
-                    let bad = Invalid::new("limit", detail);
-                    return session.send(ctx, invalid(r, &Failures::one(bad), Blame::Single));
-                }
-                let shown = zone.as_str().to_owned();
-                Self::run(
-                    session,
-                    ctx,
-                    reference,
-                    single,
-                    move |conn, user| zone::history(conn, user, zone.as_str(), req.before, limit),
-                    move |_, changes| json!({ "zone": shown, "changes": changes }),
-                );
-            }
-            other => {
-                let detail = format!("unknown type '{}'", other.unwrap_or("(none)"));
-                session.send_error(ctx, r, ErrorCode::UnknownType, &detail);
-            }
+            DnsRequest::Import(import) => Self::import(session, ctx, reference, import),
         }
     }
 
@@ -898,5 +889,100 @@ impl Endpoint for Dns {
         session.endpoint.broadcaster.do_send(Close {
             session: session.id,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(frame: Value) -> DnsRequest {
+        serde_json::from_value(frame).expect("a request")
+    }
+
+    #[test]
+    fn each_type_is_parsed_once_and_only_changes_count_as_writes() {
+        let zone = "example.com";
+        for (frame, write) in [
+            (json!({"type": "dns.zones", "ref": 1}), false),
+            (json!({"type": "dns.list", "zone": zone}), false),
+            (json!({"type": "dns.export", "zone": zone}), false),
+            (
+                json!({"type": "dns.history", "zone": zone, "limit": 5}),
+                false,
+            ),
+            (json!({"type": "dns.zone.create", "name": zone}), true),
+            (
+                json!({"type": "dns.zone.delete", "zone": zone, "serial": 1}),
+                true,
+            ),
+            (
+                json!({"type": "dns.create", "zone": zone, "record": {}}),
+                true,
+            ),
+            (json!({"type": "dns.update", "id": 1, "record": {}}), true),
+            (json!({"type": "dns.delete", "id": 1, "version": 2}), true),
+            (
+                json!({"type": "dns.batch", "zone": zone, "serial": 1, "changes": []}),
+                true,
+            ),
+            (
+                json!({"type": "dns.import", "zone": zone, "serial": 1, "text": ""}),
+                true,
+            ),
+            (json!({"type": "dns.nonsense", "zone": 5}), false),
+        ] {
+            let request = parsed(frame.clone());
+            assert_eq!(request.is_write(), write, "{frame}");
+            assert_eq!(
+                matches!(request, DnsRequest::Unknown),
+                frame["type"] == "dns.nonsense",
+                "{frame}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_its_changes_by_op_and_names_what_is_missing() {
+        let DnsRequest::Batch { changes, .. } = parsed(json!({
+            "type": "dns.batch", "zone": "example.com", "serial": 3,
+            "changes": [
+                {"op": "create", "record": {"name": "www"}},
+                {"op": "update", "id": 7, "record": {"ttl": 60}, "version": 2},
+                {"op": "delete", "id": 8},
+            ],
+        })) else {
+            panic!("not a batch");
+        };
+        assert!(matches!(
+            changes.as_slice(),
+            [
+                Change::Create { .. },
+                Change::Update {
+                    id: 7,
+                    version: Some(2),
+                    ..
+                },
+                Change::Delete {
+                    id: 8,
+                    version: None
+                },
+            ]
+        ));
+        let missing = frames::parse_body::<DnsRequest>(
+            r#"{"type": "dns.batch", "zone": "example.com", "changes": []}"#,
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(missing.code, ErrorCode::Validation);
+        assert!(
+            missing.detail.starts_with("missing field `serial`"),
+            "{}",
+            missing.detail
+        );
+        let bad_op = frames::parse_body::<DnsRequest>(
+            r#"{"type": "dns.batch", "zone": "z", "serial": 1, "changes": [{"op": "rename"}]}"#,
+        );
+        assert!(bad_op.is_err());
     }
 }

@@ -277,10 +277,15 @@ pub fn list(
     })
 }
 
-/// One change to a zone's records.
+/// One change to a zone's records, as a `dns.batch` lists it
+/// (`{"op": "create" | "update" | "delete", ...}`).
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
 pub enum Change {
     /// A record as the client sent it.
-    Create(Value),
+    Create {
+        record: Value,
+    },
     /// The fields the client sent replace the record's; `version`, when
     /// given, must be the record's current one.
     Update {
@@ -407,7 +412,7 @@ fn plan(
             continue;
         }
         let planned = match change {
-            Change::Create(sent) => validate::record(origin, &sent)
+            Change::Create { record } => validate::record(origin, &record)
                 .map(Plan::Insert)
                 .map_err(Ok),
             Change::Update {
@@ -641,7 +646,9 @@ pub fn import_changes(records: &[Record], wanted: &[RecordData], mode: ImportMod
                     version: None,
                 });
             }
-            None => changes.push(Change::Create(Value::Object(as_sent(data)))),
+            None => changes.push(Change::Create {
+                record: Value::Object(as_sent(data)),
+            }),
         }
     }
     if mode == ImportMode::Replace {
@@ -770,7 +777,7 @@ mod tests {
 
     fn summary_of(change: &Change) -> String {
         match change {
-            Change::Create(sent) => format!("create {}", sent["name"]),
+            Change::Create { record } => format!("create {}", record["name"]),
             Change::Update { id, record, .. } => format!("update {id} ttl {}", record["ttl"]),
             Change::Delete { id, .. } => format!("delete {id}"),
         }
