@@ -59,6 +59,9 @@ pub struct Args {
     rss_slack_mib: u64,
 }
 
+/// How often resident memory is shown during the load.
+const MEMORY_EVERY_SECS: u64 = 300;
+
 /// What is compared before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Sample {
@@ -405,6 +408,21 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
 
     let done = Arc::new(Done::default());
     let started = Instant::now();
+    // Resident memory through the run: a leak climbs with the load, while
+    // what the allocator keeps levels off.
+    let memory = target.pid.map(|pid| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(MEMORY_EVERY_SECS));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Some(kib) = proc::rss_kib(pid) {
+                    let secs = started.elapsed().as_secs();
+                    println!("soak: {secs} s: resident memory {:.1} MiB", kib as f64 / 1024.0);
+                }
+            }
+        })
+    });
     load(
         &target,
         &args,
@@ -413,6 +431,9 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
         &done,
     )
     .await;
+    if let Some(memory) = memory {
+        memory.abort();
+    }
     let secs = started.elapsed().as_secs_f64();
     println!("soak: {secs:.0} s: {}", done.line());
     let after = settled(&target, &client, redis, settle).await?;
