@@ -240,6 +240,20 @@ mod tests {
     }
 
     #[test]
+    fn at_capacity_a_login_already_counted_evicts_no_one() {
+        let t = throttle(3);
+        assert!(t.reserve("alice", "1.1.1.1").is_ok());
+        assert!(t.reserve("bob", "1.1.1.1").is_ok());
+        // Full, but both keys of this login are already held: nothing new
+        // needs room, so every count stays.
+        assert!(t.reserve("alice", "1.1.1.1").is_ok());
+        let failures = |key: Key| t.windows.lock().unwrap().get(&key).map(|w| w.failures);
+        assert_eq!(failures(Key::Username("alice".into())), Some(2));
+        assert_eq!(failures(Key::Username("bob".into())), Some(1));
+        assert_eq!(failures(Key::Address("1.1.1.1".into())), Some(3));
+    }
+
+    #[test]
     fn the_map_never_grows_past_its_capacity() {
         let t = throttle(10);
         for i in 0..1000 {
