@@ -254,6 +254,27 @@ mod tests {
     }
 
     #[test]
+    fn a_full_map_makes_room_by_its_oldest_window_and_keeps_the_live_ones() {
+        let t = throttle(4);
+        assert!(t.reserve("alice", "1.1.1.1").is_ok());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(t.reserve("bob", "2.2.2.2").is_ok());
+        // Full; carol is new: the oldest window (alice's or 1.1.1.1's)
+        // makes room, and every window still running keeps its count.
+        assert!(t.reserve("carol", "2.2.2.2").is_ok());
+        let windows = t.windows.lock().unwrap();
+        let failures = |key: Key| windows.get(&key).map(|w| w.failures);
+        assert_eq!(failures(Key::Address("2.2.2.2".into())), Some(2));
+        assert_eq!(failures(Key::Username("bob".into())), Some(1));
+        assert_eq!(failures(Key::Username("carol".into())), Some(1));
+        let oldest = [
+            failures(Key::Username("alice".into())),
+            failures(Key::Address("1.1.1.1".into())),
+        ];
+        assert_eq!(oldest.iter().flatten().count(), 1, "{oldest:?}");
+    }
+
+    #[test]
     fn the_map_never_grows_past_its_capacity() {
         let t = throttle(10);
         for i in 0..1000 {

@@ -32,13 +32,13 @@ static DATABASE_REACHABLE: AtomicBool = AtomicBool::new(true);
 pub async fn load_active(db: &Db, cache: &UserCache, user_id: i32) -> Result<User, Refusal> {
     let loaded = match db.run(move |conn| users::find(conn, user_id)).await {
         Ok(loaded) => {
-            if !DATABASE_REACHABLE.swap(true, Relaxed) {
+            if changed(&DATABASE_REACHABLE, true) {
                 tracing::info!("users load again: the database is reachable");
             }
             loaded
         }
         Err(err) => {
-            if DATABASE_REACHABLE.swap(false, Relaxed) {
+            if changed(&DATABASE_REACHABLE, false) {
                 tracing::error!(error = %err, user_id, "loading users failed; logged once until it works again");
             }
             return Err(Refusal::Unavailable);
@@ -54,6 +54,11 @@ pub async fn load_active(db: &Db, cache: &UserCache, user_id: i32) -> Result<Use
             Err(Refusal::UserNotFound)
         }
     }
+}
+
+/// Records whether the database was reached; `true` when that is news.
+fn changed(state: &AtomicBool, reached: bool) -> bool {
+    state.swap(reached, Relaxed) != reached
 }
 
 fn active(user: User) -> Result<User, Refusal> {
@@ -100,5 +105,20 @@ pub async fn authenticate(
                 loaded_at,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_and_the_recovery_are_each_news_once() {
+        let reachable = AtomicBool::new(true);
+        assert!(!changed(&reachable, true), "reachable, as before");
+        assert!(changed(&reachable, false), "the outage begins");
+        assert!(!changed(&reachable, false), "the outage goes on");
+        assert!(changed(&reachable, true), "it ends");
+        assert!(!changed(&reachable, true));
     }
 }

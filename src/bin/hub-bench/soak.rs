@@ -418,7 +418,10 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
                 every.tick().await;
                 if let Some(kib) = proc::rss_kib(pid) {
                     let secs = started.elapsed().as_secs();
-                    println!("soak: {secs} s: resident memory {:.1} MiB", kib as f64 / 1024.0);
+                    println!(
+                        "soak: {secs} s: resident memory {:.1} MiB",
+                        kib as f64 / 1024.0
+                    );
                 }
             }
         })
