@@ -354,4 +354,17 @@ mod tests {
         let _slot = admission.admit(Person::User(-1), later).unwrap();
         assert_eq!(admission.lock().people.len(), 1);
     }
+
+    #[test]
+    fn a_sweep_that_forgets_no_one_waits_for_the_map_to_double_again() {
+        let t0 = Instant::now();
+        let admission = Arc::new(Admission::new(caps(), 1_000_000, t0));
+        // Everyone holds a socket, so the sweep at the threshold keeps all.
+        let held: Vec<Slot> = (0..=i32::try_from(FIRST_SWEEP).unwrap())
+            .map(|n| admission.admit(Person::User(n), t0).unwrap())
+            .collect();
+        let inner = admission.lock();
+        assert_eq!(inner.people.len(), held.len());
+        assert_eq!(inner.sweep_at, 2 * FIRST_SWEEP);
+    }
 }
