@@ -293,7 +293,7 @@ pub struct Settings {
     pub cors_allowed_origins: Option<BTreeSet<String>>,
     /// The reverse proxies (nginx, a load balancer) whose
     /// `X-Forwarded-For` names the client; empty, the peer is the client.
-    pub trusted_proxies: TrustedProxies,
+    pub trusted_proxies: Networks,
     pub staff_rooms: BTreeSet<String>,
     /// What a present but invalid token gets on a public chat room.
     pub invalid_token: InvalidToken,
@@ -309,6 +309,8 @@ pub struct Settings {
     pub analytics_interval: Duration,
     pub limits: Limits,
     pub dns: DnsLimits,
+    /// What nameservers transfer the zones from (`HUB_DNS_LISTEN`).
+    pub dns_primary: DnsPrimary,
     pub caps: Caps,
     pub cluster: Cluster,
     /// How long a stopping node spreads the closing of its sockets over.
@@ -382,8 +384,10 @@ impl Settings {
         };
 
         let cors_allowed_origins = var("CORS_ALLOWED_ORIGINS").map(|v| comma_list(&v));
-        let trusted_proxies =
-            TrustedProxies::parse(&var("HUB_TRUSTED_PROXIES").unwrap_or_default())?;
+        let trusted_proxies = Networks::parse(
+            "HUB_TRUSTED_PROXIES",
+            &var("HUB_TRUSTED_PROXIES").unwrap_or_default(),
+        )?;
         let invalid_token = choice(
             &var,
             "HUB_INVALID_TOKEN",
@@ -506,6 +510,7 @@ impl Settings {
             )?),
             limits,
             dns,
+            dns_primary: dns_primary(&var)?,
             caps,
             drain_window: Duration::from_secs(number(&var, "HUB_DRAIN_SECS", 10, 0..=600)?),
             cluster: Cluster {
@@ -550,13 +555,13 @@ pub enum TokenExpiry {
     Close,
 }
 
-/// Addresses and networks (`127.0.0.1`, `10.0.0.0/8`, `::1`) from
-/// `HUB_TRUSTED_PROXIES`.
+/// Addresses and networks (`127.0.0.1`, `10.0.0.0/8`, `::1`), as
+/// `HUB_TRUSTED_PROXIES` and `HUB_DNS_TRANSFER_ALLOW` list them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<ipnet::IpNet>);
+pub struct Networks(Vec<ipnet::IpNet>);
 
-impl TrustedProxies {
-    fn parse(raw: &str) -> Result<Self, ConfigError> {
+impl Networks {
+    fn parse(name: &'static str, raw: &str) -> Result<Self, ConfigError> {
         comma_list(raw)
             .iter()
             .map(|entry| {
@@ -565,7 +570,7 @@ impl TrustedProxies {
                     .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                     .map_err(|_| {
                         ConfigError::new(
-                            "HUB_TRUSTED_PROXIES",
+                            name,
                             format!("'{entry}' is not an address or a network like 10.0.0.0/8"),
                         )
                     })
@@ -577,6 +582,106 @@ impl TrustedProxies {
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// The hidden primary: a DNS listener that nameservers transfer the
+/// panel's zones from.
+#[derive(Debug, Clone)]
+pub struct DnsPrimary {
+    /// UDP and TCP, `HUB_DNS_LISTEN`; unset, no listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Who may ask it anything (`HUB_DNS_TRANSFER_ALLOW`; the loopback
+    /// addresses by default): a zone's records are the customer's.
+    pub transfer_allow: Networks,
+    pub soa: Soa,
+    /// Served at the apex of a zone without an NS record of its own
+    /// (`HUB_DNS_DEFAULT_NS`), absolute names.
+    pub default_ns: Vec<String>,
+}
+
+/// The SOA every zone is served and exported with, beside its serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    /// `HUB_DNS_SOA_MNAME`; unset, the zone's first name server.
+    pub mname: Option<String>,
+    /// `HUB_DNS_SOA_RNAME`; unset, `hostmaster.<zone>`.
+    pub rname: Option<String>,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// The TTL of a negative answer (RFC 2308).
+    pub minimum: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Self {
+        Self {
+            mname: None,
+            rname: None,
+            refresh: 3600,
+            retry: 900,
+            expire: 1_209_600,
+            minimum: 300,
+        }
+    }
+}
+
+fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, ConfigError> {
+    let listen = var("HUB_DNS_LISTEN")
+        .map(|raw| {
+            raw.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "HUB_DNS_LISTEN",
+                    format!("'{raw}' is not an address and port like 127.0.0.1:5353"),
+                )
+            })
+        })
+        .transpose()?;
+    let defaults = Soa::default();
+    let timer = |name, default| number(var, name, default, 1..=i32::MAX.unsigned_abs());
+    Ok(DnsPrimary {
+        listen,
+        transfer_allow: Networks::parse(
+            "HUB_DNS_TRANSFER_ALLOW",
+            &var("HUB_DNS_TRANSFER_ALLOW").unwrap_or_else(|| "127.0.0.1, ::1".into()),
+        )?,
+        soa: Soa {
+            mname: var("HUB_DNS_SOA_MNAME")
+                .map(|raw| dns_name("HUB_DNS_SOA_MNAME", &raw))
+                .transpose()?,
+            rname: var("HUB_DNS_SOA_RNAME")
+                .map(|raw| dns_name("HUB_DNS_SOA_RNAME", &raw))
+                .transpose()?,
+            refresh: timer("HUB_DNS_SOA_REFRESH", defaults.refresh)?,
+            retry: timer("HUB_DNS_SOA_RETRY", defaults.retry)?,
+            expire: timer("HUB_DNS_SOA_EXPIRE", defaults.expire)?,
+            minimum: timer("HUB_DNS_SOA_MINIMUM", defaults.minimum)?,
+        },
+        default_ns: var("HUB_DNS_DEFAULT_NS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|entry| dns_name("HUB_DNS_DEFAULT_NS", entry))
+                    .collect::<Result<_, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+/// A name server or mailbox from a setting, as an absolute lower-case
+/// ASCII name (`ns1.example.net.`).
+fn dns_name(name: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let parsed = hickory_proto::rr::Name::from_utf8(raw.trim())
+        .ok()
+        .filter(|n| n.num_labels() > 0)
+        .ok_or_else(|| ConfigError::new(name, format!("'{raw}' is not a domain name")))?;
+    let mut ascii = parsed.to_ascii().to_lowercase();
+    if !ascii.ends_with('.') {
+        ascii.push('.');
+    }
+    Ok(ascii)
 }
 
 /// A setting that names one of two choices; unset, the first.
@@ -865,6 +970,40 @@ mod tests {
             ("HUB_DNS_MAX_ZONES", "10001"),
             ("HUB_DNS_MAX_IMPORT_BYTES", "1023"),
             ("HUB_DNS_MAX_RECORDS", "many"),
+        ] {
+            let err = settings(&[(var, bad)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.detail.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_hidden_primary_is_off_by_default_and_its_settings_are_checked() {
+        let off = settings(&[]).unwrap().dns_primary;
+        assert_eq!(off.listen, None);
+        assert!(off.transfer_allow.contains("127.0.0.1".parse().unwrap()));
+        assert!(!off.transfer_allow.contains("192.0.2.1".parse().unwrap()));
+        assert_eq!(off.soa, Soa::default());
+        let on = settings(&[
+            ("HUB_DNS_LISTEN", "0.0.0.0:5353"),
+            ("HUB_DNS_DEFAULT_NS", " NS2.Example.net , ns1.example.net."),
+            ("HUB_DNS_SOA_RNAME", "dns.example.net"),
+            ("HUB_DNS_SOA_MINIMUM", "60"),
+        ])
+        .unwrap()
+        .dns_primary;
+        assert_eq!(on.listen, Some("0.0.0.0:5353".parse().unwrap()));
+        // In the order given: the first is the SOA's name server.
+        assert_eq!(on.default_ns, ["ns2.example.net.", "ns1.example.net."]);
+        assert_eq!(on.soa.rname.as_deref(), Some("dns.example.net."));
+        assert_eq!(on.soa.minimum, 60);
+        for (var, bad) in [
+            ("HUB_DNS_LISTEN", "5353"),
+            ("HUB_DNS_TRANSFER_ALLOW", "secondaries"),
+            ("HUB_DNS_DEFAULT_NS", "ns1..example.net"),
+            ("HUB_DNS_SOA_MNAME", "."),
+            ("HUB_DNS_SOA_REFRESH", "0"),
+            ("HUB_DNS_SOA_EXPIRE", "2147483648"),
         ] {
             let err = settings(&[(var, bad)]).unwrap_err();
             assert_eq!(err.var, var);

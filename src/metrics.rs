@@ -22,6 +22,57 @@ pub struct Metrics {
     close_timeouts: AtomicU64,
     rooms: AtomicI64,
     bus: BusCounters,
+    dns: [AtomicU64; DnsAnswer::ALL.len()],
+}
+
+/// How the DNS listener answered a query, for
+/// `hub_dns_queries_total{answer}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsAnswer {
+    /// A zone's SOA.
+    Soa,
+    /// A zone, whole (AXFR, or IXFR), or its SOA to a secondary that is
+    /// current.
+    Transfer,
+    /// From an address `HUB_DNS_TRANSFER_ALLOW` does not list: `REFUSED`.
+    NotAllowed,
+    /// Not a zone held here, or not a question for a primary: `REFUSED`
+    /// or `NOTAUTH`.
+    NotOurs,
+    /// Not a query (NOTIFY, UPDATE), or AXFR over UDP: `NOTIMP`.
+    NotImplemented,
+    /// Not a DNS message, or not one question: `FORMERR` or nothing.
+    Malformed,
+    /// Dropped unanswered: too many at once.
+    Dropped,
+    /// The database failed: `SERVFAIL`.
+    Failed,
+}
+
+impl DnsAnswer {
+    pub const ALL: [Self; 8] = [
+        Self::Soa,
+        Self::Transfer,
+        Self::NotAllowed,
+        Self::NotOurs,
+        Self::NotImplemented,
+        Self::Malformed,
+        Self::Dropped,
+        Self::Failed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Soa => "soa",
+            Self::Transfer => "transfer",
+            Self::NotAllowed => "not_allowed",
+            Self::NotOurs => "not_ours",
+            Self::NotImplemented => "not_implemented",
+            Self::Malformed => "malformed",
+            Self::Dropped => "dropped",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The bus between nodes: whether it is up and what crosses it.
@@ -37,6 +88,10 @@ struct BusCounters {
 }
 
 impl Metrics {
+    pub fn dns_answered(&self, answer: DnsAnswer) {
+        self.dns[answer as usize].fetch_add(1, Relaxed);
+    }
+
     pub fn connection_opened(&self, endpoint: &'static str) {
         *self.lock().entry(endpoint).or_default() += 1;
     }
@@ -172,6 +227,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "hub_handshakes_refused_total{{code=\"{code}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hub_dns_queries_total DNS queries to the hidden primary, by how they were answered."
+        );
+        let _ = writeln!(out, "# TYPE hub_dns_queries_total counter");
+        for (answer, n) in DnsAnswer::ALL.iter().zip(&self.dns) {
+            let _ = writeln!(
+                out,
+                "hub_dns_queries_total{{answer=\"{}\"}} {}",
+                answer.label(),
                 n.load(Relaxed)
             );
         }

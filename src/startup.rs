@@ -33,6 +33,7 @@ use crate::chat::rooms::Rooms;
 use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::dns::broadcaster::DnsBroadcaster;
+use crate::dns::primary::{Primary, Sockets};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::admission::Admission;
@@ -41,6 +42,8 @@ use crate::ws::session::CLOSE_TIMEOUT;
 
 pub struct Application {
     port: u16,
+    /// Where the hidden primary answers (`HUB_DNS_LISTEN`), if it does.
+    dns_primary: Option<std::net::SocketAddr>,
     server: Server,
     /// What the sessions share; its `draining` starts the drain.
     state: web::Data<AppState>,
@@ -133,6 +136,18 @@ impl Application {
         let dns = DnsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
             DnsBroadcaster::new(db_for_dns, bus_for_dns, metrics_for_dns)
         });
+        let dns_primary = match settings.dns_primary.listen {
+            Some(addr) => {
+                let sockets = Sockets::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("HUB_DNS_LISTEN: could not listen on {addr}: {e}")
+                })?;
+                let bound = sockets.local_addr()?;
+                Primary::new(db.clone(), settings.dns_primary.clone(), metrics.clone())
+                    .start(sockets, &analytics_arbiter.handle());
+                Some(bound)
+            }
+            None => None,
+        };
         let client_timeout = settings.limits.client_timeout;
         let user_recheck = settings.limits.user_recheck;
         let (bus_for_goodbye, metrics_for_goodbye) = (bus.clone(), metrics.clone());
@@ -199,6 +214,7 @@ impl Application {
         let server = server.listen(listener)?.run();
         tracing::info!(
             port,
+            dns = dns_primary.map(|a| a.to_string()),
             workers,
             room_threads = room_handles.len(),
             max_sockets,
@@ -206,6 +222,7 @@ impl Application {
         );
         Ok(Self {
             port,
+            dns_primary,
             server,
             state: state_for_drain,
             admission: admission_for_drain,
@@ -217,6 +234,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn dns_primary(&self) -> Option<std::net::SocketAddr> {
+        self.dns_primary
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -311,9 +332,7 @@ fn stop(arbiters: &[Arbiter]) {
 }
 
 /// The access log's client address: the client's, behind a trusted proxy.
-fn client_in_log(
-    trusted: &crate::config::TrustedProxies,
-) -> impl Fn(&ServiceRequest) -> String + use<> {
+fn client_in_log(trusted: &crate::config::Networks) -> impl Fn(&ServiceRequest) -> String + use<> {
     let trusted = trusted.clone();
     move |req| {
         crate::http::client::address(req.request(), &trusted)

@@ -137,6 +137,20 @@ pub fn lock_zone_creation(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
+/// Makes the rest of a read-only transaction see one snapshot: on
+/// PostgreSQL every statement of a `READ COMMITTED` transaction sees what
+/// was committed when it began, so a zone's serial and its records, read
+/// one after the other, could straddle a change. On SQLite a transaction's
+/// reads already see one state of the database.
+pub fn read_snapshot(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Pg(c) => {
+            c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 /// The serial a deleted zone of this name had reached, if one was deleted.
 pub fn deleted_serial(conn: &mut DbConnection, name: &str) -> QueryResult<Option<i64>> {
     hub_dns_deleted_zone::table

@@ -9,10 +9,8 @@
 use serde_json::{Value, json};
 
 use super::validate::{self, Entry, Failures, Invalid, Origin};
+use crate::config::{DnsPrimary, Soa};
 use crate::db::dns::{Record, RecordData};
-
-/// The SOA's timers: refresh, retry, expire, and the negative-answer TTL.
-const SOA_TIMERS: &str = "3600 900 1209600 300";
 
 /// The record's data as it stands after its type in a master file.
 fn rdata(data: &RecordData) -> String {
@@ -51,31 +49,60 @@ fn ascii_escaped(text: &str) -> String {
     out
 }
 
-/// The zone as a master file: `$ORIGIN`, `$TTL`, the SOA with `serial` and
-/// the zone's first name server, then every record (its comment after `;`).
-pub fn write(origin: &Origin, serial: i64, records: &[Record]) -> String {
-    let apex = origin.fqdn("@");
-    let primary = records
+/// Whether the zone names its own name servers (NS at the apex).
+pub fn has_own_ns(records: &[Record]) -> bool {
+    records
         .iter()
-        .find(|r| r.data.name == "@" && r.data.kind == "NS")
-        .map_or_else(|| apex.clone(), |ns| ns.data.content.clone());
+        .any(|r| r.data.name == "@" && r.data.kind == "NS")
+}
+
+/// The SOA a zone is served and exported with: the settings', whose
+/// primary name server, unless they name one, is the zone's first or else
+/// the first of the default name servers it is served with.
+pub fn served_soa(primary: &DnsPrimary, records: &[Record]) -> Soa {
+    let mut soa = primary.soa.clone();
+    if soa.mname.is_none() && !has_own_ns(records) {
+        soa.mname = primary.default_ns.first().cloned();
+    }
+    soa
+}
+
+/// The zone as a master file: `$ORIGIN`, `$TTL`, the SOA with `serial`
+/// (its name server, unless `soa` names one, the zone's first), then every
+/// record (its comment after `;`).
+pub fn write(origin: &Origin, soa: &Soa, serial: i64, records: &[Record]) -> String {
+    let apex = origin.fqdn("@");
+    let primary = soa.mname.clone().unwrap_or_else(|| {
+        records
+            .iter()
+            .find(|r| r.data.name == "@" && r.data.kind == "NS")
+            .map_or_else(|| apex.clone(), |ns| ns.data.content.clone())
+    });
+    let mailbox = soa
+        .rname
+        .clone()
+        .unwrap_or_else(|| format!("hostmaster.{apex}"));
     let mut text = format!(
-        "$ORIGIN {apex}\n$TTL {ttl}\n@\t{ttl}\tIN\tSOA\t{primary} hostmaster.{apex} {serial} {SOA_TIMERS}\n",
+        "$ORIGIN {apex}\n$TTL {ttl}\n@\t{ttl}\tIN\tSOA\t{primary} {mailbox} {serial} {} {} {} {}\n",
+        soa.refresh,
+        soa.retry,
+        soa.expire,
+        soa.minimum,
         ttl = validate::DEFAULT_TTL,
     );
     for record in records {
-        let d = &record.data;
-        text.push_str(&format!(
-            "{}\t{}\tIN\t{}\t{}",
-            d.name,
-            d.ttl,
-            d.kind,
-            rdata(d)
-        ));
-        if let Some(comment) = &d.comment {
-            text.push_str(&format!(" ; {comment}"));
-        }
+        text.push_str(&written_line(&record.data));
         text.push('\n');
+    }
+    text
+}
+
+/// One record as a master-file line (its comment after `;`), without the
+/// line's end.
+pub fn written_line(d: &RecordData) -> String {
+    let mut text = format!("{}\t{}\tIN\t{}\t{}", d.name, d.ttl, d.kind, rdata(d));
+    if let Some(comment) = &d.comment {
+        text.push_str(&format!(" ; {comment}"));
     }
     text
 }
@@ -479,7 +506,12 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             )
             .unwrap(),
         ));
-        let written = write(&zone(), 2_026_112_901, &stored(records.clone()));
+        let written = write(
+            &zone(),
+            &Soa::default(),
+            2_026_112_901,
+            &stored(records.clone()),
+        );
         assert!(
             written.starts_with("$ORIGIN example.com.\n$TTL 3600\n"),
             "{written}"
@@ -589,7 +621,12 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             &json!({"name": "t", "type": "TXT", "content": "café \"€\""}),
         )
         .unwrap();
-        let written = write(&zone(), 1, &stored(vec![(1, data.clone())]));
+        let written = write(
+            &zone(),
+            &Soa::default(),
+            1,
+            &stored(vec![(1, data.clone())]),
+        );
         assert!(
             written.contains("\t\"caf\\195\\169 \\\"\\226\\130\\172\\\"\"\n"),
             "{written}"
@@ -631,7 +668,12 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
                 return Ok(());
             };
             accepted.set(accepted.get() + 1);
-            let text = write(&origin, 2_026_112_901, &stored(vec![(1, data.clone())]));
+            let text = write(
+                &origin,
+                &Soa::default(),
+                2_026_112_901,
+                &stored(vec![(1, data.clone())]),
+            );
             let again = read(&origin, &text)
                 .map_err(|e| TestCaseError::fail(format!("{text:?} reads as {e:?}")))?;
             prop_assert_eq!(again.len(), 1, "{:?}", text);
@@ -688,7 +730,7 @@ txt	TXT	"a \"quoted\" \\ word" "and more"
             // What an older hub, or a hand, may have left in the table.
             let (priority, weight, port) = numbers;
             let data = RecordData { name, kind, content, ttl, priority, weight, port, comment };
-            let text = write(&zone(), i64::MAX, &stored(vec![(1, data)]));
+            let text = write(&zone(), &Soa::default(), i64::MAX, &stored(vec![(1, data)]));
             prop_assert!(text.starts_with("$ORIGIN example.com.\n"));
         }
     }

@@ -8,6 +8,7 @@
 pub mod broadcaster;
 pub mod master;
 pub mod order;
+pub mod primary;
 pub mod socket;
 pub mod validate;
 pub mod zone;

@@ -451,14 +451,17 @@ impl Dns {
                 move |conn, user| zone::list(conn, user, zone.as_str()),
                 |_, (zone, records)| json!({ "zone": zone, "records": records }),
             ),
-            ZoneRead::Export => Self::run(
-                session,
-                ctx,
-                reference,
-                single,
-                move |conn, user| zone::export(conn, user, zone.as_str()),
-                |_, (zone, text)| json!({ "zone": zone, "text": text }),
-            ),
+            ZoneRead::Export => {
+                let primary = session.state.settings.dns_primary.clone();
+                Self::run(
+                    session,
+                    ctx,
+                    reference,
+                    single,
+                    move |conn, user| zone::export(conn, user, zone.as_str(), &primary),
+                    |_, (zone, text)| json!({ "zone": zone, "text": text }),
+                )
+            }
             ZoneRead::History { before, limit } => {
                 let limit = limit.unwrap_or(zone::HISTORY_PAGE);
                 if !(1..=zone::MAX_HISTORY_PAGE).contains(&limit) {

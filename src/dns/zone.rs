@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::master;
 use super::validate::{self, Entry, Failures, Invalid, Origin};
+use crate::config::DnsPrimary;
 use crate::db::DbConnection;
 use crate::db::dns::{self as store, NewChange, Record, RecordData, Zone, ZoneKey, ZoneRow};
 use crate::db::users::{self, User};
@@ -600,13 +601,33 @@ pub fn export(
     conn: &mut DbConnection,
     user: &User,
     name: &str,
+    primary: &DnsPrimary,
 ) -> diesel::QueryResult<Outcome<(ZoneView, String)>> {
     transaction(conn, |conn| {
+        store::read_snapshot(conn)?;
         let row = visible_zone(conn, user, name)?;
         let origin = origin_of(&row.0);
         let records = store::records(conn, row.0.id)?;
-        let text = master::write(&origin, row.0.serial, &records);
+        let soa = master::served_soa(primary, &records);
+        let text = master::write(&origin, &soa, row.0.serial, &records);
         Ok((ZoneView::new(row), text))
+    })
+}
+
+/// A zone's serial and its records as one snapshot, as a transfer sends
+/// them: a secondary must never hold the records of one serial under
+/// another. `None`: no such zone.
+pub fn snapshot(
+    conn: &mut DbConnection,
+    name: &str,
+) -> diesel::QueryResult<Option<(Zone, Vec<Record>)>> {
+    conn.transaction(|conn| {
+        store::read_snapshot(conn)?;
+        let Some((zone, _)) = store::zone_by_name(conn, name)? else {
+            return Ok(None);
+        };
+        let records = store::records(conn, zone.id)?;
+        Ok(Some((zone, records)))
     })
 }
 

@@ -10,11 +10,11 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
-use crate::config::TrustedProxies;
+use crate::config::Networks;
 
 /// The client's address, or `None` for a request with no peer (in tests
 /// that build requests by hand).
-pub fn address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+pub fn address(req: &HttpRequest, trusted: &Networks) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
     if !trusted.contains(peer) {
         return Some(peer);
@@ -76,7 +76,7 @@ mod tests {
     use super::*;
     use crate::config::Settings;
 
-    fn trusting(list: &str) -> TrustedProxies {
+    fn trusting(list: &str) -> Networks {
         Settings::from_lookup(false, |name| {
             (name == "HUB_TRUSTED_PROXIES").then(|| list.to_owned())
         })
@@ -84,7 +84,7 @@ mod tests {
         .trusted_proxies
     }
 
-    fn from(peer: &str, forwarded: Option<&str>, trusted: &TrustedProxies) -> String {
+    fn from(peer: &str, forwarded: Option<&str>, trusted: &Networks) -> String {
         let mut req = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
         if let Some(header) = forwarded {
             req = req.insert_header(("x-forwarded-for", header));
@@ -126,7 +126,7 @@ mod tests {
         );
     }
 
-    fn forwarded(peer: &str, header: &str, trusted: &TrustedProxies) -> String {
+    fn forwarded(peer: &str, header: &str, trusted: &Networks) -> String {
         let req = TestRequest::default()
             .peer_addr(format!("{peer}:4000").parse().unwrap())
             .insert_header(("forwarded", header));

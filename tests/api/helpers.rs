@@ -141,6 +141,8 @@ pub async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Valu
 
 pub struct TestApp {
     pub port: u16,
+    /// Where the hidden primary answers, when `HUB_DNS_LISTEN` is set.
+    pub dns: Option<std::net::SocketAddr>,
     pub database_url: String,
     pub db: Db,
     pub codec: TokenCodec,
@@ -220,14 +222,15 @@ impl TestApp {
             actix_web::rt::System::new().block_on(async move {
                 match Application::build(settings) {
                     Ok(app) => {
-                        tx.send(Ok((app.port(), app.handle()))).expect("test waits");
+                        tx.send(Ok((app.port(), app.dns_primary(), app.handle())))
+                            .expect("test waits");
                         let _ = app.run_until_stopped().await;
                     }
                     Err(e) => tx.send(Err(format!("{e:#}"))).expect("test waits"),
                 }
             });
         });
-        let (port, handle) = rx
+        let (port, dns, handle) = rx
             .recv()
             .expect("server thread reports")
             .expect("server starts");
@@ -241,6 +244,7 @@ impl TestApp {
         );
         Self {
             port,
+            dns,
             database_url,
             db,
             codec,

@@ -24,6 +24,7 @@ mod django;
 mod dns;
 mod dns_import;
 mod dns_limits;
+mod dns_primary;
 mod dns_races;
 mod dns_rules;
 mod enforcement;

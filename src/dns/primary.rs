@@ -1,0 +1,399 @@
+//! The hidden primary: nameservers (BIND, Knot, a provider's secondaries)
+//! transfer the zones the panel edits from here, over DNS itself, on
+//! `HUB_DNS_LISTEN`. It answers a zone's SOA (what a secondary asks before
+//! each transfer) over UDP and TCP, and the whole zone (AXFR, RFC 5936;
+//! IXFR, RFC 1995, answered with the whole zone or, when the secondary is
+//! current, its SOA alone) over TCP, to the addresses
+//! `HUB_DNS_TRANSFER_ALLOW` names.
+//!
+//! Ordinary queries (A, MX, ...) are refused. A hidden primary is asked by
+//! its secondaries only; answering resolvers well (wildcards, CNAME chains,
+//! delegations, negative answers, DNSSEC) is the job of the nameservers,
+//! which do it from what they transferred, and serving it here would put
+//! the hub's database on the path of every lookup on the internet.
+//!
+//! The wire is libraries' work: NLnet Labs' `domain` parses the queries,
+//! reads the zone as the master file the panel exports, and builds the
+//! answers with name compression; tokio-util's codec frames TCP.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::ArbiterHandle;
+use bytes::Bytes;
+use domain::base::iana::{Class, Opcode, Rcode, Rtype};
+use domain::base::message_builder::{AnswerBuilder, MessageBuilder, PushError, TreeCompressor};
+use domain::base::{Message, Serial};
+use domain::rdata::Soa as SoaData;
+use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use super::{master, validate, zone};
+use crate::config::DnsPrimary;
+use crate::db::Db;
+use crate::db::dns::{Record, Zone};
+use crate::metrics::{DnsAnswer, Metrics};
+
+/// The bytes of the records in one message of a transfer, as BIND's
+/// `transfer-message-size` (20,480) keeps them: well inside TCP's 65,535,
+/// with room for a signature.
+const MESSAGE_BYTES: usize = 20_480;
+
+/// A query to a primary is small (a name and a type, maybe an SOA); what
+/// is longer is cut here and read as malformed.
+const DATAGRAM_BYTES: usize = 4096;
+
+/// Queries answered at once; over UDP past this a query is dropped (the
+/// secondary asks again), over TCP a connection is closed at once.
+const IN_FLIGHT: usize = 64;
+
+/// How long a TCP connection may sit between queries, and how long one
+/// answer may take to be read, before it is closed.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// The bound sockets: bound at start, so that a port taken stops the
+/// start, and port 0 is known before anything is served.
+pub struct Sockets {
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+}
+
+impl Sockets {
+    /// Binds UDP and TCP on one port; with port 0 the kernel picks the TCP
+    /// port, and UDP takes the same (tried again if that one is taken).
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let attempts = if addr.port() == 0 { 20 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let tcp = std::net::TcpListener::bind(addr)?;
+            match std::net::UdpSocket::bind(tcp.local_addr()?) {
+                Ok(udp) => {
+                    tcp.set_nonblocking(true)?;
+                    udp.set_nonblocking(true)?;
+                    return Ok(Self { udp, tcp });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no port for both UDP and TCP")))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+pub struct Primary {
+    db: Db,
+    settings: DnsPrimary,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a zone could not be served.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("the database: {0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("the zone does not read back as a master file: {0}")]
+    Text(String),
+    #[error("a record does not fit a message: {0}")]
+    Push(PushError),
+}
+
+impl Primary {
+    pub fn new(db: Db, settings: DnsPrimary, metrics: Arc<Metrics>) -> Self {
+        Self {
+            db,
+            settings,
+            metrics,
+        }
+    }
+
+    /// Serves UDP and TCP on the arbiter's thread; database reads run on
+    /// the blocking pool.
+    pub fn start(self, sockets: Sockets, arbiter: &ArbiterHandle) {
+        // Built on the arbiter's own thread, where its tasks stay.
+        arbiter.spawn_fn(move || {
+            actix_web::rt::spawn(self.run(sockets));
+        });
+    }
+
+    async fn run(self, sockets: Sockets) {
+        let primary = Rc::new(self);
+        let (udp, tcp) = match (
+            tokio::net::UdpSocket::from_std(sockets.udp),
+            tokio::net::TcpListener::from_std(sockets.tcp),
+        ) {
+            (Ok(udp), Ok(tcp)) => (udp, tcp),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "the DNS listener could not start");
+                return;
+            }
+        };
+        let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+        actix_web::rt::spawn(primary.clone().serve_udp(udp, in_flight.clone()));
+        primary.serve_tcp(tcp, in_flight).await;
+    }
+
+    async fn serve_udp(self: Rc<Self>, udp: tokio::net::UdpSocket, in_flight: Arc<Semaphore>) {
+        let udp = Rc::new(udp);
+        loop {
+            let mut buf = vec![0; DATAGRAM_BYTES];
+            let (len, peer) = match udp.recv_from(&mut buf).await {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DNS over UDP: a read failed");
+                    continue;
+                }
+            };
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                self.metrics.dns_answered(DnsAnswer::Dropped);
+                continue;
+            };
+            buf.truncate(len);
+            let (primary, udp) = (self.clone(), udp.clone());
+            actix_web::rt::spawn(async move {
+                for reply in primary.answer(buf, peer.ip(), false).await {
+                    let _ = udp.send_to(&reply, peer).await;
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    async fn serve_tcp(self: Rc<Self>, tcp: tokio::net::TcpListener, in_flight: Arc<Semaphore>) {
+        loop {
+            let (stream, peer) = match tcp.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DNS over TCP: an accept failed");
+                    // Out of descriptors, most likely: a moment for some to close.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                self.metrics.dns_answered(DnsAnswer::Dropped);
+                continue;
+            };
+            let primary = self.clone();
+            actix_web::rt::spawn(async move {
+                primary.connection(stream, peer.ip()).await;
+                drop(permit);
+            });
+        }
+    }
+
+    /// One TCP connection: queries one after another (a secondary may ask
+    /// the SOA and then transfer on the same connection), until it closes
+    /// or sits idle.
+    async fn connection(&self, stream: tokio::net::TcpStream, peer: IpAddr) {
+        let codec = LengthDelimitedCodec::builder()
+            .length_field_type::<u16>()
+            .max_frame_length(usize::from(u16::MAX))
+            .new_codec();
+        let mut framed = Framed::new(stream, codec);
+        while let Ok(Some(Ok(query))) = tokio::time::timeout(IDLE, framed.next()).await {
+            for reply in self.answer(query.to_vec(), peer, true).await {
+                let sent = tokio::time::timeout(IDLE, framed.send(Bytes::from(reply))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The messages that answer `query` (none for what is not a query).
+    async fn answer(&self, query: Vec<u8>, peer: IpAddr, tcp: bool) -> Vec<Vec<u8>> {
+        let Ok(query) = Message::from_octets(query) else {
+            self.metrics.dns_answered(DnsAnswer::Malformed);
+            return Vec::new();
+        };
+        if query.header().qr() {
+            return Vec::new();
+        }
+        let (answer, replies) = self.reply(&query, peer, tcp).await;
+        self.metrics.dns_answered(answer);
+        replies
+    }
+
+    async fn reply(
+        &self,
+        query: &Message<Vec<u8>>,
+        peer: IpAddr,
+        tcp: bool,
+    ) -> (DnsAnswer, Vec<Vec<u8>>) {
+        let refuse = |answer, rcode| (answer, vec![error(query, rcode)]);
+        if !self.settings.transfer_allow.contains(peer) {
+            return refuse(DnsAnswer::NotAllowed, Rcode::REFUSED);
+        }
+        if query.header().opcode() != Opcode::QUERY {
+            return refuse(DnsAnswer::NotImplemented, Rcode::NOTIMP);
+        }
+        let Ok(question) = query.sole_question() else {
+            return refuse(DnsAnswer::Malformed, Rcode::FORMERR);
+        };
+        let asked = match (question.qtype(), tcp) {
+            (Rtype::SOA, _) => Asked::Soa,
+            (Rtype::AXFR, true) => Asked::Transfer(None),
+            (Rtype::IXFR, true) => Asked::Transfer(held_serial(query)),
+            // A client that cannot take the whole zone gets the SOA, so
+            // that it asks again over TCP if it is behind (RFC 1995, 2).
+            (Rtype::IXFR, false) => Asked::Soa,
+            (Rtype::AXFR, false) => return refuse(DnsAnswer::NotImplemented, Rcode::NOTIMP),
+            _ => return refuse(DnsAnswer::NotOurs, Rcode::REFUSED),
+        };
+        if question.qclass() != Class::IN {
+            return refuse(DnsAnswer::NotOurs, Rcode::REFUSED);
+        }
+        let name = question.qname().to_string().to_ascii_lowercase();
+        let name = name.trim_end_matches('.').to_owned();
+        let snapshot = self
+            .db
+            .run(move |conn| zone::snapshot(conn, &name))
+            .await
+            .map_err(ServeError::from);
+        let served = snapshot.and_then(|found| match found {
+            None => Ok(None),
+            Some((zone, records)) => {
+                let records = self.zone_records(&zone, &records)?;
+                let replies = match asked {
+                    Asked::Soa => vec![soa_only(query, &records[0])?],
+                    Asked::Transfer(Some(held)) if up_to_date(held, &records[0]) => {
+                        vec![soa_only(query, &records[0])?]
+                    }
+                    Asked::Transfer(_) => transfer(query, &records)?,
+                };
+                Ok(Some(replies))
+            }
+        });
+        match (served, asked) {
+            (Ok(Some(replies)), Asked::Soa) => (DnsAnswer::Soa, replies),
+            (Ok(Some(replies)), Asked::Transfer(_)) => (DnsAnswer::Transfer, replies),
+            (Ok(None), _) => refuse(DnsAnswer::NotOurs, Rcode::NOTAUTH),
+            (Err(e), _) => {
+                tracing::error!(error = %e, "a DNS query could not be answered");
+                refuse(DnsAnswer::Failed, Rcode::SERVFAIL)
+            }
+        }
+    }
+
+    /// The zone as it is served: its records, read back from the master file
+    /// the panel exports (so that what secondaries hold is what a customer's
+    /// export shows), SOA first, with the default name servers when the zone
+    /// names none.
+    fn zone_records(
+        &self,
+        zone: &Zone,
+        records: &[Record],
+    ) -> Result<Vec<ScannedRecord>, ServeError> {
+        let origin = zone::origin_of(zone);
+        let soa = master::served_soa(&self.settings, records);
+        let mut text = master::write(&origin, &soa, zone.serial, records);
+        if !master::has_own_ns(records) {
+            for ns in &self.settings.default_ns {
+                text.push_str(&format!("@\t{}\tIN\tNS\t{ns}\n", validate::DEFAULT_TTL));
+            }
+        }
+        let mut reader = Zonefile::new();
+        reader.extend_from_slice(text.as_bytes());
+        let mut read = Vec::with_capacity(records.len() + 1 + self.settings.default_ns.len());
+        for entry in reader {
+            match entry.map_err(|e| ServeError::Text(e.to_string()))? {
+                Entry::Record(record) => read.push(record),
+                _ => return Err(ServeError::Text("a directive the hub never writes".into())),
+            }
+        }
+        match read.first().map(|r| r.rtype()) {
+            Some(Rtype::SOA) => Ok(read),
+            _ => Err(ServeError::Text("no SOA first".into())),
+        }
+    }
+}
+
+/// What a query asked for; a transfer with the serial the secondary holds
+/// (IXFR) or none (AXFR).
+#[derive(Clone, Copy)]
+enum Asked {
+    Soa,
+    Transfer(Option<Serial>),
+}
+
+/// The serial of the SOA an IXFR carries in its authority section: what
+/// the secondary already holds.
+fn held_serial(query: &Message<Vec<u8>>) -> Option<Serial> {
+    let authority = query.authority().ok()?;
+    authority
+        .limit_to_in::<SoaData<_>>()
+        .flatten()
+        .next()
+        .map(|soa| soa.data().serial())
+}
+
+/// Whether a secondary holding `held` has the zone whose SOA is `soa`
+/// (RFC 1982 arithmetic: serials wrap).
+fn up_to_date(held: Serial, soa: &ScannedRecord) -> bool {
+    match soa.data() {
+        domain::rdata::ZoneRecordData::Soa(soa) => {
+            held.partial_cmp(&soa.serial()).is_some_and(|o| o.is_ge())
+        }
+        _ => false,
+    }
+}
+
+/// A message builder for an answer to `query`, authoritative, compressing
+/// names, holding at most [`MESSAGE_BYTES`].
+fn start(query: &Message<Vec<u8>>) -> Result<AnswerBuilder<TreeCompressor<Vec<u8>>>, ServeError> {
+    let mut builder = MessageBuilder::from_target(TreeCompressor::new(Vec::new()))
+        .expect("a growing buffer takes a header");
+    builder.set_push_limit(MESSAGE_BYTES);
+    let mut answer = builder
+        .start_answer(query, Rcode::NOERROR)
+        .map_err(ServeError::Push)?;
+    answer.header_mut().set_aa(true);
+    Ok(answer)
+}
+
+fn soa_only(query: &Message<Vec<u8>>, soa: &ScannedRecord) -> Result<Vec<u8>, ServeError> {
+    let mut answer = start(query)?;
+    answer.push(soa).map_err(ServeError::Push)?;
+    Ok(answer.finish().into_target())
+}
+
+/// The zone as a transfer sends it (RFC 5936, 2.2): the SOA, every other
+/// record, the SOA again, over as many messages as they need.
+fn transfer(
+    query: &Message<Vec<u8>>,
+    records: &[ScannedRecord],
+) -> Result<Vec<Vec<u8>>, ServeError> {
+    let sequence = records.iter().chain(records.first());
+    let mut messages = Vec::new();
+    let mut answer = start(query)?;
+    for record in sequence {
+        // A push that does not fit leaves the message as it was.
+        if answer.push(record).is_ok() {
+            continue;
+        }
+        if answer.counts().ancount() == 0 {
+            return Err(ServeError::Push(PushError::ShortBuf));
+        }
+        let full = std::mem::replace(&mut answer, start(query)?);
+        messages.push(full.finish().into_target());
+        answer.push(record).map_err(ServeError::Push)?;
+    }
+    messages.push(answer.finish().into_target());
+    Ok(messages)
+}
+
+/// An answer with no records, only a code.
+fn error(query: &Message<Vec<u8>>, rcode: Rcode) -> Vec<u8> {
+    MessageBuilder::new_vec()
+        .start_answer(query, rcode)
+        .expect("a growing buffer takes the question")
+        .finish()
+}

@@ -1,0 +1,486 @@
+//! The hidden primary (`HUB_DNS_LISTEN`): what a secondary nameserver asks,
+//! over real UDP and TCP, answered from the zones the panel edits. The
+//! client side is NLnet Labs' `domain`, a DNS library of its own.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use domain::base::iana::{Class, Opcode, Rcode, Rtype};
+use domain::base::{Message, MessageBuilder, Name, ParsedName, Serial, Ttl};
+use domain::rdata::{AllRecordData, Soa};
+use domain::zonefile::inplace::{Entry, Zonefile};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::dns::{create, create_zone, ok, panel};
+use crate::helpers::{Backend, Client, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_secondary_reads_the_soa_over_udp_and_tcp_and_transfers_what_the_panel_exports,
+    a_zone_too_big_for_one_message_is_split_with_the_soa_first_and_last,
+    a_change_moves_the_serial_and_an_ixfr_from_the_current_one_gets_the_soa_alone,
+    what_a_primary_does_not_serve_is_refused_and_counted,
+    an_address_not_allowed_is_refused_whatever_it_asks,
+    a_zone_without_name_servers_is_served_with_the_defaults_and_the_soa_settings,
+    a_transfer_while_the_zone_changes_pairs_each_serial_with_its_own_records,
+);
+
+/// What a reply needs to arrive in, however busy the machine.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn primary(backend: Backend, settings: &[(&str, &str)]) -> (TestApp, SocketAddr) {
+    let mut all = vec![("HUB_DNS_LISTEN", "127.0.0.1:0")];
+    all.extend_from_slice(settings);
+    let app = TestApp::spawn_with(backend, &all).await;
+    let dns = app.dns.expect("HUB_DNS_LISTEN was set");
+    (app, dns)
+}
+
+fn name(text: &str) -> Name<Vec<u8>> {
+    Name::from_str(text).unwrap()
+}
+
+fn query(zone: &str, rtype: Rtype) -> Vec<u8> {
+    let mut question = MessageBuilder::new_vec().question();
+    question.header_mut().set_id(0x4242);
+    question.push((name(zone), rtype)).unwrap();
+    question.finish()
+}
+
+/// An IXFR from a secondary that holds `held`: its SOA in the authority
+/// section (RFC 1995, 3).
+fn ixfr(zone: &str, held: u32) -> Vec<u8> {
+    let mut question = MessageBuilder::new_vec().question();
+    question.push((name(zone), Rtype::IXFR)).unwrap();
+    let mut authority = question.authority();
+    let soa = Soa::new(
+        name(zone),
+        name(zone),
+        Serial(held),
+        Ttl::from_secs(1),
+        Ttl::from_secs(1),
+        Ttl::from_secs(1),
+        Ttl::from_secs(1),
+    );
+    authority.push((name(zone), Class::IN, 0, soa)).unwrap();
+    authority.finish()
+}
+
+async fn over_udp(dns: SocketAddr, query: &[u8]) -> Option<Message<Vec<u8>>> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(query, dns).await.unwrap();
+    let mut buf = vec![0; 65_535];
+    let (len, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .ok()?
+        .unwrap();
+    buf.truncate(len);
+    Some(Message::from_octets(buf).unwrap())
+}
+
+/// The messages that answer `query` over one TCP connection: one, or for a
+/// transfer every message up to the one that ends with the SOA again.
+async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u8>>> {
+    let mut stream = tokio::net::TcpStream::connect(dns).await.unwrap();
+    let len = u16::try_from(query.len()).unwrap();
+    stream.write_all(&len.to_be_bytes()).await.unwrap();
+    stream.write_all(query).await.unwrap();
+    let transfer = Message::from_octets(query.to_vec())
+        .unwrap()
+        .sole_question()
+        .is_ok_and(|q| matches!(q.qtype(), Rtype::AXFR | Rtype::IXFR));
+    let mut messages = Vec::new();
+    let mut soas = 0;
+    loop {
+        let mut len = [0; 2];
+        tokio::time::timeout(WAIT, stream.read_exact(&mut len))
+            .await
+            .expect("the primary answers")
+            .unwrap();
+        let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut buf).await.unwrap();
+        let message = Message::from_octets(buf).unwrap();
+        soas += answers(&message)
+            .iter()
+            .filter(|r| r.starts_with_soa())
+            .count();
+        let rcode = message.header().rcode();
+        messages.push(message);
+        // A transfer ends at its second SOA; an IXFR answered with the SOA
+        // alone, or an error, is one message.
+        if !transfer
+            || rcode != Rcode::NOERROR
+            || soas >= 2
+            || (soas == 1 && messages[0].header_counts().ancount() == 1)
+        {
+            return messages;
+        }
+    }
+}
+
+/// A record in presentation form, as `domain` writes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Shown(String);
+
+impl Shown {
+    fn starts_with_soa(&self) -> bool {
+        self.0.split_whitespace().nth(3) == Some("SOA")
+    }
+}
+
+fn answers(message: &Message<Vec<u8>>) -> Vec<Shown> {
+    message
+        .answer()
+        .unwrap()
+        .limit_to::<AllRecordData<_, ParsedName<_>>>()
+        .map(|r| Shown(r.unwrap().to_string()))
+        .collect()
+}
+
+/// Every record of a transfer, in order, over all its messages.
+fn transferred(messages: &[Message<Vec<u8>>]) -> Vec<Shown> {
+    messages.iter().flat_map(answers).collect()
+}
+
+/// The records of a master file, read by `domain`, in presentation form.
+fn read_master(text: &str) -> Vec<Shown> {
+    let mut reader = Zonefile::new();
+    reader.extend_from_slice(text.as_bytes());
+    reader
+        .map(|entry| match entry.unwrap() {
+            Entry::Record(record) => Shown(record.to_string()),
+            _ => panic!("the export holds records only:\n{text}"),
+        })
+        .collect()
+}
+
+async fn export(tab: &mut Client, zone: &str) -> (i64, String) {
+    let reply = ok(tab, json!({"type": "dns.export", "zone": zone})).await;
+    (
+        reply["zone"]["serial"].as_i64().unwrap(),
+        reply["text"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The serial of the one SOA a message answers with.
+fn serial_of(message: &Message<Vec<u8>>) -> u32 {
+    let soa = message
+        .answer()
+        .unwrap()
+        .limit_to::<Soa<ParsedName<_>>>()
+        .next()
+        .expect("an SOA")
+        .unwrap();
+    soa.data().serial().into_int()
+}
+
+async fn zone_with_records(app: &TestApp, zone: &str) -> Client {
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(app, alice).await;
+    create_zone(&mut tab, zone).await;
+    for record in [
+        json!({"name": "@", "type": "NS", "content": "ns1.hoster.example.", "ttl": 3600}),
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+        json!({"name": "@", "type": "MX", "content": "mail.example.com.", "priority": 10, "ttl": 300}),
+        json!({"name": "@", "type": "TXT", "content": "v=spf1 -all", "ttl": 300}),
+        json!({"name": "_sip._tcp", "type": "SRV", "content": "sip.example.com.", "priority": 1, "weight": 5, "port": 5060, "ttl": 300}),
+    ] {
+        create(&mut tab, zone, record).await;
+    }
+    tab
+}
+
+async fn a_secondary_reads_the_soa_over_udp_and_tcp_and_transfers_what_the_panel_exports(
+    backend: Backend,
+) {
+    let (app, dns) = primary(backend, &[]).await;
+    let mut tab = zone_with_records(&app, "example.com").await;
+    let (serial, text) = export(&mut tab, "example.com").await;
+    let exported = read_master(&text);
+
+    let by_udp = over_udp(dns, &query("example.com", Rtype::SOA))
+        .await
+        .unwrap();
+    let by_tcp = over_tcp(dns, &query("example.com", Rtype::SOA)).await;
+    for soa in [&by_udp, &by_tcp[0]] {
+        assert_eq!(soa.header().rcode(), Rcode::NOERROR);
+        assert!(soa.header().aa(), "authoritative");
+        assert_eq!(soa.header().id(), 0x4242, "the query's id");
+        assert_eq!(answers(soa), vec![exported[0].clone()], "the export's SOA");
+        assert_eq!(i64::from(serial_of(soa)), serial);
+    }
+
+    let axfr = transferred(&over_tcp(dns, &query("example.com", Rtype::AXFR)).await);
+    assert_eq!(axfr.first(), Some(&exported[0]), "{axfr:#?}");
+    assert_eq!(axfr.last(), Some(&exported[0]), "{axfr:#?}");
+    let mut middle = axfr[1..axfr.len() - 1].to_vec();
+    let mut records = exported[1..].to_vec();
+    middle.sort();
+    records.sort();
+    assert_eq!(middle, records, "every record the panel exports, once");
+    assert_eq!(records.len(), 5);
+}
+
+async fn a_zone_too_big_for_one_message_is_split_with_the_soa_first_and_last(backend: Backend) {
+    let (app, dns) = primary(backend, &[("HUB_DNS_MAX_RECORDS", "5000")]).await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    let mut serial = create_zone(&mut tab, "example.com").await["serial"].clone();
+    for batch in 0..5 {
+        let changes: Vec<Value> = (0..300)
+            .map(|i| {
+                json!({"op": "create", "record": {"name": format!("host-{batch}-{i}"), "type": "TXT",
+                    "content": format!("{:0>100}", batch * 300 + i), "ttl": 300}})
+            })
+            .collect();
+        let reply = ok(
+            &mut tab,
+            json!({"type": "dns.batch", "zone": "example.com", "serial": serial, "changes": changes}),
+        )
+        .await;
+        serial = reply["serial"].clone();
+    }
+
+    let messages = over_tcp(dns, &query("example.com", Rtype::AXFR)).await;
+    assert!(
+        messages.len() >= 8,
+        "1,500 records of 100 bytes in {} messages",
+        messages.len()
+    );
+    for message in &messages {
+        assert_eq!(message.header().rcode(), Rcode::NOERROR);
+        assert!(
+            message.as_slice().len() <= 20_480 + 512,
+            "{}",
+            message.as_slice().len()
+        );
+    }
+    let records = transferred(&messages);
+    assert_eq!(records.len(), 1500 + 2, "every record and the SOA twice");
+    assert!(records[0].starts_with_soa() && records[1501].starts_with_soa());
+    assert_eq!(records[0], records[1501]);
+    assert_eq!(
+        records.iter().filter(|r| r.starts_with_soa()).count(),
+        2,
+        "no SOA in between"
+    );
+}
+
+async fn a_change_moves_the_serial_and_an_ixfr_from_the_current_one_gets_the_soa_alone(
+    backend: Backend,
+) {
+    let (app, dns) = primary(backend, &[]).await;
+    let mut tab = zone_with_records(&app, "example.com").await;
+    let before = serial_of(
+        &over_udp(dns, &query("example.com", Rtype::SOA))
+            .await
+            .unwrap(),
+    );
+    create(
+        &mut tab,
+        "example.com",
+        json!({"name": "new", "type": "A", "content": "192.0.2.9", "ttl": 300}),
+    )
+    .await;
+    let after = serial_of(
+        &over_udp(dns, &query("example.com", Rtype::SOA))
+            .await
+            .unwrap(),
+    );
+    assert!(Serial(after) > Serial(before), "{before} -> {after}");
+
+    // Current: the SOA alone, in one message.
+    let current = over_tcp(dns, &ixfr("example.com", after)).await;
+    assert_eq!(current.len(), 1);
+    assert_eq!(answers(&current[0]).len(), 1);
+    assert_eq!(serial_of(&current[0]), after);
+    // Behind: the whole zone, new record included (RFC 1995, 4).
+    let behind = transferred(&over_tcp(dns, &ixfr("example.com", before)).await);
+    assert_eq!(behind.len(), 6 + 2, "{behind:#?}");
+    assert!(
+        behind.iter().any(|r| r.0.contains("192.0.2.9")),
+        "{behind:#?}"
+    );
+    // Over UDP, where a zone does not fit: the SOA, to ask again over TCP.
+    let by_udp = over_udp(dns, &ixfr("example.com", before)).await.unwrap();
+    assert_eq!(answers(&by_udp).len(), 1);
+    assert_eq!(serial_of(&by_udp), after);
+}
+
+async fn what_a_primary_does_not_serve_is_refused_and_counted(backend: Backend) {
+    let (app, dns) = primary(backend, &[]).await;
+    let _tab = zone_with_records(&app, "example.com").await;
+    let rcode = |m: Option<Message<Vec<u8>>>| m.expect("an answer").header().rcode();
+
+    // An ordinary query: the secondaries answer those.
+    let a = over_udp(dns, &query("www.example.com", Rtype::A)).await;
+    assert_eq!(rcode(a), Rcode::REFUSED);
+    // A zone held elsewhere, or an SOA below the apex.
+    for other in ["example.org", "www.example.com"] {
+        let soa = over_udp(dns, &query(other, Rtype::SOA)).await;
+        assert_eq!(rcode(soa), Rcode::NOTAUTH, "{other}");
+    }
+    // A transfer over UDP.
+    let axfr = over_udp(dns, &query("example.com", Rtype::AXFR)).await;
+    assert_eq!(rcode(axfr), Rcode::NOTIMP);
+    // A NOTIFY or an UPDATE: this primary takes changes from its panel only.
+    let mut notify = MessageBuilder::new_vec().question();
+    notify.header_mut().set_opcode(Opcode::NOTIFY);
+    notify.push((name("example.com"), Rtype::SOA)).unwrap();
+    let notify = over_udp(dns, &notify.finish()).await;
+    assert_eq!(rcode(notify), Rcode::NOTIMP);
+    // Bytes that are no DNS message get nothing, and the next query its
+    // answer.
+    assert!(over_udp_quickly(dns, b"\x00\x01junk").await.is_none());
+    let mut two = MessageBuilder::new_vec().question();
+    two.push((name("example.com"), Rtype::SOA)).unwrap();
+    two.push((name("example.com"), Rtype::NS)).unwrap();
+    assert_eq!(rcode(over_udp(dns, &two.finish()).await), Rcode::FORMERR);
+    let soa = over_udp(dns, &query("EXAMPLE.COM", Rtype::SOA)).await;
+    assert_eq!(rcode(soa), Rcode::NOERROR, "names match in any case");
+
+    let metrics = app.metrics().await;
+    for line in [
+        "hub_dns_queries_total{answer=\"not_ours\"} 3",
+        "hub_dns_queries_total{answer=\"not_implemented\"} 2",
+        "hub_dns_queries_total{answer=\"malformed\"} 2",
+        "hub_dns_queries_total{answer=\"soa\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+/// A query that should get no answer: waits a second, not [`WAIT`].
+async fn over_udp_quickly(dns: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(bytes, dns).await.unwrap();
+    let mut buf = vec![0; 512];
+    let got = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await;
+    got.ok().map(|len| buf[..len.unwrap()].to_vec())
+}
+
+async fn an_address_not_allowed_is_refused_whatever_it_asks(backend: Backend) {
+    let (app, dns) = primary(backend, &[("HUB_DNS_TRANSFER_ALLOW", "192.0.2.0/24")]).await;
+    let _tab = zone_with_records(&app, "example.com").await;
+    let soa = over_udp(dns, &query("example.com", Rtype::SOA))
+        .await
+        .unwrap();
+    assert_eq!(soa.header().rcode(), Rcode::REFUSED);
+    assert!(answers(&soa).is_empty());
+    let axfr = over_tcp(dns, &query("example.com", Rtype::AXFR)).await;
+    assert_eq!(axfr.len(), 1);
+    assert_eq!(axfr[0].header().rcode(), Rcode::REFUSED);
+    assert!(answers(&axfr[0]).is_empty(), "not one record");
+    app.until_metric("hub_dns_queries_total{answer=\"not_allowed\"} 2")
+        .await;
+}
+
+async fn a_zone_without_name_servers_is_served_with_the_defaults_and_the_soa_settings(
+    backend: Backend,
+) {
+    let (app, dns) = primary(
+        backend,
+        &[
+            (
+                "HUB_DNS_DEFAULT_NS",
+                "ns1.hoster.example, NS2.hoster.example.",
+            ),
+            ("HUB_DNS_SOA_RNAME", "dns.hoster.example"),
+            ("HUB_DNS_SOA_REFRESH", "600"),
+        ],
+    )
+    .await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    create_zone(&mut tab, "bare.example").await;
+    create(
+        &mut tab,
+        "bare.example",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+    )
+    .await;
+    let axfr = transferred(&over_tcp(dns, &query("bare.example", Rtype::AXFR)).await);
+    let soa = axfr[0].0.split_whitespace().collect::<Vec<_>>();
+    assert_eq!(
+        &soa[4..6],
+        ["ns1.hoster.example.", "dns.hoster.example."],
+        "{soa:?}"
+    );
+    assert_eq!(soa[7], "600", "refresh: {soa:?}");
+    let ns: Vec<&str> = axfr
+        .iter()
+        .filter(|r| r.0.split_whitespace().nth(3) == Some("NS"))
+        .map(|r| r.0.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(ns, ["ns1.hoster.example.", "ns2.hoster.example."]);
+    // The export shows the SOA a secondary serves.
+    let (_, text) = export(&mut tab, "bare.example").await;
+    assert_eq!(read_master(&text)[0], axfr[0]);
+
+    // A zone with name servers of its own is served with those alone, the
+    // first of them in the SOA.
+    create_zone(&mut tab, "own.example").await;
+    create(
+        &mut tab,
+        "own.example",
+        json!({"name": "@", "type": "NS", "content": "ns.own.example.", "ttl": 3600}),
+    )
+    .await;
+    let axfr = transferred(&over_tcp(dns, &query("own.example", Rtype::AXFR)).await);
+    let ns: Vec<&str> = axfr
+        .iter()
+        .filter(|r| r.0.split_whitespace().nth(3) == Some("NS"))
+        .map(|r| r.0.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(ns, ["ns.own.example."]);
+    assert_eq!(axfr[0].0.split_whitespace().nth(4), Some("ns.own.example."));
+}
+
+/// Writes land while secondaries transfer: each transfer must carry the
+/// records of exactly the serial it names (on PostgreSQL the serial and the
+/// records are two reads, which must see one snapshot). Every change here
+/// adds one record and moves the serial by one.
+async fn a_transfer_while_the_zone_changes_pairs_each_serial_with_its_own_records(
+    backend: Backend,
+) {
+    // The panel writes as fast as it is answered.
+    let (app, dns) = primary(
+        backend,
+        &[("HUB_RATE_PER_SEC", "1000"), ("HUB_RATE_BURST", "1000")],
+    )
+    .await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    let first = create_zone(&mut tab, "race.example").await["serial"]
+        .as_i64()
+        .unwrap();
+    let writer = tokio::spawn(async move {
+        for i in 0..40 {
+            create(
+                &mut tab,
+                "race.example",
+                json!({"name": format!("h{i}"), "type": "A", "content": "192.0.2.1", "ttl": 300}),
+            )
+            .await;
+        }
+    });
+    let mut seen = 0;
+    while !writer.is_finished() || seen < 20 {
+        let axfr = transferred(&over_tcp(dns, &query("race.example", Rtype::AXFR)).await);
+        let serial = i64::from(serial_of_shown(&axfr[0]));
+        let records = axfr.len() - 2;
+        assert_eq!(
+            i64::try_from(records).unwrap(),
+            serial - first,
+            "serial {serial} with {records} records"
+        );
+        seen += 1;
+    }
+    writer.await.unwrap();
+}
+
+fn serial_of_shown(soa: &Shown) -> u32 {
+    soa.0.split_whitespace().nth(6).unwrap().parse().unwrap()
+}
