@@ -597,6 +597,9 @@ pub struct DnsPrimary {
     /// Served at the apex of a zone without an NS record of its own
     /// (`HUB_DNS_DEFAULT_NS`), absolute names.
     pub default_ns: Vec<String>,
+    /// The secondaries told of each new serial (`HUB_DNS_NOTIFY`; port 53
+    /// unless given).
+    pub notify: Vec<std::net::SocketAddr>,
 }
 
 /// The SOA every zone is served and exported with, beside its serial.
@@ -667,7 +670,31 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
             })
             .transpose()?
             .unwrap_or_default(),
+        notify: var("HUB_DNS_NOTIFY")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(secondary)
+                    .collect::<Result<_, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
     })
+}
+
+/// A secondary's address from `HUB_DNS_NOTIFY`: `192.0.2.1`, `192.0.2.1:5353`,
+/// `2001:db8::1` or `[2001:db8::1]:5353`.
+fn secondary(entry: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    entry
+        .parse()
+        .or_else(|_| entry.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| {
+            ConfigError::new(
+                "HUB_DNS_NOTIFY",
+                format!("'{entry}' is not an address, with or without a port"),
+            )
+        })
 }
 
 /// A name server or mailbox from a setting, as an absolute lower-case
@@ -989,6 +1016,7 @@ mod tests {
             ("HUB_DNS_DEFAULT_NS", " NS2.Example.net , ns1.example.net."),
             ("HUB_DNS_SOA_RNAME", "dns.example.net"),
             ("HUB_DNS_SOA_MINIMUM", "60"),
+            ("HUB_DNS_NOTIFY", "192.0.2.1, [2001:db8::1]:5353"),
         ])
         .unwrap()
         .dns_primary;
@@ -997,6 +1025,13 @@ mod tests {
         assert_eq!(on.default_ns, ["ns2.example.net.", "ns1.example.net."]);
         assert_eq!(on.soa.rname.as_deref(), Some("dns.example.net."));
         assert_eq!(on.soa.minimum, 60);
+        assert_eq!(
+            on.notify,
+            [
+                "192.0.2.1:53".parse().unwrap(),
+                "[2001:db8::1]:5353".parse().unwrap()
+            ]
+        );
         for (var, bad) in [
             ("HUB_DNS_LISTEN", "5353"),
             ("HUB_DNS_TRANSFER_ALLOW", "secondaries"),
@@ -1004,6 +1039,7 @@ mod tests {
             ("HUB_DNS_SOA_MNAME", "."),
             ("HUB_DNS_SOA_REFRESH", "0"),
             ("HUB_DNS_SOA_EXPIRE", "2147483648"),
+            ("HUB_DNS_NOTIFY", "ns1.example.net"),
         ] {
             let err = settings(&[(var, bad)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -23,6 +23,33 @@ pub struct Metrics {
     rooms: AtomicI64,
     bus: BusCounters,
     dns: [AtomicU64; DnsAnswer::ALL.len()],
+    notifies: [AtomicU64; Notified::ALL.len()],
+}
+
+/// What became of a NOTIFY, for `hub_dns_notifies_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notified {
+    /// Sent to a secondary (each retry counts).
+    Sent,
+    /// Answered by the secondary.
+    Answered,
+    /// Never sent: changes came faster than NOTIFYs went out.
+    Dropped,
+    /// Not answered within an hour.
+    GivenUp,
+}
+
+impl Notified {
+    pub const ALL: [Self; 4] = [Self::Sent, Self::Answered, Self::Dropped, Self::GivenUp];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Answered => "answered",
+            Self::Dropped => "dropped",
+            Self::GivenUp => "given_up",
+        }
+    }
 }
 
 /// How the DNS listener answered a query, for
@@ -90,6 +117,10 @@ struct BusCounters {
 impl Metrics {
     pub fn dns_answered(&self, answer: DnsAnswer) {
         self.dns[answer as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn notified(&self, result: Notified) {
+        self.notifies[result as usize].fetch_add(1, Relaxed);
     }
 
     pub fn connection_opened(&self, endpoint: &'static str) {
@@ -240,6 +271,19 @@ impl Metrics {
                 out,
                 "hub_dns_queries_total{{answer=\"{}\"}} {}",
                 answer.label(),
+                n.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hub_dns_notifies_total NOTIFY messages to secondaries, by what became of them."
+        );
+        let _ = writeln!(out, "# TYPE hub_dns_notifies_total counter");
+        for (result, n) in Notified::ALL.iter().zip(&self.notifies) {
+            let _ = writeln!(
+                out,
+                "hub_dns_notifies_total{{result=\"{}\"}} {}",
+                result.label(),
                 n.load(Relaxed)
             );
         }

@@ -33,6 +33,7 @@ use crate::chat::rooms::Rooms;
 use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::dns::broadcaster::DnsBroadcaster;
+use crate::dns::notify::Notifier;
 use crate::dns::primary::{Primary, Sockets};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -132,9 +133,17 @@ impl Application {
                     bus_for_analytics,
                 )
             });
+        let notifier = Notifier::start(
+            settings.dns_primary.notify.clone(),
+            metrics.clone(),
+            &analytics_arbiter.handle(),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("HUB_DNS_NOTIFY: could not open a socket to send from: {e}")
+        })?;
         let (db_for_dns, bus_for_dns, metrics_for_dns) = (db.clone(), bus.clone(), metrics.clone());
         let dns = DnsBroadcaster::start_in_arbiter(&analytics_arbiter.handle(), move |_| {
-            DnsBroadcaster::new(db_for_dns, bus_for_dns, metrics_for_dns)
+            DnsBroadcaster::new(db_for_dns, bus_for_dns, metrics_for_dns, notifier)
         });
         let dns_primary = match settings.dns_primary.listen {
             Some(addr) => {

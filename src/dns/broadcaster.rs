@@ -24,6 +24,7 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::notify::Notifier;
 use super::order::{self, Place, Sequencer, Step};
 use super::zone::{self, ZoneView};
 use crate::bus::{Arrived, Bus, Link, Subscription, Topic, Watch};
@@ -116,12 +117,15 @@ pub struct DnsBroadcaster {
     serials: Option<HashMap<String, i64>>,
     /// Each topic's changes per zone, in serial order.
     order: Sequencer<StreamKey, ByteString>,
+    /// Tells the secondaries of this node's changes (`HUB_DNS_NOTIFY`).
+    notifier: Option<Notifier>,
 }
 
 impl DnsBroadcaster {
-    pub fn new(db: Db, bus: Bus, metrics: Arc<Metrics>) -> Self {
+    pub fn new(db: Db, bus: Bus, metrics: Arc<Metrics>, notifier: Option<Notifier>) -> Self {
         Self {
             panels: Fanout::new(metrics.clone()),
+            notifier,
             db,
             bus,
             metrics,
@@ -257,8 +261,13 @@ impl Handler<Publish> for DnsBroadcaster {
     type Result = ();
 
     /// A change made on this node goes out on the bus, to the panels of
-    /// every node that see its zone.
+    /// every node that see its zone, and, when it moved the zone's serial,
+    /// to the secondaries: from this node only, so a cluster tells them
+    /// once.
     fn handle(&mut self, publish: Publish, _: &mut Self::Context) {
+        if let (Some(notifier), Some(serial)) = (&self.notifier, publish.place.serial) {
+            notifier.changed(&publish.zone, serial);
+        }
         let carried = Carried {
             zone: publish.zone,
             place: publish.place,

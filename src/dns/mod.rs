@@ -7,6 +7,7 @@
 
 pub mod broadcaster;
 pub mod master;
+pub mod notify;
 pub mod order;
 pub mod primary;
 pub mod socket;

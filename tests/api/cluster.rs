@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::analytics::watching_totals_at;
 use crate::dns;
+use crate::dns_primary::{Secondary, notified_zone};
 use crate::dns_races::read_until;
 use crate::helpers::{
     Backend, Client, Ending, HubProcess, KEY, TestApp, connect_at, flood_until_a_member_is_dropped,
@@ -1166,6 +1167,39 @@ async fn a_dns_change_on_one_node_reaches_the_owners_and_staffs_panels_on_the_ot
             json!([{"action": "created", "record": record["record"]}])
         );
     }
+}
+
+on_both!(a_change_is_notified_to_the_secondaries_by_the_node_that_made_it_only);
+async fn a_change_is_notified_to_the_secondaries_by_the_node_that_made_it_only(kind: Kind) {
+    let secondary = Secondary::listen().await;
+    let Some(cluster) = Cluster::start(kind, &[("HUB_DNS_NOTIFY", &secondary.address())]).await
+    else {
+        return;
+    };
+    let dora = cluster.user("dora");
+    let token = cluster.app.token(dora);
+    let mut panel = open_at(cluster.port(1), &format!("/ws/dns/?token={token}")).await;
+    dns::create_zone(&mut panel, "notified.example").await;
+    dns::create(
+        &mut panel,
+        "notified.example",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+    )
+    .await;
+    // Two changes, two NOTIFYs, each answered at once: a node that heard
+    // of a change from another sends none.
+    for _ in 0..2 {
+        let (notify, from) = secondary.notify().await;
+        assert_eq!(notified_zone(&notify), "notified.example");
+        secondary.answer(&notify, from).await;
+    }
+    assert!(
+        secondary
+            .notify_within(Duration::from_secs(3))
+            .await
+            .is_none(),
+        "a third NOTIFY"
+    );
 }
 
 on_both!(dns_changes_written_on_two_nodes_at_once_reach_every_panel_in_serial_order);

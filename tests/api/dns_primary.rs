@@ -25,6 +25,7 @@ on_both_backends!(
     an_address_not_allowed_is_refused_whatever_it_asks,
     a_zone_without_name_servers_is_served_with_the_defaults_and_the_soa_settings,
     a_transfer_while_the_zone_changes_pairs_each_serial_with_its_own_records,
+    each_new_serial_is_notified_and_sent_again_until_the_secondary_answers,
 );
 
 /// What a reply needs to arrive in, however busy the machine.
@@ -483,4 +484,100 @@ async fn a_transfer_while_the_zone_changes_pairs_each_serial_with_its_own_record
 
 fn serial_of_shown(soa: &Shown) -> u32 {
     soa.0.split_whitespace().nth(6).unwrap().parse().unwrap()
+}
+
+/// A secondary as NOTIFY reaches it: a UDP socket the test reads.
+pub(crate) struct Secondary {
+    socket: tokio::net::UdpSocket,
+}
+
+impl Secondary {
+    pub(crate) async fn listen() -> Self {
+        Self {
+            socket: tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    pub(crate) fn address(&self) -> String {
+        self.socket.local_addr().unwrap().to_string()
+    }
+
+    /// The next NOTIFY, with where it came from, within `wait`.
+    pub(crate) async fn notify_within(
+        &self,
+        wait: Duration,
+    ) -> Option<(Message<Vec<u8>>, SocketAddr)> {
+        let mut buf = vec![0; 512];
+        let (len, from) = tokio::time::timeout(wait, self.socket.recv_from(&mut buf))
+            .await
+            .ok()?
+            .unwrap();
+        buf.truncate(len);
+        let message = Message::from_octets(buf).unwrap();
+        assert_eq!(message.header().opcode(), Opcode::NOTIFY);
+        assert!(message.header().aa() && !message.header().qr());
+        Some((message, from))
+    }
+
+    pub(crate) async fn notify(&self) -> (Message<Vec<u8>>, SocketAddr) {
+        self.notify_within(WAIT).await.expect("a NOTIFY")
+    }
+
+    /// Answers a NOTIFY as a secondary does: the same id, question and
+    /// opcode, `NOERROR`.
+    pub(crate) async fn answer(&self, notify: &Message<Vec<u8>>, to: SocketAddr) {
+        let answer = MessageBuilder::new_vec()
+            .start_answer(notify, Rcode::NOERROR)
+            .unwrap()
+            .finish();
+        self.socket.send_to(&answer, to).await.unwrap();
+    }
+}
+
+/// The zone a NOTIFY names.
+pub(crate) fn notified_zone(notify: &Message<Vec<u8>>) -> String {
+    let question = notify.sole_question().unwrap();
+    assert_eq!(question.qtype(), Rtype::SOA);
+    question.qname().to_string()
+}
+
+async fn each_new_serial_is_notified_and_sent_again_until_the_secondary_answers(backend: Backend) {
+    let secondary = Secondary::listen().await;
+    let (app, _) = primary(backend, &[("HUB_DNS_NOTIFY", &secondary.address())]).await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    create_zone(&mut tab, "example.com").await;
+
+    // Not answered: sent again, the same message, a second later.
+    let (first, _) = secondary.notify().await;
+    assert_eq!(notified_zone(&first), "example.com");
+    let (again, from) = secondary.notify().await;
+    assert_eq!(again.header().id(), first.header().id());
+    // Answered: no more, past the next retry (two seconds later).
+    secondary.answer(&again, from).await;
+    assert!(
+        secondary
+            .notify_within(Duration::from_secs(3))
+            .await
+            .is_none()
+    );
+
+    // The next change: a NOTIFY of its own, at once.
+    create(
+        &mut tab,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+    )
+    .await;
+    let (next, from) = secondary.notify().await;
+    assert_eq!(notified_zone(&next), "example.com");
+    assert_ne!(next.header().id(), first.header().id());
+    secondary.answer(&next, from).await;
+    app.until_metric("hub_dns_notifies_total{result=\"answered\"} 2")
+        .await;
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("hub_dns_notifies_total{result=\"sent\"} 3"),
+        "{metrics}"
+    );
 }
