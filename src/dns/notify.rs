@@ -153,14 +153,12 @@ async fn run(
                 }
             }
             answer = sockets.recv(&mut buf) => {
-                if let Ok((len, from)) = answer {
-                    if let Some(zone) = answered(&buf[..len]) {
-                        let key = (zone, from);
-                        if pending.get(&key).is_some_and(|p| Some(p.id) == message_id(&buf[..len])) {
-                            pending.remove(&key);
-                            metrics.notified(Notified::Answered);
-                        }
-                    }
+                if let Ok((len, from)) = answer
+                    && let Some((zone, id)) = answered(&buf[..len])
+                    && pending.get(&(zone.clone(), from)).is_some_and(|p| p.id == id)
+                {
+                    pending.remove(&(zone, from));
+                    metrics.notified(Notified::Answered);
                 }
                 continue;
             }
@@ -214,8 +212,9 @@ fn notify(zone: &str, id: u16) -> Option<Vec<u8>> {
     Some(question.finish())
 }
 
-/// The zone a NOTIFY answer is for, if `bytes` are one that accepts it.
-fn answered(bytes: &[u8]) -> Option<String> {
+/// The zone and id of the NOTIFY `bytes` answer, if they are an answer
+/// that accepts one.
+fn answered(bytes: &[u8]) -> Option<(String, u16)> {
     let message = Message::from_octets(bytes).ok()?;
     let header = message.header();
     if !header.qr() || header.opcode() != Opcode::NOTIFY || header.rcode() != Rcode::NOERROR {
@@ -223,9 +222,5 @@ fn answered(bytes: &[u8]) -> Option<String> {
     }
     let question = message.sole_question().ok()?;
     let zone = question.qname().to_string().to_ascii_lowercase();
-    Some(zone.trim_end_matches('.').to_owned())
-}
-
-fn message_id(bytes: &[u8]) -> Option<u16> {
-    Message::from_octets(bytes).ok().map(|m| m.header().id())
+    Some((zone.trim_end_matches('.').to_owned(), header.id()))
 }
