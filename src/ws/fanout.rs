@@ -166,6 +166,7 @@ mod tests {
         fanout.insert(SessionId::for_tests(1), fast, "fast");
         fanout.insert(SessionId::for_tests(2), slow, "slow");
         let frame: ByteString = "x".repeat(20).into();
+        assert_eq!(fanout.len(), 2);
 
         let gone = fanout.deliver_all(&frame);
 
@@ -209,6 +210,9 @@ mod tests {
 
         assert_eq!(gone.len(), 1);
         assert_eq!(fanout.get(SessionId::for_tests(1)), Some(&1));
+        // A member's data changes in place (a panel whose user became staff).
+        *fanout.get_mut(SessionId::for_tests(1)).unwrap() += 10;
+        assert_eq!(fanout.get(SessionId::for_tests(1)), Some(&11));
         assert!(next(&mut a_inbox).is_pending());
         assert!(
             metrics
