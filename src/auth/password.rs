@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 /// A stored hash asking for more work than this is refused rather than
 /// letting one row of the database stall a blocking thread for minutes.
-const MAX_ITERATIONS: u32 = 50_000_000;
+pub const MAX_ITERATIONS: u32 = 50_000_000;
 
 fn derive(password: &str, salt: &str, iterations: u32) -> String {
     let mut out = [0u8; 32];
@@ -46,15 +46,15 @@ pub fn unusable() -> String {
 }
 
 /// A stored `pbkdf2_sha256` hash, split into its parts.
-struct Stored<'a> {
-    iterations: u32,
-    salt: &'a str,
-    expected: &'a str,
+pub struct Stored<'a> {
+    pub iterations: u32,
+    pub salt: &'a str,
+    pub expected: &'a str,
 }
 
 /// Other Django hashers, unusable passwords (`!...`) and hashes asking for
 /// more than [`MAX_ITERATIONS`] are `None`: they never match.
-fn parse(stored: &str) -> Option<Stored<'_>> {
+pub fn parse(stored: &str) -> Option<Stored<'_>> {
     let mut parts = stored.splitn(4, '$');
     let (Some("pbkdf2_sha256"), Some(iterations), Some(salt), Some(expected)) =
         (parts.next(), parts.next(), parts.next(), parts.next())

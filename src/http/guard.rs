@@ -42,7 +42,7 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Where the token was found, in the contract's order of precedence.
-fn find_token(req: &HttpRequest) -> Option<String> {
+pub fn find_token(req: &HttpRequest) -> Option<String> {
     if let Some(token) = bearer_token(req) {
         return Some(token.to_owned());
     }
@@ -53,7 +53,7 @@ fn find_token(req: &HttpRequest) -> Option<String> {
 
 /// The subprotocol offered right after `name` (`bearer, <jwt>`,
 /// `guest, <key>`).
-fn offered_after(req: &HttpRequest, name: &str) -> Option<String> {
+pub fn offered_after(req: &HttpRequest, name: &str) -> Option<String> {
     let offered: Vec<&str> = req
         .headers()
         .get_all(SEC_WEBSOCKET_PROTOCOL)
