@@ -42,6 +42,10 @@ fn test_services() {
             !on_path("node") || !Path::new(&chromium).is_file(),
         ),
         ("skip_nginx_tests", !on_path("nginx") || !on_path("openssl")),
+        (
+            "skip_nameserver_tests",
+            !on_path("named") || !on_path("knotd"),
+        ),
     ];
     for (cfg, missing) in missing {
         println!("cargo::rustc-check-cfg=cfg({cfg})");

@@ -36,6 +36,7 @@ mod http_edge;
 mod ingest;
 mod lifetime;
 mod limits;
+mod nameservers;
 mod nginx;
 mod ops;
 mod process;
