@@ -38,6 +38,18 @@ struct Nameserver {
     port: u16,
 }
 
+impl Nameserver {
+    /// Runs `command` in the foreground, its output let go.
+    fn start(name: &'static str, command: &mut Command, port: u16) -> Self {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
+        Self { name, child, port }
+    }
+}
+
 impl Drop for Nameserver {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -73,18 +85,13 @@ zone "example.com" {{
         ),
     )
     .unwrap();
-    let child = Command::new("named")
-        .args(["-g", "-n", "1", "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("named starts");
-    Nameserver {
-        name: "BIND",
-        child,
+    Nameserver::start(
+        "BIND",
+        Command::new("named")
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&conf),
         port,
-    }
+    )
 }
 
 fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Nameserver {
@@ -130,18 +137,7 @@ zone:
         ),
     )
     .unwrap();
-    let child = Command::new("knotd")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("knotd starts");
-    Nameserver {
-        name: "Knot",
-        child,
-        port,
-    }
+    Nameserver::start("Knot", Command::new("knotd").arg("-c").arg(&conf), port)
 }
 
 /// The A records a nameserver answers for `name`, if it answers.
