@@ -600,6 +600,67 @@ pub struct DnsPrimary {
     /// The secondaries told of each new serial (`HUB_DNS_NOTIFY`; port 53
     /// unless given).
     pub notify: Vec<std::net::SocketAddr>,
+    /// `HUB_DNS_TSIG_KEYS`: when any is set, a transfer must be signed by
+    /// one of them, and an answer to a signed query is signed.
+    pub tsig_keys: Vec<TsigKey>,
+    /// The key NOTIFY is signed with (`HUB_DNS_NOTIFY_KEY`, one of
+    /// `tsig_keys` by name).
+    pub notify_key: Option<TsigKey>,
+}
+
+/// A TSIG key (RFC 8945), written as dig's `-y` takes one:
+/// `[algorithm:]name:secret`, the algorithm `hmac-sha256` unless named
+/// (`hmac-sha384`, `hmac-sha512`), the secret in base64.
+#[derive(Debug, Clone)]
+pub struct TsigKey {
+    /// An absolute lower-case name (`hub-key.`).
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+impl TsigKey {
+    fn parse(entry: &str) -> Result<Self, ConfigError> {
+        use base64::Engine;
+        let bad = |why: &str| ConfigError::new("HUB_DNS_TSIG_KEYS", why.to_owned());
+        let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
+        let (algorithm, name, secret) = match parts.as_slice() {
+            [name, secret] => ("hmac-sha256", *name, *secret),
+            [algorithm, name, secret] => (*algorithm, *name, *secret),
+            _ => return Err(bad("a key is [algorithm:]name:secret")),
+        };
+        let algorithm = match algorithm.to_ascii_lowercase().as_str() {
+            "hmac-sha256" => TsigAlgorithm::HmacSha256,
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            other => {
+                return Err(bad(&format!(
+                    "'{other}' is not hmac-sha256, hmac-sha384 or hmac-sha512"
+                )));
+            }
+        };
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret)
+            .ok()
+            .filter(|bytes| bytes.len() >= 16)
+            .ok_or_else(|| {
+                bad(&format!(
+                    "the secret of '{name}' is not base64 of 16 bytes or more"
+                ))
+            })?;
+        Ok(Self {
+            name: dns_name("HUB_DNS_TSIG_KEYS", name)?,
+            algorithm,
+            secret: Secret::new(secret),
+        })
+    }
 }
 
 /// The SOA every zone is served and exported with, beside its serial.
@@ -640,6 +701,16 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
             })
         })
         .transpose()?;
+    let tsig_keys = var("HUB_DNS_TSIG_KEYS")
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(TsigKey::parse)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
     let defaults = Soa::default();
     let timer = |name, default| number(var, name, default, 1..=i32::MAX.unsigned_abs());
     Ok(DnsPrimary {
@@ -670,6 +741,20 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
             })
             .transpose()?
             .unwrap_or_default(),
+        notify_key: match var("HUB_DNS_NOTIFY_KEY") {
+            None => None,
+            Some(raw) => {
+                let wanted = dns_name("HUB_DNS_NOTIFY_KEY", &raw)?;
+                let found = tsig_keys.iter().find(|k| k.name == wanted).cloned();
+                Some(found.ok_or_else(|| {
+                    ConfigError::new(
+                        "HUB_DNS_NOTIFY_KEY",
+                        format!("'{raw}' is not a key of HUB_DNS_TSIG_KEYS"),
+                    )
+                })?)
+            }
+        },
+        tsig_keys,
         notify: var("HUB_DNS_NOTIFY")
             .map(|raw| {
                 raw.split(',')
@@ -1044,6 +1129,46 @@ mod tests {
             let err = settings(&[(var, bad)]).unwrap_err();
             assert_eq!(err.var, var);
             assert!(err.detail.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn tsig_keys_read_as_dig_writes_them_and_never_show_their_secret() {
+        let secret = "aHViLWtleS1mb3ItdGhlLXRzaWctdGVzdHMtMzJieXQ=";
+        let primary = settings(&[
+            (
+                "HUB_DNS_TSIG_KEYS",
+                &format!("Hub-Key:{secret}, hmac-sha512:other:{secret}"),
+            ),
+            ("HUB_DNS_NOTIFY_KEY", "hub-key."),
+        ])
+        .unwrap()
+        .dns_primary;
+        let keys: Vec<_> = primary
+            .tsig_keys
+            .iter()
+            .map(|k| (k.name.as_str(), k.algorithm))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("hub-key.", TsigAlgorithm::HmacSha256),
+                ("other.", TsigAlgorithm::HmacSha512)
+            ]
+        );
+        assert_eq!(primary.notify_key.unwrap().secret.as_bytes().len(), 32);
+        for (var, bad) in [
+            ("HUB_DNS_TSIG_KEYS", format!("hmac-md5:k:{secret}")),
+            ("HUB_DNS_TSIG_KEYS", "k:c2hvcnQ=".to_owned()),
+            ("HUB_DNS_TSIG_KEYS", format!("k:{secret}:extra:part")),
+            ("HUB_DNS_NOTIFY_KEY", "unknown".to_owned()),
+        ] {
+            let err = settings(&[(var, &bad)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(
+                !err.detail.contains("c2hvcnQ") && !err.detail.contains(secret),
+                "{err}"
+            );
         }
     }
 

@@ -40,6 +40,7 @@ pub enum Notified {
 }
 
 impl Notified {
+    /// In the order declared: a counter's index is its discriminant.
     pub const ALL: [Self; 4] = [Self::Sent, Self::Answered, Self::Dropped, Self::GivenUp];
 
     fn label(self) -> &'static str {
@@ -70,6 +71,11 @@ pub enum DnsAnswer {
     NotImplemented,
     /// Not a DNS message, or not one question: `FORMERR` or nothing.
     Malformed,
+    /// A transfer not signed, when keys are set: `REFUSED`.
+    Unsigned,
+    /// A signature that does not verify (unknown key, wrong MAC, a clock
+    /// off by more than its fudge): `NOTAUTH` with the TSIG error.
+    BadSignature,
     /// Dropped unanswered: too many at once.
     Dropped,
     /// The database failed: `SERVFAIL`.
@@ -77,13 +83,16 @@ pub enum DnsAnswer {
 }
 
 impl DnsAnswer {
-    pub const ALL: [Self; 8] = [
+    /// In the order declared: a counter's index is its discriminant.
+    pub const ALL: [Self; 10] = [
         Self::Soa,
         Self::Transfer,
         Self::NotAllowed,
         Self::NotOurs,
         Self::NotImplemented,
         Self::Malformed,
+        Self::Unsigned,
+        Self::BadSignature,
         Self::Dropped,
         Self::Failed,
     ];
@@ -93,6 +102,8 @@ impl DnsAnswer {
             Self::Soa => "soa",
             Self::Transfer => "transfer",
             Self::NotAllowed => "not_allowed",
+            Self::Unsigned => "unsigned",
+            Self::BadSignature => "bad_signature",
             Self::NotOurs => "not_ours",
             Self::NotImplemented => "not_implemented",
             Self::Malformed => "malformed",
@@ -387,6 +398,36 @@ fn family(out: &mut String, kind: &str, name: &str, help: &str, value: impl std:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_dns_counter_is_shown_under_its_own_label() {
+        let metrics = Metrics::default();
+        for (n, answer) in (1..).zip(DnsAnswer::ALL) {
+            for _ in 0..n {
+                metrics.dns_answered(answer);
+            }
+        }
+        for (n, result) in (1..).zip(Notified::ALL) {
+            for _ in 0..n {
+                metrics.notified(result);
+            }
+        }
+        let text = metrics.render(PoolGauges { open: 0, idle: 0 });
+        for (n, answer) in (1..).zip(DnsAnswer::ALL) {
+            let line = format!(
+                "hub_dns_queries_total{{answer=\"{}\"}} {n}\n",
+                answer.label()
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        for (n, result) in (1..).zip(Notified::ALL) {
+            let line = format!(
+                "hub_dns_notifies_total{{result=\"{}\"}} {n}\n",
+                result.label()
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn the_pool_is_shown_as_connections_open_and_in_use() {

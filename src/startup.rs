@@ -34,7 +34,7 @@ use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::dns::broadcaster::DnsBroadcaster;
 use crate::dns::notify::Notifier;
-use crate::dns::primary::{Primary, Sockets};
+use crate::dns::primary::{Primary, Sockets, tsig_key};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::admission::Admission;
@@ -135,6 +135,7 @@ impl Application {
             });
         let notifier = Notifier::start(
             settings.dns_primary.notify.clone(),
+            settings.dns_primary.notify_key.as_ref().map(tsig_key),
             metrics.clone(),
             &analytics_arbiter.handle(),
         )

@@ -17,6 +17,8 @@ use std::time::Duration;
 use actix::ArbiterHandle;
 use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
+use domain::rdata::tsig::Time48;
+use domain::tsig::{ClientTransaction, Key};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -42,6 +44,7 @@ impl Notifier {
     /// configured.
     pub fn start(
         secondaries: Vec<SocketAddr>,
+        key: Option<Arc<Key>>,
         metrics: Arc<Metrics>,
         arbiter: &ArbiterHandle,
     ) -> std::io::Result<Option<Self>> {
@@ -65,7 +68,7 @@ impl Notifier {
             actix_web::rt::spawn(async move {
                 let sockets = Sockets::new(v4, v6);
                 match sockets {
-                    Ok(sockets) => run(secondaries, sockets, received, sender_metrics).await,
+                    Ok(sockets) => run(secondaries, key, sockets, received, sender_metrics).await,
                     Err(e) => tracing::error!(error = %e, "NOTIFY could not start"),
                 }
             });
@@ -120,10 +123,15 @@ impl Sockets {
     }
 }
 
+/// A signed NOTIFY, which checks its answer's signature.
+type Signed = ClientTransaction<Arc<Key>>;
+
 /// A NOTIFY waiting for its secondary's answer.
 struct Pending {
     serial: i64,
     id: u16,
+    /// The signature of the NOTIFY last sent, to check the answer's by.
+    signed: Option<Signed>,
     first_sent: Instant,
     wait: Duration,
     next: Instant,
@@ -131,6 +139,7 @@ struct Pending {
 
 async fn run(
     secondaries: Vec<SocketAddr>,
+    key: Option<Arc<Key>>,
     sockets: Sockets,
     mut changes: mpsc::Receiver<(String, i64)>,
     metrics: Arc<Metrics>,
@@ -144,18 +153,21 @@ async fn run(
                 let Some((zone, serial)) = change else { return };
                 let now = Instant::now();
                 for &secondary in &secondaries {
-                    let key = (zone.clone(), secondary);
-                    if pending.get(&key).is_none_or(|p| serial >= p.serial) {
-                        let id = rand::random();
-                        let wait = FIRST_RETRY;
-                        pending.insert(key, Pending { serial, id, first_sent: now, wait, next: now });
+                    let at = (zone.clone(), secondary);
+                    if pending.get(&at).is_none_or(|p| serial >= p.serial) {
+                        let (id, wait) = (rand::random(), FIRST_RETRY);
+                        let fresh = Pending { serial, id, signed: None, first_sent: now, wait, next: now };
+                        pending.insert(at, fresh);
                     }
                 }
             }
             answer = sockets.recv(&mut buf) => {
                 if let Ok((len, from)) = answer
-                    && let Some((zone, id)) = answered(&buf[..len])
-                    && pending.get(&(zone.clone(), from)).is_some_and(|p| p.id == id)
+                    && let Some((zone, mut message)) = answered(&buf[..len])
+                    && let Some(p) = pending.get(&(zone.clone(), from))
+                    && p.id == message.header().id()
+                    // Signed, the answer must be signed by the same key.
+                    && p.signed.as_ref().is_none_or(|t| t.answer(&mut message, Time48::now()).is_ok())
                 {
                     pending.remove(&(zone, from));
                     metrics.notified(Notified::Answered);
@@ -174,7 +186,8 @@ async fn run(
                 given_up.push((zone.clone(), *secondary));
                 continue;
             }
-            if let Some(message) = notify(zone, p.id) {
+            if let Some((message, signed)) = notify(zone, p.id, key.as_ref()) {
+                p.signed = signed;
                 let _ = sockets
                     .for_peer(*secondary)
                     .send_to(&message, secondary)
@@ -199,8 +212,9 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// A NOTIFY for `zone` (RFC 1996, 3.7): the zone's SOA as its question.
-fn notify(zone: &str, id: u16) -> Option<Vec<u8>> {
+/// A NOTIFY for `zone` (RFC 1996, 3.7): the zone's SOA as its question,
+/// signed with `key` if there is one.
+fn notify(zone: &str, id: u16, key: Option<&Arc<Key>>) -> Option<(Vec<u8>, Option<Signed>)> {
     let name: Name<Vec<u8>> = format!("{zone}.").parse().ok()?;
     let mut builder = MessageBuilder::new_vec();
     let header = builder.header_mut();
@@ -209,18 +223,25 @@ fn notify(zone: &str, id: u16) -> Option<Vec<u8>> {
     header.set_aa(true);
     let mut question = builder.question();
     question.push((name, Rtype::SOA)).ok()?;
-    Some(question.finish())
+    let mut additional = question.additional();
+    let signed = match key {
+        Some(key) => {
+            Some(ClientTransaction::request(key.clone(), &mut additional, Time48::now()).ok()?)
+        }
+        None => None,
+    };
+    Some((additional.finish(), signed))
 }
 
-/// The zone and id of the NOTIFY `bytes` answer, if they are an answer
-/// that accepts one.
-fn answered(bytes: &[u8]) -> Option<(String, u16)> {
-    let message = Message::from_octets(bytes).ok()?;
+/// The zone of the NOTIFY `bytes` answer, and the answer, if they are one
+/// that accepts it.
+fn answered(bytes: &[u8]) -> Option<(String, Message<Vec<u8>>)> {
+    let message = Message::from_octets(bytes.to_vec()).ok()?;
     let header = message.header();
     if !header.qr() || header.opcode() != Opcode::NOTIFY || header.rcode() != Rcode::NOERROR {
         return None;
     }
-    let question = message.sole_question().ok()?;
-    let zone = question.qname().to_string().to_ascii_lowercase();
-    Some((zone.trim_end_matches('.').to_owned(), header.id()))
+    let zone = message.sole_question().ok()?.qname().to_string();
+    let zone = zone.to_ascii_lowercase().trim_end_matches('.').to_owned();
+    Some((zone, message))
 }

@@ -16,6 +16,7 @@
 //! reads the zone as the master file the panel exports, and builds the
 //! answers with name compression; tokio-util's codec frames TCP.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -28,13 +29,15 @@ use domain::base::iana::{Class, Opcode, Rcode, Rtype};
 use domain::base::message_builder::{AnswerBuilder, MessageBuilder, PushError, TreeCompressor};
 use domain::base::{Message, Serial};
 use domain::rdata::Soa as SoaData;
+use domain::rdata::tsig::Time48;
+use domain::tsig::{Algorithm, Key, KeyName, ServerSequence};
 use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::{master, validate, zone};
-use crate::config::DnsPrimary;
+use crate::config::{DnsPrimary, TsigAlgorithm, TsigKey};
 use crate::db::Db;
 use crate::db::dns::{Record, Zone};
 use crate::metrics::{DnsAnswer, Metrics};
@@ -92,6 +95,49 @@ pub struct Primary {
     db: Db,
     settings: DnsPrimary,
     metrics: Arc<Metrics>,
+    keys: Keys,
+}
+
+/// The TSIG keys queries may be signed with, by name and algorithm.
+type Keys = HashMap<(KeyName, Algorithm), Arc<Key>>;
+
+/// A key of the settings as the DNS library signs with it.
+pub fn tsig_key(key: &TsigKey) -> Arc<Key> {
+    let algorithm = match key.algorithm {
+        TsigAlgorithm::HmacSha256 => Algorithm::Sha256,
+        TsigAlgorithm::HmacSha384 => Algorithm::Sha384,
+        TsigAlgorithm::HmacSha512 => Algorithm::Sha512,
+    };
+    let name = key
+        .name
+        .parse()
+        .expect("the settings checked the key's name");
+    Arc::new(
+        Key::new(algorithm, key.secret.as_bytes(), name, None, None)
+            .expect("a key of full-length signatures"),
+    )
+}
+
+/// Signs each message of an answer to a signed query: every message of a
+/// transfer, each signature chained to the one before (RFC 8945, 5.3.1),
+/// which both BIND and Knot require of at least the first and the last.
+struct Signer(Option<ServerSequence<Arc<Key>>>);
+
+impl Signer {
+    fn finish(
+        &mut self,
+        answer: AnswerBuilder<TreeCompressor<Vec<u8>>>,
+    ) -> Result<Vec<u8>, ServeError> {
+        let mut additional = answer.additional();
+        // The records are in; the signature goes past their limit.
+        additional.clear_push_limit();
+        if let Some(sequence) = &mut self.0 {
+            sequence
+                .answer(&mut additional, Time48::now())
+                .map_err(ServeError::Push)?;
+        }
+        Ok(additional.finish().into_target())
+    }
 }
 
 /// Why a zone could not be served.
@@ -107,10 +153,19 @@ enum ServeError {
 
 impl Primary {
     pub fn new(db: Db, settings: DnsPrimary, metrics: Arc<Metrics>) -> Self {
+        let keys = settings
+            .tsig_keys
+            .iter()
+            .map(|k| {
+                let key = tsig_key(k);
+                ((key.name().clone(), key.algorithm()), key)
+            })
+            .collect();
         Self {
             db,
             settings,
             metrics,
+            keys,
         }
     }
 
@@ -217,40 +272,49 @@ impl Primary {
         if query.header().qr() {
             return Vec::new();
         }
-        let (answer, replies) = self.reply(&query, peer, tcp).await;
+        let (answer, replies) = self.reply(query, peer, tcp).await;
         self.metrics.dns_answered(answer);
         replies
     }
 
     async fn reply(
         &self,
-        query: &Message<Vec<u8>>,
+        mut query: Message<Vec<u8>>,
         peer: IpAddr,
         tcp: bool,
     ) -> (DnsAnswer, Vec<Vec<u8>>) {
-        let refuse = |answer, rcode| (answer, vec![error(query, rcode)]);
         if !self.settings.transfer_allow.contains(peer) {
-            return refuse(DnsAnswer::NotAllowed, Rcode::REFUSED);
+            return (
+                DnsAnswer::NotAllowed,
+                refusal(&query, Rcode::REFUSED, &mut Signer(None)),
+            );
         }
-        if query.header().opcode() != Opcode::QUERY {
-            return refuse(DnsAnswer::NotImplemented, Rcode::NOTIMP);
+        // The signature is checked, and taken off the query, before
+        // anything else is read of it.
+        let mut signer = match ServerSequence::request(&self.keys, &mut query, Time48::now()) {
+            Ok(sequence) => Signer(sequence),
+            Err(refused) => {
+                let answer = refused
+                    .build_message(&query, MessageBuilder::new_vec())
+                    .map(|m| vec![m.finish()])
+                    .unwrap_or_default();
+                return (DnsAnswer::BadSignature, answer);
+            }
+        };
+        let query = &query;
+        let asked = match self.asked(query, tcp) {
+            Ok(asked) => asked,
+            Err((answer, rcode)) => return (answer, refusal(query, rcode, &mut signer)),
+        };
+        if matches!(asked, Asked::Transfer(_)) && !self.keys.is_empty() && signer.0.is_none() {
+            return (
+                DnsAnswer::Unsigned,
+                refusal(query, Rcode::REFUSED, &mut signer),
+            );
         }
         let Ok(question) = query.sole_question() else {
-            return refuse(DnsAnswer::Malformed, Rcode::FORMERR);
+            unreachable!("asked() read the one question");
         };
-        let asked = match (question.qtype(), tcp) {
-            (Rtype::SOA, _) => Asked::Soa,
-            (Rtype::AXFR, true) => Asked::Transfer(None),
-            (Rtype::IXFR, true) => Asked::Transfer(held_serial(query)),
-            // A client that cannot take the whole zone gets the SOA, so
-            // that it asks again over TCP if it is behind (RFC 1995, 2).
-            (Rtype::IXFR, false) => Asked::Soa,
-            (Rtype::AXFR, false) => return refuse(DnsAnswer::NotImplemented, Rcode::NOTIMP),
-            _ => return refuse(DnsAnswer::NotOurs, Rcode::REFUSED),
-        };
-        if question.qclass() != Class::IN {
-            return refuse(DnsAnswer::NotOurs, Rcode::REFUSED);
-        }
         let name = question.qname().to_string().to_ascii_lowercase();
         let name = name.trim_end_matches('.').to_owned();
         let snapshot = self
@@ -263,11 +327,11 @@ impl Primary {
             Some((zone, records)) => {
                 let records = self.zone_records(&zone, &records)?;
                 let replies = match asked {
-                    Asked::Soa => vec![soa_only(query, &records[0])?],
+                    Asked::Soa => vec![soa_only(query, &records[0], &mut signer)?],
                     Asked::Transfer(Some(held)) if up_to_date(held, &records[0]) => {
-                        vec![soa_only(query, &records[0])?]
+                        vec![soa_only(query, &records[0], &mut signer)?]
                     }
-                    Asked::Transfer(_) => transfer(query, &records)?,
+                    Asked::Transfer(_) => transfer(query, &records, &mut signer)?,
                 };
                 Ok(Some(replies))
             }
@@ -275,12 +339,42 @@ impl Primary {
         match (served, asked) {
             (Ok(Some(replies)), Asked::Soa) => (DnsAnswer::Soa, replies),
             (Ok(Some(replies)), Asked::Transfer(_)) => (DnsAnswer::Transfer, replies),
-            (Ok(None), _) => refuse(DnsAnswer::NotOurs, Rcode::NOTAUTH),
+            (Ok(None), _) => (
+                DnsAnswer::NotOurs,
+                refusal(query, Rcode::NOTAUTH, &mut signer),
+            ),
             (Err(e), _) => {
                 tracing::error!(error = %e, "a DNS query could not be answered");
-                refuse(DnsAnswer::Failed, Rcode::SERVFAIL)
+                (
+                    DnsAnswer::Failed,
+                    refusal(query, Rcode::SERVFAIL, &mut signer),
+                )
             }
         }
+    }
+
+    /// What a query asks of a primary, or why it is refused.
+    fn asked(&self, query: &Message<Vec<u8>>, tcp: bool) -> Result<Asked, (DnsAnswer, Rcode)> {
+        if query.header().opcode() != Opcode::QUERY {
+            return Err((DnsAnswer::NotImplemented, Rcode::NOTIMP));
+        }
+        let Ok(question) = query.sole_question() else {
+            return Err((DnsAnswer::Malformed, Rcode::FORMERR));
+        };
+        let asked = match (question.qtype(), tcp) {
+            (Rtype::SOA, _) => Asked::Soa,
+            (Rtype::AXFR, true) => Asked::Transfer(None),
+            (Rtype::IXFR, true) => Asked::Transfer(held_serial(query)),
+            // A client that cannot take the whole zone gets the SOA, so
+            // that it asks again over TCP if it is behind (RFC 1995, 2).
+            (Rtype::IXFR, false) => Asked::Soa,
+            (Rtype::AXFR, false) => return Err((DnsAnswer::NotImplemented, Rcode::NOTIMP)),
+            _ => return Err((DnsAnswer::NotOurs, Rcode::REFUSED)),
+        };
+        if question.qclass() != Class::IN {
+            return Err((DnsAnswer::NotOurs, Rcode::REFUSED));
+        }
+        Ok(asked)
     }
 
     /// The zone as it is served: its records, read back from the master file
@@ -359,10 +453,14 @@ fn start(query: &Message<Vec<u8>>) -> Result<AnswerBuilder<TreeCompressor<Vec<u8
     Ok(answer)
 }
 
-fn soa_only(query: &Message<Vec<u8>>, soa: &ScannedRecord) -> Result<Vec<u8>, ServeError> {
+fn soa_only(
+    query: &Message<Vec<u8>>,
+    soa: &ScannedRecord,
+    signer: &mut Signer,
+) -> Result<Vec<u8>, ServeError> {
     let mut answer = start(query)?;
     answer.push(soa).map_err(ServeError::Push)?;
-    Ok(answer.finish().into_target())
+    signer.finish(answer)
 }
 
 /// The zone as a transfer sends it (RFC 5936, 2.2): the SOA, every other
@@ -370,6 +468,7 @@ fn soa_only(query: &Message<Vec<u8>>, soa: &ScannedRecord) -> Result<Vec<u8>, Se
 fn transfer(
     query: &Message<Vec<u8>>,
     records: &[ScannedRecord],
+    signer: &mut Signer,
 ) -> Result<Vec<Vec<u8>>, ServeError> {
     let sequence = records.iter().chain(records.first());
     let mut messages = Vec::new();
@@ -383,17 +482,25 @@ fn transfer(
             return Err(ServeError::Push(PushError::ShortBuf));
         }
         let full = std::mem::replace(&mut answer, start(query)?);
-        messages.push(full.finish().into_target());
+        messages.push(signer.finish(full)?);
         answer.push(record).map_err(ServeError::Push)?;
     }
-    messages.push(answer.finish().into_target());
+    messages.push(signer.finish(answer)?);
     Ok(messages)
 }
 
-/// An answer with no records, only a code.
-fn error(query: &Message<Vec<u8>>, rcode: Rcode) -> Vec<u8> {
-    MessageBuilder::new_vec()
+/// An answer with no records, only a code; signed when the query was.
+fn refusal(query: &Message<Vec<u8>>, rcode: Rcode, signer: &mut Signer) -> Vec<Vec<u8>> {
+    let unsigned = || {
+        MessageBuilder::new_vec()
+            .start_answer(query, rcode)
+            .expect("a growing buffer takes the question")
+            .finish()
+    };
+    let signed = MessageBuilder::from_target(TreeCompressor::new(Vec::new()))
+        .expect("a growing buffer takes a header")
         .start_answer(query, rcode)
-        .expect("a growing buffer takes the question")
-        .finish()
+        .map_err(ServeError::Push)
+        .and_then(|answer| signer.finish(answer));
+    vec![signed.unwrap_or_else(|_| unsigned())]
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use domain::base::iana::{Class, Opcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name, ParsedName, Serial, Ttl};
+use domain::rdata::tsig::Time48;
 use domain::rdata::{AllRecordData, Soa};
+use domain::tsig::{Algorithm, ClientSequence, ClientTransaction, Key, ServerTransaction};
 use domain::zonefile::inplace::{Entry, Zonefile};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +28,8 @@ on_both_backends!(
     a_zone_without_name_servers_is_served_with_the_defaults_and_the_soa_settings,
     a_transfer_while_the_zone_changes_pairs_each_serial_with_its_own_records,
     each_new_serial_is_notified_and_sent_again_until_the_secondary_answers,
+    with_keys_a_transfer_must_be_signed_and_each_message_of_it_is,
+    a_signed_notify_is_answered_only_by_a_signature_of_the_same_key,
 );
 
 /// What a reply needs to arrive in, however busy the machine.
@@ -523,6 +527,10 @@ impl Secondary {
         Some((message, from))
     }
 
+    pub(crate) async fn send(&self, bytes: &[u8], to: SocketAddr) {
+        self.socket.send_to(bytes, to).await.unwrap();
+    }
+
     pub(crate) async fn notify(&self) -> (Message<Vec<u8>>, SocketAddr) {
         self.notify_within(WAIT).await.expect("a NOTIFY")
     }
@@ -534,7 +542,7 @@ impl Secondary {
             .start_answer(notify, Rcode::NOERROR)
             .unwrap()
             .finish();
-        self.socket.send_to(&answer, to).await.unwrap();
+        self.send(&answer, to).await;
     }
 }
 
@@ -584,4 +592,138 @@ async fn each_new_serial_is_notified_and_sent_again_until_the_secondary_answers(
         metrics.contains("hub_dns_notifies_total{result=\"sent\"} 3"),
         "{metrics}"
     );
+}
+
+/// The key of the TSIG tests: 32 bytes, in the settings as base64.
+pub(crate) const TSIG_SECRET: &str = "aHViLWtleS1mb3ItdGhlLXRzaWctdGVzdHMtMzJieXQ=";
+
+pub(crate) fn tsig_key(name: &str, secret: &str) -> Key {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .unwrap();
+    Key::new(Algorithm::Sha256, &bytes, name.parse().unwrap(), None, None).unwrap()
+}
+
+/// `query` signed with `key`, and the sequence that checks each answer.
+fn signed(zone: &str, rtype: Rtype, key: &Key) -> (Vec<u8>, ClientSequence<Key>) {
+    let mut question = MessageBuilder::new_vec().question();
+    question.push((name(zone), rtype)).unwrap();
+    let mut additional = question.additional();
+    let sequence = ClientSequence::request(key.clone(), &mut additional, Time48::now()).unwrap();
+    (additional.finish(), sequence)
+}
+
+async fn with_keys_a_transfer_must_be_signed_and_each_message_of_it_is(backend: Backend) {
+    let keys = format!("hmac-sha256:hub-key:{TSIG_SECRET}");
+    let (app, dns) = primary(
+        backend,
+        &[
+            ("HUB_DNS_TSIG_KEYS", &keys),
+            ("HUB_DNS_MAX_RECORDS", "5000"),
+        ],
+    )
+    .await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    let serial = create_zone(&mut tab, "example.com").await["serial"].clone();
+    let changes: Vec<Value> = (0..600)
+        .map(|i| {
+            json!({"op": "create", "record": {"name": format!("host-{i}"), "type": "TXT",
+                "content": format!("{i:0>100}"), "ttl": 300}})
+        })
+        .collect();
+    ok(
+        &mut tab,
+        json!({"type": "dns.batch", "zone": "example.com", "serial": serial, "changes": changes}),
+    )
+    .await;
+    let key = tsig_key("hub-key.", TSIG_SECRET);
+
+    // Signed: every message is signed, each chained to the one before.
+    let (axfr, mut sequence) = signed("example.com", Rtype::AXFR, &key);
+    let mut messages = over_tcp(dns, &axfr).await;
+    assert!(messages.len() > 2, "{} messages", messages.len());
+    for message in &mut messages {
+        sequence
+            .answer(message, Time48::now())
+            .expect("each message signed in sequence");
+    }
+    sequence.done().expect("the last message signed");
+    assert_eq!(transferred(&messages).len(), 600 + 2);
+
+    // An SOA query signed over UDP gets a signed answer.
+    let mut question = MessageBuilder::new_vec().question();
+    question.push((name("example.com"), Rtype::SOA)).unwrap();
+    let mut additional = question.additional();
+    let check = ClientTransaction::request(key.clone(), &mut additional, Time48::now()).unwrap();
+    let mut soa = over_udp(dns, &additional.finish()).await.unwrap();
+    check.answer(&mut soa, Time48::now()).expect("a signed SOA");
+    // Unsigned, the SOA is answered still (it is the zone's serial); a
+    // transfer is refused, not one record sent.
+    let soa = over_udp(dns, &query("example.com", Rtype::SOA))
+        .await
+        .unwrap();
+    assert_eq!(soa.header().rcode(), Rcode::NOERROR);
+    let unsigned = over_tcp(dns, &query("example.com", Rtype::AXFR)).await;
+    assert_eq!(unsigned[0].header().rcode(), Rcode::REFUSED);
+    assert!(answers(&unsigned[0]).is_empty());
+
+    // A key the hub does not hold, or the right name with another secret.
+    for wrong in [
+        tsig_key("other-key.", TSIG_SECRET),
+        tsig_key("hub-key.", "c29tZS1vdGhlci1zZWNyZXQtb2YtMzItYnl0ZXMtLS0="),
+    ] {
+        let (axfr, _) = signed("example.com", Rtype::AXFR, &wrong);
+        let refused = over_tcp(dns, &axfr).await;
+        assert_eq!(refused[0].header().rcode(), Rcode::NOTAUTH);
+        assert!(answers(&refused[0]).is_empty());
+    }
+    let metrics = app.metrics().await;
+    for line in [
+        "hub_dns_queries_total{answer=\"unsigned\"} 1",
+        "hub_dns_queries_total{answer=\"bad_signature\"} 2",
+        "hub_dns_queries_total{answer=\"transfer\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+async fn a_signed_notify_is_answered_only_by_a_signature_of_the_same_key(backend: Backend) {
+    let secondary = Secondary::listen().await;
+    let keys = format!("hub-key:{TSIG_SECRET}");
+    let (app, _) = primary(
+        backend,
+        &[
+            ("HUB_DNS_NOTIFY", &secondary.address()),
+            ("HUB_DNS_TSIG_KEYS", &keys),
+            ("HUB_DNS_NOTIFY_KEY", "hub-key"),
+        ],
+    )
+    .await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    create_zone(&mut tab, "example.com").await;
+    let key = tsig_key("hub-key.", TSIG_SECRET);
+
+    // Signed by the key; an unsigned answer does not count.
+    let (mut notify, from) = secondary.notify().await;
+    ServerTransaction::request(&key, &mut notify, Time48::now())
+        .expect("a valid signature")
+        .expect("signed");
+    secondary.answer(&notify, from).await;
+    let (mut again, from) = secondary.notify().await;
+    assert_eq!(again.header().id(), notify.header().id(), "sent again");
+    let verified = ServerTransaction::request(&key, &mut again, Time48::now())
+        .unwrap()
+        .unwrap();
+    // Signed back: answered.
+    let mut answer = MessageBuilder::new_vec()
+        .start_answer(&again, Rcode::NOERROR)
+        .unwrap()
+        .additional();
+    verified.answer(&mut answer, Time48::now()).unwrap();
+    secondary.send(&answer.finish(), from).await;
+    app.until_metric("hub_dns_notifies_total{result=\"answered\"} 1")
+        .await;
 }

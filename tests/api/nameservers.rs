@@ -1,7 +1,9 @@
 //! Real secondaries follow the hub: BIND 9 and Knot, each started on a
 //! port of its own as a secondary of the hub's zone, transfer it, and
 //! after a change in the panel answer the new record within seconds: by
-//! NOTIFY, since the SOA's refresh is an hour.
+//! NOTIFY, since the SOA's refresh is an hour. Then again with every
+//! transfer and NOTIFY signed (TSIG), over a zone that takes several
+//! messages.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +14,8 @@ use domain::base::{Message, MessageBuilder, Name, ParsedName};
 use domain::rdata::A;
 use serde_json::json;
 
-use crate::dns::{create, create_zone, panel};
+use crate::dns::{create, create_zone, ok, panel};
+use crate::dns_primary::TSIG_SECRET;
 use crate::helpers::{Backend, TestApp};
 
 /// How long a secondary may take to load or follow the zone, on a busy
@@ -57,8 +60,19 @@ impl Drop for Nameserver {
     }
 }
 
-fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Nameserver {
+/// The key both sides sign with, when the test signs.
+const KEY: &str = "hub-key";
+
+fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) -> Nameserver {
     let conf = dir.join("named.conf");
+    let (key, with_key) = if signed {
+        (
+            format!("key \"{KEY}\" {{ algorithm hmac-sha256; secret \"{TSIG_SECRET}\"; }};\n"),
+            format!(" key \"{KEY}\""),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     std::fs::write(
         &conf,
         format!(
@@ -73,10 +87,10 @@ fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Nameserver {
     notify no;
 }};
 controls {{ }};
-zone "example.com" {{
+{key}zone "example.com" {{
     type secondary;
     file "example.com.db";
-    primaries {{ {ip} port {primary_port}; }};
+    primaries {{ {ip} port {primary_port}{with_key}; }};
 }};
 "#,
             dir = dir.display(),
@@ -94,7 +108,17 @@ zone "example.com" {{
     )
 }
 
-fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr) -> Nameserver {
+fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) -> Nameserver {
+    let (key, with_key) = if signed {
+        (
+            format!(
+                "key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {TSIG_SECRET}\n\n"
+            ),
+            format!("\n    key: {KEY}"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     for sub in ["run", "db", "zones"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
@@ -113,14 +137,14 @@ log:
 database:
     storage: "{dir}/db"
 
-remote:
+{key}remote:
   - id: hub
-    address: {ip}@{primary_port}
+    address: {ip}@{primary_port}{with_key}
 
 acl:
   - id: notify_from_hub
     address: {ip}
-    action: notify
+    action: notify{with_key}
 
 template:
   - id: default
@@ -195,34 +219,64 @@ async fn until_answers(server: &Nameserver, name: &str, address: &str) {
     ignore = "named (bind9) or knotd (knot) is missing (README, Test)"
 )]
 async fn bind_and_knot_transfer_the_zone_and_follow_each_change_by_notify() {
+    follow(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    skip_nameserver_tests,
+    ignore = "named (bind9) or knotd (knot) is missing (README, Test)"
+)]
+async fn bind_and_knot_follow_a_zone_of_many_messages_with_every_transfer_and_notify_signed() {
+    follow(true).await;
+}
+
+/// The secondaries load the zone, then follow a change; `signed`: with the
+/// hub refusing any transfer not signed, Knot any NOTIFY not signed, and
+/// a zone of 600 more records, so that a transfer is several messages.
+async fn follow(signed: bool) {
     let (bind_port, knot_port) = (free_port(), free_port());
     let notify = format!("127.0.0.1:{bind_port}, 127.0.0.1:{knot_port}");
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[
-            ("HUB_DNS_LISTEN", "127.0.0.1:0"),
-            ("HUB_DNS_NOTIFY", notify.as_str()),
-        ],
-    )
-    .await;
+    let keys = format!("hmac-sha256:{KEY}:{TSIG_SECRET}");
+    let mut settings = vec![
+        ("HUB_DNS_LISTEN", "127.0.0.1:0"),
+        ("HUB_DNS_NOTIFY", notify.as_str()),
+        ("HUB_DNS_MAX_RECORDS", "5000"),
+    ];
+    if signed {
+        settings.extend([
+            ("HUB_DNS_TSIG_KEYS", keys.as_str()),
+            ("HUB_DNS_NOTIFY_KEY", KEY),
+        ]);
+    }
+    let app = TestApp::spawn_with(Backend::Sqlite, &settings).await;
     let primary = app.dns.unwrap();
     let alice = app.create_user("alice", false);
     let mut tab = panel(&app, alice).await;
-    create_zone(&mut tab, "example.com").await;
-    for record in [
-        json!({"name": "@", "type": "NS", "content": "ns1.hoster.example.", "ttl": 3600}),
-        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
-    ] {
-        create(&mut tab, "example.com", record).await;
+    let serial = create_zone(&mut tab, "example.com").await["serial"].clone();
+    let mut changes = vec![
+        json!({"op": "create", "record": {"name": "@", "type": "NS", "content": "ns1.hoster.example.", "ttl": 3600}}),
+        json!({"op": "create", "record": {"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}}),
+    ];
+    if signed {
+        changes.extend((0..600).map(|i| {
+            json!({"op": "create", "record": {"name": format!("host-{i}"), "type": "TXT",
+                "content": format!("{i:0>100}"), "ttl": 300}})
+        }));
     }
+    ok(
+        &mut tab,
+        json!({"type": "dns.batch", "zone": "example.com", "serial": serial, "changes": changes}),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let (bind_dir, knot_dir) = (dir.path().join("bind"), dir.path().join("knot"));
     std::fs::create_dir_all(&bind_dir).unwrap();
     std::fs::create_dir_all(&knot_dir).unwrap();
     let servers = [
-        bind9(&bind_dir, bind_port, primary),
-        knot(&knot_dir, knot_port, primary),
+        bind9(&bind_dir, bind_port, primary, signed),
+        knot(&knot_dir, knot_port, primary, signed),
     ];
     for server in &servers {
         until_answers(server, "www.example.com", "192.0.2.1").await;
@@ -236,5 +290,12 @@ async fn bind_and_knot_transfer_the_zone_and_follow_each_change_by_notify() {
     .await;
     for server in &servers {
         until_answers(server, "new.example.com", "192.0.2.7").await;
+    }
+    if signed {
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.contains("hub_dns_queries_total{answer=\"unsigned\"} 0"),
+            "every transfer was signed:\n{metrics}"
+        );
     }
 }
