@@ -220,4 +220,28 @@ mod tests {
                 .contains("hub_slow_consumers_closed_total 0")
         );
     }
+
+    #[test]
+    fn members_are_listed_and_one_closed_leaves_with_its_code() {
+        let mut fanout = Fanout::new(Arc::new(Metrics::default()));
+        let (a, mut a_inbox) = outlet::outbox(100);
+        let (b, _b_inbox) = outlet::outbox(100);
+        fanout.insert(SessionId::for_tests(1), a, "a");
+        fanout.insert(SessionId::for_tests(2), b, "b");
+        let mut sessions = fanout.sessions();
+        sessions.sort_by_key(|s| s.get());
+        assert_eq!(sessions, [SessionId::for_tests(1), SessionId::for_tests(2)]);
+        let mut values: Vec<&str> = fanout.values().copied().collect();
+        values.sort_unstable();
+        assert_eq!(values, ["a", "b"]);
+
+        let closed = fanout.close(SessionId::for_tests(1), CloseCode::Policy, "told to");
+        assert_eq!(closed, Some("a"));
+        assert_eq!(fanout.sessions(), [SessionId::for_tests(2)]);
+        assert!(matches!(
+            next(&mut a_inbox),
+            Poll::Ready(Some(Delivery::Close(CloseCode::Policy, "told to")))
+        ));
+        assert_eq!(fanout.close(SessionId::for_tests(1), CloseCode::Policy, "again"), None);
+    }
 }
