@@ -242,6 +242,9 @@ mod tests {
             next(&mut a_inbox),
             Poll::Ready(Some(Delivery::Close(CloseCode::Policy, "told to")))
         ));
-        assert_eq!(fanout.close(SessionId::for_tests(1), CloseCode::Policy, "again"), None);
+        assert_eq!(
+            fanout.close(SessionId::for_tests(1), CloseCode::Policy, "again"),
+            None
+        );
     }
 }
