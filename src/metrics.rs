@@ -255,49 +255,27 @@ impl Metrics {
         for (endpoint, n) in self.lock().iter() {
             let _ = writeln!(out, "hub_connections{{endpoint=\"{endpoint}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP hub_handshakes_refused_total Handshakes refused, by code."
-        );
-        let _ = writeln!(out, "# TYPE hub_handshakes_refused_total counter");
         let codes = Refusal::ALL.iter().map(|r| r.code());
+        let codes = codes.chain(["overloaded", "too_many_connections"]);
         let counts = self.refused.iter().chain(&self.capped);
-        for (code, n) in codes
-            .chain(["overloaded", "too_many_connections"])
-            .zip(counts)
-        {
-            let _ = writeln!(
-                out,
-                "hub_handshakes_refused_total{{code=\"{code}\"}} {}",
-                n.load(Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP hub_dns_queries_total DNS queries to the hidden primary, by how they were answered."
+        labelled(
+            &mut out,
+            ("hub_handshakes_refused_total", "code"),
+            "Handshakes refused, by code.",
+            codes.zip(counts),
         );
-        let _ = writeln!(out, "# TYPE hub_dns_queries_total counter");
-        for (answer, n) in DnsAnswer::ALL.iter().zip(&self.dns) {
-            let _ = writeln!(
-                out,
-                "hub_dns_queries_total{{answer=\"{}\"}} {}",
-                answer.label(),
-                n.load(Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP hub_dns_notifies_total NOTIFY messages to secondaries, by what became of them."
+        labelled(
+            &mut out,
+            ("hub_dns_queries_total", "answer"),
+            "DNS queries to the hidden primary, by how they were answered.",
+            DnsAnswer::ALL.iter().map(|a| a.label()).zip(&self.dns),
         );
-        let _ = writeln!(out, "# TYPE hub_dns_notifies_total counter");
-        for (result, n) in Notified::ALL.iter().zip(&self.notifies) {
-            let _ = writeln!(
-                out,
-                "hub_dns_notifies_total{{result=\"{}\"}} {}",
-                result.label(),
-                n.load(Relaxed)
-            );
-        }
+        labelled(
+            &mut out,
+            ("hub_dns_notifies_total", "result"),
+            "NOTIFY messages to secondaries, by what became of them.",
+            Notified::ALL.iter().map(|r| r.label()).zip(&self.notifies),
+        );
         let counters = [
             (
                 "hub_frames_in_total",
@@ -384,6 +362,20 @@ impl Metrics {
             family(&mut out, "gauge", name, help, value);
         }
         out
+    }
+}
+
+/// A counter with one label: its help and type lines, then a line for
+/// each value of the label.
+fn labelled<'a>(
+    out: &mut String,
+    (name, label): (&str, &str),
+    help: &str,
+    counts: impl Iterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in counts {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", n.load(Relaxed));
     }
 }
 
