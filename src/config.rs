@@ -606,6 +606,9 @@ pub struct DnsPrimary {
     /// The key NOTIFY is signed with (`HUB_DNS_NOTIFY_KEY`, one of
     /// `tsig_keys` by name).
     pub notify_key: Option<TsigKey>,
+    /// The name of the catalog zone (RFC 9432) listing every zone held
+    /// (`HUB_DNS_CATALOG`), absolute; unset, none is served.
+    pub catalog: Option<String>,
 }
 
 /// A TSIG key (RFC 8945), written as dig's `-y` takes one:
@@ -755,6 +758,9 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
             }
         },
         tsig_keys,
+        catalog: var("HUB_DNS_CATALOG")
+            .map(|raw| dns_name("HUB_DNS_CATALOG", &raw))
+            .transpose()?,
         notify: var("HUB_DNS_NOTIFY")
             .map(|raw| {
                 raw.split(',')

@@ -136,6 +136,7 @@ impl Application {
         let notifier = Notifier::start(
             settings.dns_primary.notify.clone(),
             settings.dns_primary.notify_key.as_ref().map(tsig_key),
+            settings.dns_primary.catalog.as_deref(),
             metrics.clone(),
             &analytics_arbiter.handle(),
         )

@@ -9,7 +9,7 @@ use super::DbConnection;
 use diesel::connection::SimpleConnection;
 
 use super::schema::{
-    auth_user, hub_dns_change, hub_dns_deleted_zone, hub_dns_record, hub_dns_zone,
+    auth_user, hub_dns_catalog, hub_dns_change, hub_dns_deleted_zone, hub_dns_record, hub_dns_zone,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -198,17 +198,41 @@ pub fn create_zone(
         .returning((hub_dns_zone::id,))
         .get_result::<(i64,)>(conn)
         .map(|(id,)| id)
+        .and_then(|id| bump_catalog(conn).map(|()| id))
 }
 
 /// Deletes a zone with its records and history, keeping the serial it
 /// reached for a zone of the same name created later.
 pub fn delete_zone(conn: &mut DbConnection, zone: &Zone) -> QueryResult<()> {
     let id = zone.id;
+    bump_catalog(conn)?;
     remember_serial(conn, &zone.name, zone.serial)?;
     diesel::delete(hub_dns_record::table.filter(hub_dns_record::zone_id.eq(id))).execute(conn)?;
     diesel::delete(hub_dns_change::table.filter(hub_dns_change::zone_id.eq(id))).execute(conn)?;
     diesel::delete(hub_dns_zone::table.find(id)).execute(conn)?;
     Ok(())
+}
+
+/// Moves the catalog's serial on: a zone was made or deleted (in the same
+/// transaction).
+fn bump_catalog(conn: &mut DbConnection) -> QueryResult<()> {
+    diesel::update(hub_dns_catalog::table.find(1))
+        .set(hub_dns_catalog::serial.eq(hub_dns_catalog::serial + 1))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The catalog's serial, and every zone's id and name, by name.
+pub fn catalog(conn: &mut DbConnection) -> QueryResult<(i64, Vec<(i64, String)>)> {
+    let serial = hub_dns_catalog::table
+        .find(1)
+        .select(hub_dns_catalog::serial)
+        .first(conn)?;
+    let zones = hub_dns_zone::table
+        .order(hub_dns_zone::name)
+        .select((hub_dns_zone::id, hub_dns_zone::name))
+        .load(conn)?;
+    Ok((serial, zones))
 }
 
 /// Which zone to lock: by name, or the zone holding a record.

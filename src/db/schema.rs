@@ -106,6 +106,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    hub_dns_catalog (id) {
+        id -> Integer,
+        serial -> BigInt,
+    }
+}
+
 diesel::joinable!(hub_dns_zone -> auth_user (owner_id));
 diesel::joinable!(hub_dns_record -> hub_dns_zone (zone_id));
 diesel::joinable!(hub_dns_change -> hub_dns_zone (zone_id));

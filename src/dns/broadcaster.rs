@@ -265,8 +265,15 @@ impl Handler<Publish> for DnsBroadcaster {
     /// to the secondaries: from this node only, so a cluster tells them
     /// once.
     fn handle(&mut self, publish: Publish, _: &mut Self::Context) {
-        if let (Some(notifier), Some(serial)) = (&self.notifier, publish.place.serial) {
-            notifier.changed(&publish.zone, serial);
+        if let Some(notifier) = &self.notifier {
+            let Place { previous, serial } = publish.place;
+            if let Some(serial) = serial {
+                notifier.changed(&publish.zone, serial);
+            }
+            // A zone made (no history before) or deleted (none after).
+            if previous.is_none() || serial.is_none() {
+                notifier.zones_changed();
+            }
         }
         let carried = Carried {
             zone: publish.zone,

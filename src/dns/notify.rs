@@ -36,6 +36,8 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct Notifier {
     changes: mpsc::Sender<(String, i64)>,
+    /// The catalog zone's name, without its final dot, if one is served.
+    catalog: Option<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +47,7 @@ impl Notifier {
     pub fn start(
         secondaries: Vec<SocketAddr>,
         key: Option<Arc<Key>>,
+        catalog: Option<&str>,
         metrics: Arc<Metrics>,
         arbiter: &ArbiterHandle,
     ) -> std::io::Result<Option<Self>> {
@@ -73,7 +76,21 @@ impl Notifier {
                 }
             });
         });
-        Ok(Some(Self { changes, metrics }))
+        let catalog = catalog.map(|name| name.trim_end_matches('.').to_owned());
+        Ok(Some(Self {
+            changes,
+            catalog,
+            metrics,
+        }))
+    }
+
+    /// A zone was made or deleted: the catalog changed. Its serial is not
+    /// known here, and none is needed: each change sends a NOTIFY of its own
+    /// in place of one still unanswered.
+    pub fn zones_changed(&self) {
+        if let Some(catalog) = &self.catalog {
+            self.changed(catalog, 0);
+        }
     }
 
     /// Zone `zone` is at `serial` now.

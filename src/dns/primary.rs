@@ -317,15 +317,9 @@ impl Primary {
         };
         let name = question.qname().to_string().to_ascii_lowercase();
         let name = name.trim_end_matches('.').to_owned();
-        let snapshot = self
-            .db
-            .run(move |conn| zone::snapshot(conn, &name))
-            .await
-            .map_err(ServeError::from);
-        let served = snapshot.and_then(|found| match found {
+        let served = self.records_of(name).await.and_then(|found| match found {
             None => Ok(None),
-            Some((zone, records)) => {
-                let records = self.zone_records(&zone, &records)?;
+            Some(records) => {
                 let replies = match asked {
                     Asked::Soa => vec![soa_only(query, &records[0], &mut signer)?],
                     Asked::Transfer(Some(held)) if up_to_date(held, &records[0]) => {
@@ -377,6 +371,18 @@ impl Primary {
         Ok(asked)
     }
 
+    /// The records of zone `name` as served, SOA first, or of the catalog.
+    async fn records_of(&self, name: String) -> Result<Option<Vec<ScannedRecord>>, ServeError> {
+        if self.settings.catalog.as_deref() == Some(&format!("{name}.")) {
+            let (serial, zones) = self.db.run(zone::catalog).await?;
+            return read_records(&catalog_text(&name, serial, &zones)).map(Some);
+        }
+        match self.db.run(move |conn| zone::snapshot(conn, &name)).await? {
+            Some((zone, records)) => self.zone_records(&zone, &records).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The zone as it is served: its records, read back from the master file
     /// the panel exports (so that what secondaries hold is what a customer's
     /// export shows), SOA first, with the default name servers when the zone
@@ -394,19 +400,38 @@ impl Primary {
                 text.push_str(&format!("@\t{}\tIN\tNS\t{ns}\n", validate::DEFAULT_TTL));
             }
         }
-        let mut reader = Zonefile::new();
-        reader.extend_from_slice(text.as_bytes());
-        let mut read = Vec::with_capacity(records.len() + 1 + self.settings.default_ns.len());
-        for entry in reader {
-            match entry.map_err(|e| ServeError::Text(e.to_string()))? {
-                Entry::Record(record) => read.push(record),
-                _ => return Err(ServeError::Text("a directive the hub never writes".into())),
-            }
+        read_records(&text)
+    }
+}
+
+/// The catalog zone (RFC 9432, version 2): every zone held, each a member
+/// whose label is its id, so that a zone deleted and made again is a new
+/// member (secondaries start it afresh).
+fn catalog_text(name: &str, serial: i64, zones: &[(i64, String)]) -> String {
+    let mut text = format!(
+        "$ORIGIN {name}.\n@\t0\tIN\tSOA\tinvalid. invalid. {serial} 3600 600 2147483646 0\n\
+         @\t0\tIN\tNS\tinvalid.\nversion\t0\tIN\tTXT\t\"2\"\n"
+    );
+    for (id, zone) in zones {
+        text.push_str(&format!("z{id}.zones\t0\tIN\tPTR\t{zone}.\n"));
+    }
+    text
+}
+
+/// Records from master-file text the hub wrote, SOA first.
+fn read_records(text: &str) -> Result<Vec<ScannedRecord>, ServeError> {
+    let mut reader = Zonefile::new();
+    reader.extend_from_slice(text.as_bytes());
+    let mut read = Vec::new();
+    for entry in reader {
+        match entry.map_err(|e| ServeError::Text(e.to_string()))? {
+            Entry::Record(record) => read.push(record),
+            _ => return Err(ServeError::Text("a directive the hub never writes".into())),
         }
-        match read.first().map(|r| r.rtype()) {
-            Some(Rtype::SOA) => Ok(read),
-            _ => Err(ServeError::Text("no SOA first".into())),
-        }
+    }
+    match read.first().map(|r| r.rtype()) {
+        Some(Rtype::SOA) => Ok(read),
+        _ => Err(ServeError::Text("no SOA first".into())),
     }
 }
 

@@ -631,6 +631,15 @@ pub fn snapshot(
     })
 }
 
+/// The catalog's serial and every zone held (id and name), as one
+/// snapshot, as the catalog zone is transferred.
+pub fn catalog(conn: &mut DbConnection) -> diesel::QueryResult<(i64, Vec<(i64, String)>)> {
+    conn.transaction(|conn| {
+        store::read_snapshot(conn)?;
+        store::catalog(conn)
+    })
+}
+
 /// How an imported file meets the records already in the zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -30,6 +30,7 @@ on_both_backends!(
     each_new_serial_is_notified_and_sent_again_until_the_secondary_answers,
     with_keys_a_transfer_must_be_signed_and_each_message_of_it_is,
     a_signed_notify_is_answered_only_by_a_signature_of_the_same_key,
+    the_catalog_lists_every_zone_and_each_zone_made_or_deleted_moves_it_and_is_notified,
 );
 
 /// What a reply needs to arrive in, however busy the machine.
@@ -726,4 +727,64 @@ async fn a_signed_notify_is_answered_only_by_a_signature_of_the_same_key(backend
     secondary.send(&answer.finish(), from).await;
     app.until_metric("hub_dns_notifies_total{result=\"answered\"} 1")
         .await;
+}
+
+async fn the_catalog_lists_every_zone_and_each_zone_made_or_deleted_moves_it_and_is_notified(
+    backend: Backend,
+) {
+    let secondary = Secondary::listen().await;
+    let (app, dns) = primary(
+        backend,
+        &[
+            ("HUB_DNS_CATALOG", "Catalog.Hub.Invalid"),
+            ("HUB_DNS_NOTIFY", &secondary.address()),
+        ],
+    )
+    .await;
+    let catalog = || async {
+        let records = transferred(&over_tcp(dns, &query("catalog.hub.invalid", Rtype::AXFR)).await);
+        let members: Vec<String> = records
+            .iter()
+            .filter(|r| r.0.split_whitespace().nth(3) == Some("PTR"))
+            .map(|r| r.0.split_whitespace().nth(4).unwrap().to_owned())
+            .collect();
+        (serial_of_shown(&records[0]), members, records)
+    };
+    let (empty, members, records) = catalog().await;
+    assert!(members.is_empty(), "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.0 == "version.catalog.hub.invalid. 0 IN TXT \"2\""),
+        "{records:#?}"
+    );
+
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    create_zone(&mut tab, "a.example").await;
+    let b = create_zone(&mut tab, "b.example").await;
+    let (two, members, _) = catalog().await;
+    assert_eq!(members, ["a.example.", "b.example."]);
+    assert!(Serial(two) > Serial(empty));
+    ok(
+        &mut tab,
+        json!({"type": "dns.zone.delete", "zone": "b.example", "serial": b["serial"]}),
+    )
+    .await;
+    let (one, members, _) = catalog().await;
+    assert_eq!(members, ["a.example."]);
+    assert!(Serial(one) > Serial(two));
+
+    // The secondaries were told of the catalog as well as of the zones
+    // (changes close together may share one NOTIFY: each replaces the one
+    // still unanswered).
+    let mut notified = Vec::new();
+    while let Some((notify, from)) = secondary.notify_within(Duration::from_secs(3)).await {
+        notified.push(notified_zone(&notify));
+        secondary.answer(&notify, from).await;
+    }
+    assert!(
+        notified.iter().any(|z| z == "catalog.hub.invalid"),
+        "{notified:?}"
+    );
 }

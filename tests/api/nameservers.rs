@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use domain::base::iana::{Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name, ParsedName};
 use domain::rdata::A;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::dns::{create, create_zone, ok, panel};
 use crate::dns_primary::TSIG_SECRET;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Client, TestApp};
 
 /// How long a secondary may take to load or follow the zone, on a busy
 /// machine: NOTIFY is sent at once and answered in milliseconds; a
@@ -63,7 +63,20 @@ impl Drop for Nameserver {
 /// The key both sides sign with, when the test signs.
 const KEY: &str = "hub-key";
 
-fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) -> Nameserver {
+/// The catalog zone the hub serves, when the test follows one.
+const CATALOG: &str = "catalog.hub.invalid";
+
+/// How a test sets its secondaries up.
+#[derive(Clone, Copy)]
+struct Setup {
+    /// Every transfer and NOTIFY signed with [`KEY`].
+    signed: bool,
+    /// Configured with the catalog alone, not with `example.com`.
+    catalog: bool,
+}
+
+fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr, setup: Setup) -> Nameserver {
+    let signed = setup.signed;
     let conf = dir.join("named.conf");
     let (key, with_key) = if signed {
         (
@@ -72,6 +85,19 @@ fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) ->
         )
     } else {
         (String::new(), String::new())
+    };
+    let ip = primary.ip();
+    let primary_port = primary.port();
+    let (zone, catalog_zones) = if setup.catalog {
+        (
+            CATALOG,
+            format!(
+                "    catalog-zones {{ zone \"{CATALOG}\" default-primaries {{ {ip} port {primary_port}{with_key}; }} \
+                 in-memory yes min-update-interval 1; }};\n"
+            ),
+        )
+    } else {
+        ("example.com", String::new())
     };
     std::fs::write(
         &conf,
@@ -85,17 +111,15 @@ fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) ->
     recursion no;
     dnssec-validation no;
     notify no;
-}};
+{catalog_zones}}};
 controls {{ }};
-{key}zone "example.com" {{
+{key}zone "{zone}" {{
     type secondary;
-    file "example.com.db";
+    file "{zone}.db";
     primaries {{ {ip} port {primary_port}{with_key}; }};
 }};
 "#,
             dir = dir.display(),
-            ip = primary.ip(),
-            primary_port = primary.port(),
         ),
     )
     .unwrap();
@@ -108,8 +132,8 @@ controls {{ }};
     )
 }
 
-fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) -> Nameserver {
-    let (key, with_key) = if signed {
+fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr, setup: Setup) -> Nameserver {
+    let (key, with_key) = if setup.signed {
         (
             format!(
                 "key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {TSIG_SECRET}\n\n"
@@ -123,6 +147,14 @@ fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr, signed: bool) -> 
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     let conf = dir.join("knot.conf");
+    let zone = if setup.catalog {
+        format!(
+            "  - domain: {CATALOG}\n    master: hub\n    acl: notify_from_hub\n    \
+             catalog-role: interpret\n    catalog-template: member\n"
+        )
+    } else {
+        "  - domain: example.com\n    master: hub\n    acl: notify_from_hub\n".to_owned()
+    };
     std::fs::write(
         &conf,
         format!(
@@ -149,12 +181,13 @@ acl:
 template:
   - id: default
     storage: "{dir}/zones"
-
-zone:
-  - domain: example.com
+  - id: member
+    storage: "{dir}/zones"
     master: hub
     acl: notify_from_hub
-"#,
+
+zone:
+{zone}"#,
             dir = dir.display(),
             ip = primary.ip(),
             primary_port = primary.port(),
@@ -164,8 +197,9 @@ zone:
     Nameserver::start("Knot", Command::new("knotd").arg("-c").arg(&conf), port)
 }
 
-/// The A records a nameserver answers for `name`, if it answers.
-async fn addresses(port: u16, name: &str) -> Option<Vec<String>> {
+/// What a nameserver answers for `name`'s A records: its code and the
+/// addresses; `None` if it does not answer within half a second.
+async fn addresses(port: u16, name: &str) -> Option<(Rcode, Vec<String>)> {
     let mut question = MessageBuilder::new_vec().question();
     question
         .push((name.parse::<Name<Vec<u8>>>().unwrap(), Rtype::A))
@@ -182,18 +216,14 @@ async fn addresses(port: u16, name: &str) -> Option<Vec<String>> {
         .ok()?;
     buf.truncate(len);
     let answer = Message::from_octets(buf).ok()?;
-    if answer.header().rcode() != Rcode::NOERROR {
-        return None;
-    }
-    Some(
-        answer
-            .answer()
-            .ok()?
-            .limit_to::<A>()
-            .filter_map(Result::ok)
-            .map(|r: domain::base::Record<ParsedName<_>, A>| r.data().addr().to_string())
-            .collect(),
-    )
+    let found = answer
+        .answer()
+        .ok()?
+        .limit_to::<A>()
+        .filter_map(Result::ok)
+        .map(|r: domain::base::Record<ParsedName<_>, A>| r.data().addr().to_string())
+        .collect();
+    Some((answer.header().rcode(), found))
 }
 
 /// Waits until `server` answers `name` with `address`.
@@ -201,7 +231,10 @@ async fn until_answers(server: &Nameserver, name: &str, address: &str) {
     let deadline = Instant::now() + FOLLOWS_WITHIN;
     loop {
         let got = addresses(server.port, name).await;
-        if got.as_ref().is_some_and(|a| a.iter().any(|a| a == address)) {
+        if got
+            .as_ref()
+            .is_some_and(|(rcode, a)| *rcode == Rcode::NOERROR && a.iter().any(|a| a == address))
+        {
             return;
         }
         assert!(
@@ -231,53 +264,80 @@ async fn bind_and_knot_follow_a_zone_of_many_messages_with_every_transfer_and_no
     follow(true).await;
 }
 
-/// The secondaries load the zone, then follow a change; `signed`: with the
-/// hub refusing any transfer not signed, Knot any NOTIFY not signed, and
-/// a zone of 600 more records, so that a transfer is several messages.
-async fn follow(signed: bool) {
-    let (bind_port, knot_port) = (free_port(), free_port());
-    let notify = format!("127.0.0.1:{bind_port}, 127.0.0.1:{knot_port}");
+/// A hub that serves DNS, tells two secondaries of its changes, and holds
+/// their key when `setup` signs; and the ports the two will listen on.
+async fn hub(setup: Setup) -> (TestApp, [u16; 2]) {
+    let ports = [free_port(), free_port()];
+    let notify = format!("127.0.0.1:{}, 127.0.0.1:{}", ports[0], ports[1]);
     let keys = format!("hmac-sha256:{KEY}:{TSIG_SECRET}");
     let mut settings = vec![
         ("HUB_DNS_LISTEN", "127.0.0.1:0"),
         ("HUB_DNS_NOTIFY", notify.as_str()),
         ("HUB_DNS_MAX_RECORDS", "5000"),
+        ("HUB_DNS_CATALOG", CATALOG),
     ];
-    if signed {
+    if setup.signed {
         settings.extend([
             ("HUB_DNS_TSIG_KEYS", keys.as_str()),
             ("HUB_DNS_NOTIFY_KEY", KEY),
         ]);
     }
-    let app = TestApp::spawn_with(Backend::Sqlite, &settings).await;
+    (TestApp::spawn_with(Backend::Sqlite, &settings).await, ports)
+}
+
+/// BIND and Knot, as secondaries of `app` on `ports`.
+fn secondaries(
+    app: &TestApp,
+    ports: [u16; 2],
+    setup: Setup,
+    dir: &std::path::Path,
+) -> [Nameserver; 2] {
     let primary = app.dns.unwrap();
-    let alice = app.create_user("alice", false);
-    let mut tab = panel(&app, alice).await;
-    let serial = create_zone(&mut tab, "example.com").await["serial"].clone();
+    let (bind_dir, knot_dir) = (dir.join("bind"), dir.join("knot"));
+    std::fs::create_dir_all(&bind_dir).unwrap();
+    std::fs::create_dir_all(&knot_dir).unwrap();
+    [
+        bind9(&bind_dir, ports[0], primary, setup),
+        knot(&knot_dir, ports[1], primary, setup),
+    ]
+}
+
+/// The zone every test makes: a name server, `www`, and with `more`, 600
+/// records of 100 bytes, which a transfer sends in several messages.
+async fn make_zone(tab: &mut Client, more: bool) -> Value {
+    let serial = create_zone(tab, "example.com").await["serial"].clone();
     let mut changes = vec![
         json!({"op": "create", "record": {"name": "@", "type": "NS", "content": "ns1.hoster.example.", "ttl": 3600}}),
         json!({"op": "create", "record": {"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}}),
     ];
-    if signed {
+    if more {
         changes.extend((0..600).map(|i| {
             json!({"op": "create", "record": {"name": format!("host-{i}"), "type": "TXT",
                 "content": format!("{i:0>100}"), "ttl": 300}})
         }));
     }
     ok(
-        &mut tab,
+        tab,
         json!({"type": "dns.batch", "zone": "example.com", "serial": serial, "changes": changes}),
     )
-    .await;
+    .await["serial"]
+        .clone()
+}
 
+/// The secondaries load the zone, then follow a change; `signed`: with the
+/// hub refusing any transfer not signed, Knot any NOTIFY not signed, and
+/// a zone of 600 more records, so that a transfer is several messages.
+async fn follow(signed: bool) {
+    let setup = Setup {
+        signed,
+        catalog: false,
+    };
+    let (app, ports) = hub(setup).await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    make_zone(&mut tab, signed).await;
     let dir = tempfile::tempdir().unwrap();
-    let (bind_dir, knot_dir) = (dir.path().join("bind"), dir.path().join("knot"));
-    std::fs::create_dir_all(&bind_dir).unwrap();
-    std::fs::create_dir_all(&knot_dir).unwrap();
-    let servers = [
-        bind9(&bind_dir, bind_port, primary, signed),
-        knot(&knot_dir, knot_port, primary, signed),
-    ];
+    let servers = secondaries(&app, ports, setup, dir.path());
     for server in &servers {
         until_answers(server, "www.example.com", "192.0.2.1").await;
     }
@@ -297,5 +357,53 @@ async fn follow(signed: bool) {
             metrics.contains("hub_dns_queries_total{answer=\"unsigned\"} 0"),
             "every transfer was signed:\n{metrics}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    skip_nameserver_tests,
+    ignore = "named (bind9) or knotd (knot) is missing (README, Test)"
+)]
+async fn bind_and_knot_configured_with_the_catalog_alone_serve_a_zone_made_in_the_panel_and_drop_it_deleted()
+ {
+    let setup = Setup {
+        signed: true,
+        catalog: true,
+    };
+    let (app, ports) = hub(setup).await;
+    let dir = tempfile::tempdir().unwrap();
+    let servers = secondaries(&app, ports, setup, dir.path());
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    let serial = make_zone(&mut tab, false).await;
+    for server in &servers {
+        until_answers(server, "www.example.com", "192.0.2.1").await;
+    }
+    ok(
+        &mut tab,
+        json!({"type": "dns.zone.delete", "zone": "example.com", "serial": serial}),
+    )
+    .await;
+    for server in &servers {
+        until_no_answer(server, "www.example.com").await;
+    }
+}
+
+/// Waits until `server` answers that it holds no address for `name` (it
+/// answers, with no address: silence proves nothing).
+async fn until_no_answer(server: &Nameserver, name: &str) {
+    let deadline = Instant::now() + FOLLOWS_WITHIN;
+    loop {
+        let got = addresses(server.port, name).await;
+        if got.as_ref().is_some_and(|(_, a)| a.is_empty()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} still answers {name} with {got:?}",
+            server.name
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
