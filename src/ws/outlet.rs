@@ -265,4 +265,32 @@ mod tests {
             .expect("the end wakes the waiter")
             .unwrap();
     }
+
+    /// A waker that records that it was woken.
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_push_wakes_the_task_that_polled_last() {
+        let (outlet, mut inbox) = outbox(100);
+        let first = Arc::new(Flag(false.into()));
+        let last = Arc::new(Flag(false.into()));
+        for flag in [&first, &last] {
+            let waker = Waker::from(flag.clone());
+            let polled = Pin::new(&mut inbox).poll_next(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending());
+        }
+        outlet.push(&frame(1)).unwrap();
+        let woken = |f: &Arc<Flag>| f.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            woken(&last),
+            "the waker of the last poll is the one to wake"
+        );
+        assert!(!woken(&first));
+    }
 }
