@@ -33,7 +33,7 @@ pub struct Args {
     duration_secs: u64,
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long any one setup step (a handshake, a reply) may take.
 const STEP: Duration = Duration::from_secs(10);
@@ -58,7 +58,7 @@ fn zone_name(owner: usize) -> String {
     format!("bench{owner}.example")
 }
 
-async fn panel(server: SocketAddr, token: &str) -> anyhow::Result<Socket> {
+pub async fn panel(server: SocketAddr, token: &str) -> anyhow::Result<Socket> {
     let mut request = format!("ws://{server}/ws/dns/").into_client_request()?;
     request
         .headers_mut()
@@ -69,7 +69,7 @@ async fn panel(server: SocketAddr, token: &str) -> anyhow::Result<Socket> {
 
 /// Sends a request and waits for the frame that answers its `ref`,
 /// skipping pushes; the reply's text.
-async fn ask(ws: &mut Socket, request: serde_json::Value) -> anyhow::Result<String> {
+pub async fn ask(ws: &mut Socket, request: serde_json::Value) -> anyhow::Result<String> {
     let reference = request["ref"].to_string();
     ws.send(Message::text(request.to_string())).await?;
     let wanted = format!(r#""ref":{reference}"#);

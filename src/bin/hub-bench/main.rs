@@ -11,6 +11,8 @@
 //! - `dns`: N DNS panels watching Z zones while W changes a second are
 //!   written to them; report write-to-push latency, pushes lost and the
 //!   server's CPU per change.
+//! - `axfr`: a zone of R records transferred whole from the DNS listener, as
+//!   a secondary does; report the time, messages, bytes and CPU a transfer.
 //! - `deploy`: sockets over the nodes of a cluster under chat traffic, one
 //!   node stopped with SIGTERM; report how long until every socket is back
 //!   on the others, messages lost and duplicated, and the delivery delay.
@@ -22,6 +24,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod analytics;
+mod axfr;
 mod connect;
 mod deploy;
 mod dns;
@@ -70,6 +73,7 @@ enum Scenario {
     Fanout(fanout::Args),
     Analytics(analytics::Args),
     Dns(dns::Args),
+    Axfr(axfr::Args),
     Deploy(deploy::Args),
     Soak(soak::Args),
     /// One process's share of `deploy` (spawned by it).
@@ -126,6 +130,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Fanout(args) => fanout::run(target, args).await,
             Scenario::Analytics(args) => analytics::run(target, args).await,
             Scenario::Dns(args) => dns::run(target, args).await,
+            Scenario::Axfr(args) => axfr::run(target, args).await,
             Scenario::Deploy(args) => deploy::run(target, args).await,
             Scenario::DeployWorker(args) => deploy::worker(target, args).await,
             Scenario::Soak(args) => soak::run(target, args).await,

@@ -1,0 +1,161 @@
+//! `axfr`: a zone of R records, made through the DNS panel, transferred
+//! whole from the hub's DNS listener (`HUB_DNS_LISTEN`) as a secondary
+//! does, several times: how long a transfer takes, in how many messages and
+//! bytes, and the server CPU it costs.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use domain::base::iana::{Rcode, Rtype};
+use domain::base::{Message, MessageBuilder, Name};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::dns::{ask, panel};
+use crate::{Target, proc, users};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The hub's DNS listener (its `HUB_DNS_LISTEN`).
+    #[arg(long, default_value = "127.0.0.1:5353")]
+    dns: SocketAddr,
+    /// Records in the zone (the hub's `HUB_DNS_MAX_RECORDS` must allow
+    /// them).
+    #[arg(long, default_value_t = 10_000)]
+    records: usize,
+    /// Transfers timed, one after another.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+/// The zone transferred, owned by the first benchmark user.
+const ZONE: &str = "axfr-bench.example";
+
+/// Changes per `dns.batch` (the hub takes at most 1,000).
+const BATCH: usize = 1000;
+
+pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.dns.ip().is_loopback(),
+        "hub-bench only targets this machine's loopback, not {}",
+        args.dns
+    );
+    anyhow::ensure!(
+        (1..=100_000).contains(&args.records) && (1..=100).contains(&args.runs),
+        "--records is 1 to 100,000 and --runs 1 to 100"
+    );
+    let owner = users::ensure(1)?[0];
+    let token = users::access_token(&users::codec()?, owner);
+    let mut ws = panel(target.server(0), &token).await?;
+    fill(&mut ws, args.dns, args.records).await?;
+
+    let mut times = Vec::with_capacity(args.runs);
+    let server_cpu0 = target.pid.and_then(proc::cpu);
+    let mut shape = (0, 0, 0);
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        shape = transfer(args.dns).await?;
+        times.push(started.elapsed());
+    }
+    let server_cpu1 = target.pid.and_then(proc::cpu);
+    let (messages, bytes, records) = shape;
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "axfr: {records} records (the SOA twice) in {messages} messages, {bytes} bytes ({:.1} bytes a record)",
+        bytes as f64 / records.max(1) as f64
+    );
+    println!(
+        "axfr: {} runs, median {:.1} ms, fastest {:.1} ms, slowest {:.1} ms",
+        args.runs,
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1])
+    );
+    if let (Some(a), Some(b)) = (server_cpu0, server_cpu1) {
+        println!(
+            "server CPU: {:.1} ms a transfer",
+            ms(b - a) / args.runs as f64
+        );
+    }
+    Ok(())
+}
+
+/// Makes the zone (an earlier run may have) and fills it up to `records`.
+async fn fill(ws: &mut crate::dns::Socket, dns: SocketAddr, records: usize) -> anyhow::Result<()> {
+    let made = ask(
+        ws,
+        serde_json::json!({"type": "dns.zone.create", "ref": 0, "name": ZONE}),
+    )
+    .await?;
+    anyhow::ensure!(
+        made.contains(r#""type":"dns.result""#) || made.contains(r#""code":"conflict""#),
+        "creating {ZONE} failed: {made}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ask(ws, serde_json::json!({"type": "dns.zones", "ref": 1})).await?)?;
+    let zone = listed["zones"]
+        .as_array()
+        .and_then(|zones| zones.iter().find(|z| z["name"] == ZONE))
+        .ok_or_else(|| anyhow::anyhow!("{ZONE} is not listed: {listed}"))?;
+    let mut serial = zone["serial"].clone();
+    // What it holds already: a transfer's records but the SOA, sent twice.
+    let mut held = u64::try_from(transfer(dns).await?.2 - 2)?;
+    let wanted = u64::try_from(records)?;
+    while held < wanted {
+        let count = usize::try_from((wanted - held).min(BATCH as u64))?;
+        let changes: Vec<serde_json::Value> = (0..count)
+            .map(|i| {
+                let n = held + u64::try_from(i).unwrap_or(0);
+                serde_json::json!({"op": "create", "record": {"name": format!("host-{n}"), "type": "A",
+                    "content": format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255), "ttl": 300}})
+            })
+            .collect();
+        let reply: serde_json::Value = serde_json::from_str(
+            &ask(
+                ws,
+                serde_json::json!({"type": "dns.batch", "ref": 2, "zone": ZONE, "serial": serial, "changes": changes}),
+            )
+            .await?,
+        )?;
+        anyhow::ensure!(reply["type"] == "dns.result", "filling {ZONE}: {reply}");
+        serial = reply["serial"].clone();
+        held += u64::try_from(count)?;
+    }
+    Ok(())
+}
+
+/// One AXFR over TCP: its messages, bytes and records.
+async fn transfer(dns: SocketAddr) -> anyhow::Result<(usize, usize, usize)> {
+    let mut question = MessageBuilder::new_vec().question();
+    question.push((Name::<Vec<u8>>::from_str(&format!("{ZONE}."))?, Rtype::AXFR))?;
+    let query = question.finish();
+    let mut stream = tokio::net::TcpStream::connect(dns).await?;
+    stream
+        .write_all(&u16::try_from(query.len())?.to_be_bytes())
+        .await?;
+    stream.write_all(&query).await?;
+    let (mut messages, mut bytes, mut records, mut soas) = (0, 0, 0, 0);
+    while soas < 2 {
+        let mut len = [0; 2];
+        stream.read_exact(&mut len).await?;
+        let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut buf).await?;
+        bytes += buf.len() + 2;
+        messages += 1;
+        let message = Message::from_octets(buf)?;
+        anyhow::ensure!(
+            message.header().rcode() == Rcode::NOERROR,
+            "the transfer was refused: {}",
+            message.header().rcode()
+        );
+        for record in message.answer()? {
+            let record = record?;
+            records += 1;
+            if record.rtype() == Rtype::SOA {
+                soas += 1;
+            }
+        }
+    }
+    Ok((messages, bytes, records))
+}
