@@ -229,7 +229,7 @@ mod tests {
         fanout.insert(SessionId::for_tests(1), a, "a");
         fanout.insert(SessionId::for_tests(2), b, "b");
         let mut sessions = fanout.sessions();
-        sessions.sort_by_key(|s| s.get());
+        sessions.sort();
         assert_eq!(sessions, [SessionId::for_tests(1), SessionId::for_tests(2)]);
         let mut values: Vec<&str> = fanout.values().copied().collect();
         values.sort_unstable();
