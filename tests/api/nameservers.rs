@@ -324,7 +324,8 @@ async fn make_zone(tab: &mut Client, more: bool) -> Value {
         .clone()
 }
 
-/// The secondaries load the zone, then follow a change; `signed`: with the
+/// The secondaries load the zone, then follow a record made, updated and
+/// deleted; `signed`: with the
 /// hub refusing any transfer not signed, Knot any NOTIFY not signed, and
 /// a zone of 600 more records, so that a transfer is several messages.
 async fn follow(signed: bool) {
@@ -342,7 +343,7 @@ async fn follow(signed: bool) {
         until_answers(server, "www.example.com", "192.0.2.1").await;
     }
 
-    create(
+    let made = create(
         &mut tab,
         "example.com",
         json!({"name": "new", "type": "A", "content": "192.0.2.7", "ttl": 300}),
@@ -350,6 +351,20 @@ async fn follow(signed: bool) {
     .await;
     for server in &servers {
         until_answers(server, "new.example.com", "192.0.2.7").await;
+    }
+    // Updated, then deleted: each followed the same way.
+    let id = made["record"]["id"].clone();
+    ok(
+        &mut tab,
+        json!({"type": "dns.update", "id": id, "record": {"content": "192.0.2.8"}}),
+    )
+    .await;
+    for server in &servers {
+        until_answers(server, "new.example.com", "192.0.2.8").await;
+    }
+    ok(&mut tab, json!({"type": "dns.delete", "id": id})).await;
+    for server in &servers {
+        until_no_answer(server, "new.example.com").await;
     }
     if signed {
         let metrics = app.metrics().await;
