@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::dns::{create, create_zone, ok, panel};
 use crate::dns_primary::TSIG_SECRET;
-use crate::helpers::{Backend, Client, TestApp};
+use crate::helpers::{Backend, Client, HubProcess, TestApp, open_at};
 
 /// How long a secondary may take to load or follow the zone, on a busy
 /// machine: NOTIFY is sent at once and answered in milliseconds; a
@@ -285,14 +285,13 @@ async fn hub(setup: Setup) -> (TestApp, [u16; 2]) {
     (TestApp::spawn_with(Backend::Sqlite, &settings).await, ports)
 }
 
-/// BIND and Knot, as secondaries of `app` on `ports`.
+/// BIND and Knot, as secondaries of the hub at `primary`, on `ports`.
 fn secondaries(
-    app: &TestApp,
+    primary: SocketAddr,
     ports: [u16; 2],
     setup: Setup,
     dir: &std::path::Path,
 ) -> [Nameserver; 2] {
-    let primary = app.dns.unwrap();
     let (bind_dir, knot_dir) = (dir.join("bind"), dir.join("knot"));
     std::fs::create_dir_all(&bind_dir).unwrap();
     std::fs::create_dir_all(&knot_dir).unwrap();
@@ -338,7 +337,7 @@ async fn follow(signed: bool) {
     let mut tab = panel(&app, alice).await;
     make_zone(&mut tab, signed).await;
     let dir = tempfile::tempdir().unwrap();
-    let servers = secondaries(&app, ports, setup, dir.path());
+    let servers = secondaries(app.dns.unwrap(), ports, setup, dir.path());
     for server in &servers {
         until_answers(server, "www.example.com", "192.0.2.1").await;
     }
@@ -388,7 +387,7 @@ async fn bind_and_knot_configured_with_the_catalog_alone_serve_a_zone_made_in_th
     };
     let (app, ports) = hub(setup).await;
     let dir = tempfile::tempdir().unwrap();
-    let servers = secondaries(&app, ports, setup, dir.path());
+    let servers = secondaries(app.dns.unwrap(), ports, setup, dir.path());
     let alice = app.create_user("alice", false);
     let mut tab = panel(&app, alice).await;
     let serial = make_zone(&mut tab, false).await;
@@ -420,5 +419,70 @@ async fn until_no_answer(server: &Nameserver, name: &str) {
             server.name
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    skip_nameserver_tests,
+    ignore = "named (bind9) or knotd (knot) is missing (README, Test)"
+)]
+async fn across_a_restart_of_the_hub_the_secondaries_keep_serving_and_then_follow_the_next_change()
+{
+    // The database and its user; this in-process hub serves no DNS and is
+    // not talked to. The hub the secondaries follow runs as a process, on
+    // ports that stay the same when it starts again.
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token(app.create_user("alice", false));
+    let ports = [free_port(), free_port()];
+    let (http, dns) = (free_port(), free_port());
+    let bind = format!("127.0.0.1:{http}");
+    let listen = format!("127.0.0.1:{dns}");
+    let notify = format!("127.0.0.1:{}, 127.0.0.1:{}", ports[0], ports[1]);
+    let settings = [
+        ("HUB_BIND", bind.as_str()),
+        ("HUB_DNS_LISTEN", listen.as_str()),
+        ("HUB_DNS_NOTIFY", notify.as_str()),
+    ];
+    let start = || {
+        let mut hub = HubProcess::serve(&app.database_url, &settings);
+        let mut log = hub.take_stderr();
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        hub
+    };
+    let hub = start();
+    let mut tab = open_at(http, &format!("/ws/dns/?token={token}")).await;
+    make_zone(&mut tab, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        signed: false,
+        catalog: false,
+    };
+    let servers = secondaries(listen.parse().unwrap(), ports, setup, dir.path());
+    for server in &servers {
+        until_answers(server, "www.example.com", "192.0.2.1").await;
+    }
+
+    drop((tab, hub));
+    for server in &servers {
+        let still = addresses(server.port, "www.example.com").await;
+        assert_eq!(
+            still,
+            Some((Rcode::NOERROR, vec!["192.0.2.1".to_owned()])),
+            "{} serves on while the hub is down",
+            server.name
+        );
+    }
+
+    let _hub = start();
+    let mut tab = open_at(http, &format!("/ws/dns/?token={token}")).await;
+    create(
+        &mut tab,
+        "example.com",
+        json!({"name": "after", "type": "A", "content": "192.0.2.9", "ttl": 300}),
+    )
+    .await;
+    for server in &servers {
+        until_answers(server, "after.example.com", "192.0.2.9").await;
     }
 }
