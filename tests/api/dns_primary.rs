@@ -48,7 +48,7 @@ fn name(text: &str) -> Name<Vec<u8>> {
     Name::from_str(text).unwrap()
 }
 
-fn query(zone: &str, rtype: Rtype) -> Vec<u8> {
+pub(crate) fn query(zone: &str, rtype: Rtype) -> Vec<u8> {
     let mut question = MessageBuilder::new_vec().question();
     question.header_mut().set_id(0x4242);
     question.push((name(zone), rtype)).unwrap();
@@ -88,7 +88,7 @@ async fn over_udp(dns: SocketAddr, query: &[u8]) -> Option<Message<Vec<u8>>> {
 
 /// The messages that answer `query` over one TCP connection: one, or for a
 /// transfer every message up to the one that ends with the SOA again.
-async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u8>>> {
+pub(crate) async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u8>>> {
     let mut stream = tokio::net::TcpStream::connect(dns).await.unwrap();
     let len = u16::try_from(query.len()).unwrap();
     stream.write_all(&len.to_be_bytes()).await.unwrap();
@@ -128,7 +128,7 @@ async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u8>>> {
 
 /// A record in presentation form, as `domain` writes it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Shown(String);
+pub(crate) struct Shown(String);
 
 impl Shown {
     fn starts_with_soa(&self) -> bool {
@@ -146,7 +146,7 @@ fn answers(message: &Message<Vec<u8>>) -> Vec<Shown> {
 }
 
 /// Every record of a transfer, in order, over all its messages.
-fn transferred(messages: &[Message<Vec<u8>>]) -> Vec<Shown> {
+pub(crate) fn transferred(messages: &[Message<Vec<u8>>]) -> Vec<Shown> {
     messages.iter().flat_map(answers).collect()
 }
 

@@ -15,7 +15,7 @@ use domain::rdata::A;
 use serde_json::{Value, json};
 
 use crate::dns::{create, create_zone, ok, panel};
-use crate::dns_primary::TSIG_SECRET;
+use crate::dns_primary::{TSIG_SECRET, over_tcp, query, transferred};
 use crate::helpers::{Backend, Client, HubProcess, TestApp, open_at};
 
 /// How long a secondary may take to load or follow the zone, on a busy
@@ -111,6 +111,7 @@ fn bind9(dir: &std::path::Path, port: u16, primary: SocketAddr, setup: Setup) ->
     recursion no;
     dnssec-validation no;
     notify no;
+    allow-transfer {{ 127.0.0.1; }};
 {catalog_zones}}};
 controls {{ }};
 {key}zone "{zone}" {{
@@ -153,7 +154,8 @@ fn knot(dir: &std::path::Path, port: u16, primary: SocketAddr, setup: Setup) -> 
              catalog-role: interpret\n    catalog-template: member\n"
         )
     } else {
-        "  - domain: example.com\n    master: hub\n    acl: notify_from_hub\n".to_owned()
+        "  - domain: example.com\n    master: hub\n    acl: [notify_from_hub, transfer_to_the_test]\n"
+            .to_owned()
     };
     std::fs::write(
         &conf,
@@ -177,6 +179,9 @@ acl:
   - id: notify_from_hub
     address: {ip}
     action: notify{with_key}
+  - id: transfer_to_the_test
+    address: 127.0.0.1
+    action: transfer
 
 template:
   - id: default
@@ -271,6 +276,9 @@ async fn hub(setup: Setup) -> (TestApp, [u16; 2]) {
     let notify = format!("127.0.0.1:{}, 127.0.0.1:{}", ports[0], ports[1]);
     let keys = format!("hmac-sha256:{KEY}:{TSIG_SECRET}");
     let mut settings = vec![
+        // The panel writes as fast as it is answered.
+        ("HUB_RATE_PER_SEC", "1000"),
+        ("HUB_RATE_BURST", "1000"),
         ("HUB_DNS_LISTEN", "127.0.0.1:0"),
         ("HUB_DNS_NOTIFY", notify.as_str()),
         ("HUB_DNS_MAX_RECORDS", "5000"),
@@ -484,5 +492,62 @@ async fn across_a_restart_of_the_hub_the_secondaries_keep_serving_and_then_follo
     .await;
     for server in &servers {
         until_answers(server, "after.example.com", "192.0.2.9").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    skip_nameserver_tests,
+    ignore = "named (bind9) or knotd (knot) is missing (README, Test)"
+)]
+async fn after_200_changes_in_a_row_both_secondaries_hold_exactly_the_hub_s_zone() {
+    let setup = Setup {
+        signed: false,
+        catalog: false,
+    };
+    let (app, ports) = hub(setup).await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    make_zone(&mut tab, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let servers = secondaries(app.dns.unwrap(), ports, setup, dir.path());
+    for server in &servers {
+        until_answers(server, "www.example.com", "192.0.2.1").await;
+    }
+    // Each its own change and serial, as fast as the panel is answered:
+    // NOTIFYs and transfers overlap the changes.
+    for i in 0..200 {
+        create(
+            &mut tab,
+            "example.com",
+            json!({"name": format!("h{i}"), "type": "A", "content": format!("192.0.2.{}", i % 250 + 1), "ttl": 300}),
+        )
+        .await;
+    }
+    let whole = |port: u16| async move {
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut records = transferred(&over_tcp(target, &query("example.com", Rtype::AXFR)).await);
+        records.sort();
+        records
+    };
+    let zone = whole(app.dns.unwrap().port()).await;
+    assert_eq!(zone.len(), 202 + 2, "the SOA twice, the NS, www and 200");
+    for server in &servers {
+        let deadline = Instant::now() + FOLLOWS_WITHIN;
+        loop {
+            let held = whole(server.port).await;
+            if held == zone {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} holds {} records, not the hub's {}: {:?}",
+                server.name,
+                held.len(),
+                zone.len(),
+                held.first()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
