@@ -53,7 +53,7 @@ area() {
     case $1 in
     ws)
         run_area ws 'src/ws/**' src/http/guard.rs -- \
-            ws:: http:: enforcement:: limits:: guard:: lifetime:: chat::sqlite:: http_edge::
+            ws:: http:: enforcement:: limits:: guard:: lifetime:: token_expiry:: closes:: chat::sqlite:: http_edge::
         ;;
     auth)
         run_area auth 'src/auth/**' -- \

@@ -23,6 +23,7 @@ on_both_backends!(
     a_client_still_sending_after_an_oversized_frame_gets_the_1009_every_time,
     a_client_still_sending_when_its_token_expires_gets_the_4001_every_time,
     a_member_that_never_reads_leaves_the_room_within_the_close_timeout,
+    a_client_that_answers_the_hubs_close_is_let_go_by_its_answer_not_by_the_timeout,
 );
 
 /// Trials per test: a lost close frame was seen in about two trials of
@@ -238,4 +239,29 @@ async fn a_member_that_never_reads_leaves_the_room_within_the_close_timeout(back
     );
     app.until_metric("hub_connections{endpoint=\"chat\"} 2")
         .await;
+}
+
+/// The hub closes (here a frame past the limit, 1009); the client answers
+/// the close, as every client library does. Its answer ends the session:
+/// the connection is closed then, never reset at the close timeout.
+async fn a_client_that_answers_the_hubs_close_is_let_go_by_its_answer_not_by_the_timeout(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(backend, &[("HUB_MAX_FRAME_BYTES", "1024")]).await;
+    for _ in 0..3 {
+        let (mut member, _, _) = join(&app, "/ws/chat/lobby/").await;
+        member.send_text(&"x".repeat(2048)).await;
+        assert!(matches!(member.ending(WAIT).await, Ending::Closed(1009)));
+        // Reading on sends the answer, and then sees the connection end.
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, member.ws.next()).await {}
+    }
+    app.until_metric("hub_connections{endpoint=\"chat\"} 0")
+        .await;
+    // Past the close timeout, no connection was reset for want of an answer.
+    tokio::time::sleep(CLOSE_TIMEOUT + Duration::from_secs(1)).await;
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("\nhub_close_timeouts_total 0\n"),
+        "{metrics}"
+    );
 }
