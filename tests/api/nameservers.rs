@@ -39,17 +39,37 @@ struct Nameserver {
     name: &'static str,
     child: Child,
     port: u16,
+    /// Where its log goes, to be shown when a test fails.
+    log: std::path::PathBuf,
 }
 
 impl Nameserver {
-    /// Runs `command` in the foreground, its output let go.
-    fn start(name: &'static str, command: &mut Command, port: u16) -> Self {
+    /// Runs `command` in the foreground, its log written to `log`.
+    fn start(
+        name: &'static str,
+        command: &mut Command,
+        port: u16,
+        log: std::path::PathBuf,
+    ) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
         let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
-        Self { name, child, port }
+        Self {
+            name,
+            child,
+            port,
+            log,
+        }
+    }
+
+    /// The end of its log.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }
 
@@ -130,6 +150,7 @@ controls {{ }};
             .args(["-g", "-n", "1", "-c"])
             .arg(&conf),
         port,
+        dir.join("named.log"),
     )
 }
 
@@ -199,7 +220,12 @@ zone:
         ),
     )
     .unwrap();
-    Nameserver::start("Knot", Command::new("knotd").arg("-c").arg(&conf), port)
+    Nameserver::start(
+        "Knot",
+        Command::new("knotd").arg("-c").arg(&conf),
+        port,
+        dir.join("knotd.log"),
+    )
 }
 
 /// What a nameserver answers for `name`'s A records: its code and the
@@ -231,24 +257,46 @@ async fn addresses(port: u16, name: &str) -> Option<(Rcode, Vec<String>)> {
     Some((answer.header().rcode(), found))
 }
 
-/// Waits until `server` answers `name` with `address`.
-async fn until_answers(server: &Nameserver, name: &str, address: &str) {
+/// Waits until what `server` answers for `name` satisfies `done`, which
+/// `wanted` describes.
+async fn until(
+    server: &Nameserver,
+    name: &str,
+    wanted: &str,
+    done: impl Fn(&Option<(Rcode, Vec<String>)>) -> bool,
+) {
     let deadline = Instant::now() + FOLLOWS_WITHIN;
     loop {
         let got = addresses(server.port, name).await;
-        if got
-            .as_ref()
-            .is_some_and(|(rcode, a)| *rcode == Rcode::NOERROR && a.iter().any(|a| a == address))
-        {
+        if done(&got) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{} does not answer {name} with {address} (it answers {got:?})",
-            server.name
+            "{} does not answer {name} {wanted} (it answers {got:?}); its log ends:\n{}",
+            server.name,
+            server.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until `server` answers `name` with `address`.
+async fn until_answers(server: &Nameserver, name: &str, address: &str) {
+    until(server, name, &format!("with {address}"), |got| {
+        got.as_ref()
+            .is_some_and(|(rcode, a)| *rcode == Rcode::NOERROR && a.iter().any(|a| a == address))
+    })
+    .await;
+}
+
+/// Waits until `server` answers that it holds no address for `name` (it
+/// answers, with no address: silence proves nothing).
+async fn until_no_answer(server: &Nameserver, name: &str) {
+    until(server, name, "with no address", |got| {
+        got.as_ref().is_some_and(|(_, a)| a.is_empty())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,24 +457,6 @@ async fn bind_and_knot_configured_with_the_catalog_alone_serve_a_zone_made_in_th
     .await;
     for server in &servers {
         until_no_answer(server, "www.example.com").await;
-    }
-}
-
-/// Waits until `server` answers that it holds no address for `name` (it
-/// answers, with no address: silence proves nothing).
-async fn until_no_answer(server: &Nameserver, name: &str) {
-    let deadline = Instant::now() + FOLLOWS_WITHIN;
-    loop {
-        let got = addresses(server.port, name).await;
-        if got.as_ref().is_some_and(|(_, a)| a.is_empty()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} still answers {name} with {got:?}",
-            server.name
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
