@@ -704,16 +704,7 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
             })
         })
         .transpose()?;
-    let tsig_keys = var("HUB_DNS_TSIG_KEYS")
-        .map(|raw| {
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(TsigKey::parse)
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
+    let tsig_keys = list_of(var, "HUB_DNS_TSIG_KEYS", TsigKey::parse)?;
     let defaults = Soa::default();
     let timer = |name, default| number(var, name, default, 1..=i32::MAX.unsigned_abs());
     Ok(DnsPrimary {
@@ -734,16 +725,9 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
             expire: timer("HUB_DNS_SOA_EXPIRE", defaults.expire)?,
             minimum: timer("HUB_DNS_SOA_MINIMUM", defaults.minimum)?,
         },
-        default_ns: var("HUB_DNS_DEFAULT_NS")
-            .map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|entry| dns_name("HUB_DNS_DEFAULT_NS", entry))
-                    .collect::<Result<_, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default(),
+        default_ns: list_of(var, "HUB_DNS_DEFAULT_NS", |entry| {
+            dns_name("HUB_DNS_DEFAULT_NS", entry)
+        })?,
         notify_key: match var("HUB_DNS_NOTIFY_KEY") {
             None => None,
             Some(raw) => {
@@ -761,16 +745,7 @@ fn dns_primary(var: &impl Fn(&str) -> Option<String>) -> Result<DnsPrimary, Conf
         catalog: var("HUB_DNS_CATALOG")
             .map(|raw| dns_name("HUB_DNS_CATALOG", &raw))
             .transpose()?,
-        notify: var("HUB_DNS_NOTIFY")
-            .map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(secondary)
-                    .collect::<Result<_, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default(),
+        notify: list_of(var, "HUB_DNS_NOTIFY", secondary)?,
     })
 }
 
@@ -820,11 +795,22 @@ fn choice<T: Copy>(
 }
 
 fn comma_list(raw: &str) -> BTreeSet<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    comma_items(raw).map(str::to_owned).collect()
+}
+
+/// The entries of a comma-separated setting, in the order written.
+fn comma_items(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A comma-separated setting whose order matters, each entry read by
+/// `parse`; unset, none.
+fn list_of<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    var(name).map_or(Ok(Vec::new()), |raw| comma_items(&raw).map(parse).collect())
 }
 
 /// `REDIS_URL`, read as one Redis or, with `HUB_REDIS_CLUSTER`, a Redis
