@@ -302,7 +302,7 @@ impl Primary {
             }
         };
         let query = &query;
-        let asked = match self.asked(query, tcp) {
+        let (asked, name) = match self.asked(query, tcp) {
             Ok(asked) => asked,
             Err((answer, rcode)) => return (answer, refusal(query, rcode, &mut signer)),
         };
@@ -312,11 +312,6 @@ impl Primary {
                 refusal(query, Rcode::REFUSED, &mut signer),
             );
         }
-        let Ok(question) = query.sole_question() else {
-            unreachable!("asked() read the one question");
-        };
-        let name = question.qname().to_string().to_ascii_lowercase();
-        let name = name.trim_end_matches('.').to_owned();
         let served = self.records_of(name).await.and_then(|found| match found {
             None => Ok(None),
             Some(records) => {
@@ -347,8 +342,13 @@ impl Primary {
         }
     }
 
-    /// What a query asks of a primary, or why it is refused.
-    fn asked(&self, query: &Message<Vec<u8>>, tcp: bool) -> Result<Asked, (DnsAnswer, Rcode)> {
+    /// What a query asks of a primary and of which zone (lower case, no
+    /// final dot), or why it is refused.
+    fn asked(
+        &self,
+        query: &Message<Vec<u8>>,
+        tcp: bool,
+    ) -> Result<(Asked, String), (DnsAnswer, Rcode)> {
         if query.header().opcode() != Opcode::QUERY {
             return Err((DnsAnswer::NotImplemented, Rcode::NOTIMP));
         }
@@ -368,7 +368,8 @@ impl Primary {
         if question.qclass() != Class::IN {
             return Err((DnsAnswer::NotOurs, Rcode::REFUSED));
         }
-        Ok(asked)
+        let name = question.qname().to_string().to_ascii_lowercase();
+        Ok((asked, name.trim_end_matches('.').to_owned()))
     }
 
     /// The records of zone `name` as served, SOA first, or of the catalog.
