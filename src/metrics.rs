@@ -59,9 +59,13 @@ impl Notified {
 pub enum DnsAnswer {
     /// A zone's SOA.
     Soa,
-    /// A zone, whole (AXFR, or IXFR), or its SOA to a secondary that is
-    /// current.
-    Transfer,
+    /// A zone, whole: to an AXFR, or to an IXFR from a serial the history
+    /// does not reach (or whose differences outweigh the zone).
+    Whole,
+    /// The differences since the serial an IXFR names.
+    Incremental,
+    /// The SOA alone, to an IXFR from a secondary that is current.
+    Current,
     /// From an address `HUB_DNS_TRANSFER_ALLOW` does not list: `REFUSED`.
     NotAllowed,
     /// Not a zone held here, or not a question for a primary: `REFUSED`
@@ -84,9 +88,11 @@ pub enum DnsAnswer {
 
 impl DnsAnswer {
     /// In the order declared: a counter's index is its discriminant.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Soa,
-        Self::Transfer,
+        Self::Whole,
+        Self::Incremental,
+        Self::Current,
         Self::NotAllowed,
         Self::NotOurs,
         Self::NotImplemented,
@@ -100,7 +106,9 @@ impl DnsAnswer {
     fn label(self) -> &'static str {
         match self {
             Self::Soa => "soa",
-            Self::Transfer => "transfer",
+            Self::Whole => "axfr",
+            Self::Incremental => "ixfr",
+            Self::Current => "current",
             Self::NotAllowed => "not_allowed",
             Self::Unsigned => "unsigned",
             Self::BadSignature => "bad_signature",

@@ -360,3 +360,28 @@ pub fn history(
     }
     query.load(conn)
 }
+
+/// Whether any change of the zone was made at `serial`: a state that was
+/// served, from which a secondary may be brought up by differences.
+pub fn served_serial(conn: &mut DbConnection, zone_id: i64, serial: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        hub_dns_change::table
+            .filter(hub_dns_change::zone_id.eq(zone_id))
+            .filter(hub_dns_change::serial.eq(serial)),
+    ))
+    .get_result(conn)
+}
+
+/// The zone's changes made after `serial`, oldest first.
+pub fn changes_after(
+    conn: &mut DbConnection,
+    zone_id: i64,
+    serial: i64,
+) -> QueryResult<Vec<NewChange>> {
+    hub_dns_change::table
+        .filter(hub_dns_change::zone_id.eq(zone_id))
+        .filter(hub_dns_change::serial.gt(serial))
+        .order(hub_dns_change::id.asc())
+        .select(NewChange::as_select())
+        .load(conn)
+}

@@ -1,10 +1,10 @@
 //! The hidden primary: nameservers (BIND, Knot, a provider's secondaries)
 //! transfer the zones the panel edits from here, over DNS itself, on
 //! `HUB_DNS_LISTEN`. It answers a zone's SOA (what a secondary asks before
-//! each transfer) over UDP and TCP, and the whole zone (AXFR, RFC 5936;
-//! IXFR, RFC 1995, answered with the whole zone or, when the secondary is
-//! current, its SOA alone) over TCP, to the addresses
-//! `HUB_DNS_TRANSFER_ALLOW` names.
+//! each transfer) over UDP and TCP, the whole zone (AXFR, RFC 5936) and
+//! the differences since a secondary's serial (IXFR, RFC 1995, from the
+//! zone's history) over TCP, to the addresses `HUB_DNS_TRANSFER_ALLOW`
+//! names.
 //!
 //! Ordinary queries (A, MX, ...) are refused. A hidden primary is asked by
 //! its secondaries only; answering resolvers well (wildcards, CNAME chains,
@@ -16,7 +16,7 @@
 //! reads the zone as the master file the panel exports, and builds the
 //! answers with name compression; tokio-util's codec frames TCP.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -312,27 +312,37 @@ impl Primary {
                 refusal(query, Rcode::REFUSED, &mut signer),
             );
         }
-        let served = self.records_of(name).await.and_then(|found| match found {
-            None => Ok(None),
-            Some(records) => {
-                let replies = match asked {
-                    Asked::Soa => vec![soa_only(query, &records[0], &mut signer)?],
-                    Asked::Transfer(Some(held)) if up_to_date(held, &records[0]) => {
-                        vec![soa_only(query, &records[0], &mut signer)?]
-                    }
-                    Asked::Transfer(_) => transfer(query, &records, &mut signer)?,
-                };
-                Ok(Some(replies))
-            }
+        let held = match asked {
+            Asked::Transfer(held) => held,
+            Asked::Soa => None,
+        };
+        let served = self.records_of(name, held).await.and_then(|found| {
+            let Some((now, then)) = found else {
+                return Ok(None);
+            };
+            let soa = &now[0];
+            let replies = match (asked, then.as_deref().and_then(|t| differences(t, &now))) {
+                (Asked::Soa, _) => (DnsAnswer::Soa, vec![soa_only(query, soa, &mut signer)?]),
+                (Asked::Transfer(Some(held)), _) if up_to_date(held, soa) => {
+                    (DnsAnswer::Current, vec![soa_only(query, soa, &mut signer)?])
+                }
+                (Asked::Transfer(_), Some(sequence)) => {
+                    (DnsAnswer::Incremental, send(query, sequence, &mut signer)?)
+                }
+                (Asked::Transfer(_), None) => {
+                    let whole = now.iter().chain(Some(soa));
+                    (DnsAnswer::Whole, send(query, whole, &mut signer)?)
+                }
+            };
+            Ok(Some(replies))
         });
-        match (served, asked) {
-            (Ok(Some(replies)), Asked::Soa) => (DnsAnswer::Soa, replies),
-            (Ok(Some(replies)), Asked::Transfer(_)) => (DnsAnswer::Transfer, replies),
-            (Ok(None), _) => (
+        match served {
+            Ok(Some(replies)) => replies,
+            Ok(None) => (
                 DnsAnswer::NotOurs,
                 refusal(query, Rcode::NOTAUTH, &mut signer),
             ),
-            (Err(e), _) => {
+            Err(e) => {
                 tracing::error!(error = %e, "a DNS query could not be answered");
                 (
                     DnsAnswer::Failed,
@@ -372,16 +382,41 @@ impl Primary {
         Ok((asked, name.trim_end_matches('.').to_owned()))
     }
 
-    /// The records of zone `name` as served, SOA first, or of the catalog.
-    async fn records_of(&self, name: String) -> Result<Option<Vec<ScannedRecord>>, ServeError> {
+    /// The records of zone `name` as served, SOA first, or of the catalog;
+    /// with them, when a secondary holds serial `held` and the history
+    /// reaches back to it, the records it holds.
+    async fn records_of(
+        &self,
+        name: String,
+        held: Option<Serial>,
+    ) -> Result<Option<(Vec<ScannedRecord>, Option<Vec<ScannedRecord>>)>, ServeError> {
         if self.settings.catalog.as_deref() == Some(&format!("{name}.")) {
             let (serial, zones) = self.db.run(zone::catalog).await?;
-            return read_records(&catalog_text(&name, serial, &zones)).map(Some);
+            return Ok(Some((
+                read_records(&catalog_text(&name, serial, &zones))?,
+                None,
+            )));
         }
-        match self.db.run(move |conn| zone::snapshot(conn, &name)).await? {
-            Some((zone, records)) => self.zone_records(&zone, &records).map(Some),
-            None => Ok(None),
-        }
+        let held = held.map(|serial| i64::from(serial.into_int()));
+        let Some(found) = self
+            .db
+            .run(move |conn| zone::snapshot(conn, &name, held))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = self.zone_records(&found.zone, &found.records)?;
+        let then = match found.then {
+            Some((serial, records)) => {
+                let zone = Zone {
+                    serial,
+                    ..found.zone
+                };
+                Some(self.zone_records(&zone, &records)?)
+            }
+            None => None,
+        };
+        Ok(Some((now, then)))
     }
 
     /// The zone as it is served: its records, read back from the master file
@@ -489,14 +524,41 @@ fn soa_only(
     signer.finish(answer)
 }
 
-/// The zone as a transfer sends it (RFC 5936, 2.2): the SOA, every other
-/// record, the SOA again, over as many messages as they need.
-fn transfer(
+/// What a secondary holding the zone `then` needs to hold `now` (both SOA
+/// first), as an IXFR sends it (RFC 1995, 4): the new SOA, the old SOA and
+/// the records gone, the new SOA and the records added, the new SOA. One
+/// difference however many changes lie between, as RFC 1995 allows;
+/// `None` when it would hold more records than the whole zone.
+fn differences<'a>(
+    then: &'a [ScannedRecord],
+    now: &'a [ScannedRecord],
+) -> Option<Vec<&'a ScannedRecord>> {
+    let keys = |records: &'a [ScannedRecord]| -> HashSet<String> {
+        records[1..].iter().map(ToString::to_string).collect()
+    };
+    let (held, kept) = (keys(then), keys(now));
+    let gone = then[1..].iter().filter(|r| !kept.contains(&r.to_string()));
+    let added = now[1..].iter().filter(|r| !held.contains(&r.to_string()));
+    let sequence: Vec<_> = [&now[0], &then[0]]
+        .into_iter()
+        .chain(gone)
+        .chain(Some(&now[0]))
+        .chain(added)
+        .chain(Some(&now[0]))
+        .collect();
+    // Its four SOAs against the whole zone's two, and one more on each
+    // side for the record counted in `now` as its SOA.
+    (sequence.len() <= now.len() + 3).then_some(sequence)
+}
+
+/// The records of a transfer, as many messages as they need: a whole
+/// zone (RFC 5936, 2.2: the SOA, every other record, the SOA again) or its
+/// differences.
+fn send<'a>(
     query: &Message<Vec<u8>>,
-    records: &[ScannedRecord],
+    sequence: impl IntoIterator<Item = &'a ScannedRecord>,
     signer: &mut Signer,
 ) -> Result<Vec<Vec<u8>>, ServeError> {
-    let sequence = records.iter().chain(records.first());
     let mut messages = Vec::new();
     let mut answer = start(query)?;
     for record in sequence {

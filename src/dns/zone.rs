@@ -131,7 +131,7 @@ impl ZoneView {
 
 /// A record as replies show it: the stored name relative to the zone,
 /// and its absolute `fqdn`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordView {
     pub id: i64,
     pub name: String,
@@ -171,6 +171,25 @@ impl RecordView {
 
     fn json(&self) -> String {
         serde_json::to_string(self).expect("plain struct")
+    }
+
+    /// The record as stored, read back from what history kept of it.
+    fn into_record(self, zone_id: i64) -> Record {
+        Record {
+            id: self.id,
+            zone_id,
+            data: RecordData {
+                name: self.name,
+                kind: self.kind,
+                content: self.content,
+                ttl: self.ttl,
+                priority: self.priority,
+                weight: self.weight,
+                port: self.port,
+                comment: self.comment,
+            },
+            version: self.version,
+        }
     }
 }
 
@@ -616,19 +635,72 @@ pub fn export(
 
 /// A zone's serial and its records as one snapshot, as a transfer sends
 /// them: a secondary must never hold the records of one serial under
-/// another. `None`: no such zone.
+/// another. With `held`, a serial the zone was served at, also its records
+/// as they were then: every later change undone, newest first, in the same
+/// snapshot, so that the differences lead exactly to the serial sent.
+/// `None`: no such zone.
 pub fn snapshot(
     conn: &mut DbConnection,
     name: &str,
-) -> diesel::QueryResult<Option<(Zone, Vec<Record>)>> {
+    held: Option<i64>,
+) -> diesel::QueryResult<Option<Snapshot>> {
     conn.transaction(|conn| {
         store::read_snapshot(conn)?;
         let Some((zone, _)) = store::zone_by_name(conn, name)? else {
             return Ok(None);
         };
         let records = store::records(conn, zone.id)?;
-        Ok(Some((zone, records)))
+        let then = match held {
+            Some(held) if held < zone.serial && store::served_serial(conn, zone.id, held)? => {
+                let changes = store::changes_after(conn, zone.id, held)?;
+                undo(records.clone(), &changes).map(|records| (held, records))
+            }
+            _ => None,
+        };
+        Ok(Some(Snapshot {
+            zone,
+            records,
+            then,
+        }))
     })
+}
+
+/// A zone read for a transfer.
+pub struct Snapshot {
+    pub zone: Zone,
+    pub records: Vec<Record>,
+    /// The serial a secondary holds and the records it held then, when
+    /// the history reaches back to it.
+    pub then: Option<(i64, Vec<Record>)>,
+}
+
+/// `records` with `changes` (oldest first) undone; `None` when the history
+/// does not fit them (a record it names is missing), which a transfer
+/// answers with the whole zone.
+fn undo(records: Vec<Record>, changes: &[NewChange]) -> Option<Vec<Record>> {
+    let mut by_id: HashMap<i64, Record> = records.into_iter().map(|r| (r.id, r)).collect();
+    for change in changes.iter().rev() {
+        let id = change.record_id?;
+        let was = match &change.old {
+            Some(json) => Some(
+                serde_json::from_str::<RecordView>(json)
+                    .ok()?
+                    .into_record(change.zone_id),
+            ),
+            None => None,
+        };
+        // A deleted record is gone now; a created or updated one is here.
+        let here = by_id.remove(&id).is_some();
+        if here == (change.action == Action::Deleted.as_str()) {
+            return None;
+        }
+        if let Some(was) = was {
+            by_id.insert(id, was);
+        }
+    }
+    let mut then: Vec<Record> = by_id.into_values().collect();
+    then.sort_by_key(|r| r.id);
+    Some(then)
 }
 
 /// The catalog's serial and every zone held (id and name), as one

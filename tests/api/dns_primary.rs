@@ -15,14 +15,16 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::dns::{create, create_zone, ok, panel};
+use crate::dns::{create, create_zone, ok, panel, records};
 use crate::helpers::{Backend, Client, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
     a_secondary_reads_the_soa_over_udp_and_tcp_and_transfers_what_the_panel_exports,
     a_zone_too_big_for_one_message_is_split_with_the_soa_first_and_last,
-    a_change_moves_the_serial_and_an_ixfr_from_the_current_one_gets_the_soa_alone,
+    a_change_moves_the_serial_and_an_ixfr_gets_the_soa_alone_when_current_and_the_difference_when_behind,
+    an_ixfr_from_any_serial_served_leads_exactly_to_the_zone_as_it_is,
+    an_ixfr_from_a_serial_never_served_gets_the_whole_zone,
     what_a_primary_does_not_serve_is_refused_and_counted,
     an_address_not_allowed_is_refused_whatever_it_asks,
     a_zone_without_name_servers_is_served_with_the_defaults_and_the_soa_settings,
@@ -98,7 +100,7 @@ pub(crate) async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u
         .sole_question()
         .is_ok_and(|q| matches!(q.qtype(), Rtype::AXFR | Rtype::IXFR));
     let mut messages = Vec::new();
-    let mut soas = 0;
+    let mut serials = Vec::new();
     loop {
         let mut len = [0; 2];
         tokio::time::timeout(WAIT, stream.read_exact(&mut len))
@@ -108,18 +110,19 @@ pub(crate) async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u
         let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
         stream.read_exact(&mut buf).await.unwrap();
         let message = Message::from_octets(buf).unwrap();
-        soas += answers(&message)
-            .iter()
-            .filter(|r| r.starts_with_soa())
-            .count();
+        serials.extend(answers(&message).iter().filter_map(Shown::soa_serial));
         let rcode = message.header().rcode();
         messages.push(message);
-        // A transfer ends at its second SOA; an IXFR answered with the SOA
+        // A transfer ends at an SOA of the serial it began with, an even
+        // one: the second of a whole zone; of differences, the one after
+        // each step's old and new SOA. An IXFR answered with the SOA
         // alone, or an error, is one message.
+        let ended =
+            serials.len() % 2 == 0 && serials.len() >= 2 && serials.first() == serials.last();
         if !transfer
             || rcode != Rcode::NOERROR
-            || soas >= 2
-            || (soas == 1 && messages[0].header_counts().ancount() == 1)
+            || ended
+            || (serials.len() == 1 && messages[0].header_counts().ancount() == 1)
         {
             return messages;
         }
@@ -128,12 +131,65 @@ pub(crate) async fn over_tcp(dns: SocketAddr, query: &[u8]) -> Vec<Message<Vec<u
 
 /// A record in presentation form, as `domain` writes it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Shown(String);
+pub(crate) struct Shown(pub(crate) String);
 
 impl Shown {
     fn starts_with_soa(&self) -> bool {
         self.0.split_whitespace().nth(3) == Some("SOA")
     }
+
+    fn soa_serial(&self) -> Option<u32> {
+        self.starts_with_soa()
+            .then(|| self.0.split_whitespace().nth(6).unwrap().parse().unwrap())
+    }
+}
+
+/// The zone a secondary holding `held` (a whole transfer, SOA first and
+/// last) holds after the IXFR answer `ixfr`: each step's old SOA must be
+/// the one held, each record removed must be there, each added must not.
+fn apply_ixfr(held: &[Shown], ixfr: &[Shown]) -> Vec<Shown> {
+    let mut zone: std::collections::BTreeSet<Shown> =
+        held[1..held.len() - 1].iter().cloned().collect();
+    let mut soa = held[0].clone();
+    let (last, steps) = ixfr.split_last().unwrap();
+    assert_eq!(ixfr[0], *last, "begins and ends with the new SOA");
+    assert!(
+        steps.len() >= 3 && steps[1].starts_with_soa(),
+        "differences: {ixfr:#?}"
+    );
+    // Each step: its old SOA, the records it removes, its new SOA, the
+    // records it adds.
+    let mut removing = false;
+    for record in &steps[1..] {
+        if record.starts_with_soa() {
+            if removing {
+                soa = record.clone();
+            } else {
+                assert_eq!(*record, soa, "a step from the SOA held");
+            }
+            removing = !removing;
+        } else if removing {
+            assert!(zone.remove(record), "{record:?} removed, not held");
+        } else {
+            assert!(zone.insert(record.clone()), "{record:?} added twice");
+        }
+    }
+    assert!(!removing, "the last step has its new SOA");
+    assert_eq!(soa, *last, "ends at the new SOA");
+    let mut whole = vec![soa.clone()];
+    whole.extend(zone);
+    whole.push(soa);
+    whole
+}
+
+/// A transfer's records in an order to compare: SOA first and last.
+fn sorted(mut transfer: Vec<Shown>) -> Vec<Shown> {
+    transfer[1..].sort();
+    let soa = transfer.remove(0);
+    transfer.retain(|r| *r != soa);
+    transfer.insert(0, soa.clone());
+    transfer.push(soa);
+    transfer
 }
 
 fn answers(message: &Message<Vec<u8>>) -> Vec<Shown> {
@@ -274,7 +330,7 @@ async fn a_zone_too_big_for_one_message_is_split_with_the_soa_first_and_last(bac
     );
 }
 
-async fn a_change_moves_the_serial_and_an_ixfr_from_the_current_one_gets_the_soa_alone(
+async fn a_change_moves_the_serial_and_an_ixfr_gets_the_soa_alone_when_current_and_the_difference_when_behind(
     backend: Backend,
 ) {
     let (app, dns) = primary(backend, &[]).await;
@@ -302,17 +358,104 @@ async fn a_change_moves_the_serial_and_an_ixfr_from_the_current_one_gets_the_soa
     assert_eq!(current.len(), 1);
     assert_eq!(answers(&current[0]).len(), 1);
     assert_eq!(serial_of(&current[0]), after);
-    // Behind: the whole zone, new record included (RFC 1995, 4).
+    // Behind: the differences (RFC 1995, 4): the new SOA, the old SOA
+    // and nothing removed, the new SOA and the record added, the new SOA.
     let behind = transferred(&over_tcp(dns, &ixfr("example.com", before)).await);
-    assert_eq!(behind.len(), 6 + 2, "{behind:#?}");
-    assert!(
-        behind.iter().any(|r| r.0.contains("192.0.2.9")),
+    let serials: Vec<_> = behind.iter().map(Shown::soa_serial).collect();
+    assert_eq!(
+        serials,
+        [Some(after), Some(before), Some(after), None, Some(after)],
         "{behind:#?}"
     );
+    assert!(behind[3].0.contains("192.0.2.9"), "{behind:#?}");
     // Over UDP, where a zone does not fit: the SOA, to ask again over TCP.
     let by_udp = over_udp(dns, &ixfr("example.com", before)).await.unwrap();
     assert_eq!(answers(&by_udp).len(), 1);
     assert_eq!(serial_of(&by_udp), after);
+}
+
+/// Records made, changed in content and in TTL, deleted, and the zone's
+/// own name servers deleted (so that the defaults are served in their
+/// place), one change at a time and in batches: from the zone as served at
+/// each serial, the IXFR's differences lead to exactly the zone served now.
+async fn an_ixfr_from_any_serial_served_leads_exactly_to_the_zone_as_it_is(backend: Backend) {
+    let (app, dns) = primary(backend, &[("HUB_DNS_DEFAULT_NS", "ns1.default.example.")]).await;
+    let mut tab = zone_with_records(&app, "example.com").await;
+    let whole = || async { transferred(&over_tcp(dns, &query("example.com", Rtype::AXFR)).await) };
+    let mut served = vec![whole().await];
+    let www = records(&mut tab, "example.com")
+        .await
+        .into_iter()
+        .find(|r| r["name"] == "www")
+        .unwrap();
+    let ns = records(&mut tab, "example.com")
+        .await
+        .into_iter()
+        .find(|r| r["type"] == "NS")
+        .unwrap();
+    let steps = [
+        json!({"type": "dns.create", "zone": "example.com", "record": {"name": "a", "type": "A", "content": "192.0.2.10", "ttl": 300}}),
+        json!({"type": "dns.update", "id": www["id"], "record": {"content": "192.0.2.2"}}),
+        json!({"type": "dns.update", "id": www["id"], "record": {"ttl": 600}}),
+        json!({"type": "dns.batch", "zone": "example.com", "changes": [
+            {"op": "create", "record": {"name": "b", "type": "AAAA", "content": "2001:db8::1", "ttl": 300}},
+            {"op": "create", "record": {"name": "c", "type": "TXT", "content": "one", "ttl": 300}},
+        ]}),
+        json!({"type": "dns.delete", "id": ns["id"]}),
+        json!({"type": "dns.create", "zone": "example.com", "record": {"name": "a", "type": "A", "content": "192.0.2.11", "ttl": 300}}),
+    ];
+    for mut step in steps {
+        if step["type"] == "dns.batch" {
+            let serial = served.last().unwrap()[0].soa_serial().unwrap();
+            step["serial"] = json!(serial);
+        }
+        ok(&mut tab, step).await;
+        served.push(whole().await);
+    }
+    let now = served.pop().unwrap();
+    let ixfr_series = "hub_dns_queries_total{answer=\"ixfr\"}";
+    let axfr_series = "hub_dns_queries_total{answer=\"axfr\"}";
+    let (ixfrs, axfrs) = (app.metric(ixfr_series).await, app.metric(axfr_series).await);
+    for held in &served {
+        let serial = held[0].soa_serial().unwrap();
+        let answer = transferred(&over_tcp(dns, &ixfr("example.com", serial)).await);
+        assert_eq!(
+            sorted(apply_ixfr(held, &answer)),
+            sorted(now.clone()),
+            "from serial {serial}: {answer:#?}"
+        );
+    }
+    // Each answered with differences, none with the whole zone.
+    assert_eq!(app.metric(ixfr_series).await, ixfrs + 6);
+    assert_eq!(app.metric(axfr_series).await, axfrs);
+}
+
+/// A serial the zone never had, or the one it was made at (no change was
+/// made there), cannot be brought up by differences: the whole zone.
+async fn an_ixfr_from_a_serial_never_served_gets_the_whole_zone(backend: Backend) {
+    let (app, dns) = primary(backend, &[]).await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    let made = create_zone(&mut tab, "example.com").await["serial"]
+        .as_i64()
+        .unwrap();
+    create(
+        &mut tab,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+    )
+    .await;
+    let axfr = transferred(&over_tcp(dns, &query("example.com", Rtype::AXFR)).await);
+    for held in [u32::try_from(made).unwrap(), 1, 2_000_000_000] {
+        let answer = transferred(&over_tcp(dns, &ixfr("example.com", held)).await);
+        assert_eq!(answer, axfr, "from serial {held}");
+    }
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("hub_dns_queries_total{answer=\"axfr\"} 4")
+            && metrics.contains("hub_dns_queries_total{answer=\"ixfr\"} 0"),
+        "{metrics}"
+    );
 }
 
 async fn what_a_primary_does_not_serve_is_refused_and_counted(backend: Backend) {
@@ -476,16 +619,31 @@ async fn a_transfer_while_the_zone_changes_pairs_each_serial_with_its_own_record
             .await;
         }
     });
+    // And each IXFR, from the first zone seen with a record, must lead to
+    // exactly the records of the serial it ends at.
+    let mut base: Option<Vec<Shown>> = None;
     let mut seen = 0;
     while !writer.is_finished() || seen < 20 {
         let axfr = transferred(&over_tcp(dns, &query("race.example", Rtype::AXFR)).await);
-        let serial = i64::from(serial_of_shown(&axfr[0]));
-        let records = axfr.len() - 2;
-        assert_eq!(
-            i64::try_from(records).unwrap(),
-            serial - first,
-            "serial {serial} with {records} records"
-        );
+        let pairs = |zone: &[Shown], how: &str| {
+            let serial = i64::from(serial_of_shown(&zone[0]));
+            let records = zone.len() - 2;
+            assert_eq!(
+                i64::try_from(records).unwrap(),
+                serial - first,
+                "{how}: serial {serial} with {records} records"
+            );
+        };
+        pairs(&axfr, "AXFR");
+        if let Some(base) = &base {
+            let held = serial_of_shown(&base[0]);
+            let answer = transferred(&over_tcp(dns, &ixfr("race.example", held)).await);
+            if answer.len() > 1 {
+                pairs(&apply_ixfr(base, &answer), "IXFR");
+            }
+        } else if axfr.len() > 2 {
+            base = Some(axfr);
+        }
         seen += 1;
     }
     writer.await.unwrap();
@@ -684,7 +842,7 @@ async fn with_keys_a_transfer_must_be_signed_and_each_message_of_it_is(backend: 
     for line in [
         "hub_dns_queries_total{answer=\"unsigned\"} 1",
         "hub_dns_queries_total{answer=\"bad_signature\"} 2",
-        "hub_dns_queries_total{answer=\"transfer\"} 1",
+        "hub_dns_queries_total{answer=\"axfr\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }

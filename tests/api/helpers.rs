@@ -392,6 +392,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The value of one series of `/metrics`, named with its labels as
+    /// shown (`hub_dns_queries_total{answer="ixfr"}`).
+    pub async fn metric(&self, series: &str) -> u64 {
+        let metrics = self.metrics().await;
+        let line = format!("{series} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+            .parse()
+            .unwrap()
+    }
+
     /// Waits (within `WAIT`) until `/metrics` shows this line.
     pub async fn until_metric(&self, line: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -11,7 +11,7 @@ use domain::base::iana::{Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::dns::{ask, panel};
+use crate::dns::{ask, ensure_zone, panel};
 use crate::{Target, proc, users};
 
 #[derive(clap::Args)]
@@ -83,15 +83,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
 
 /// Makes the zone (an earlier run may have) and fills it up to `records`.
 async fn fill(ws: &mut crate::dns::Socket, dns: SocketAddr, records: usize) -> anyhow::Result<()> {
-    let made = ask(
-        ws,
-        serde_json::json!({"type": "dns.zone.create", "ref": 0, "name": ZONE}),
-    )
-    .await?;
-    anyhow::ensure!(
-        made.contains(r#""type":"dns.result""#) || made.contains(r#""code":"conflict""#),
-        "creating {ZONE} failed: {made}"
-    );
+    ensure_zone(ws, ZONE).await?;
     let listed: serde_json::Value =
         serde_json::from_str(&ask(ws, serde_json::json!({"type": "dns.zones", "ref": 1})).await?)?;
     let zone = listed["zones"]

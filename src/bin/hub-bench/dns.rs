@@ -67,6 +67,20 @@ pub async fn panel(server: SocketAddr, token: &str) -> anyhow::Result<Socket> {
     Ok(ws)
 }
 
+/// Makes zone `name` for the panel's user, unless an earlier run did.
+pub async fn ensure_zone(ws: &mut Socket, name: &str) -> anyhow::Result<()> {
+    let made = ask(
+        ws,
+        serde_json::json!({"type": "dns.zone.create", "ref": 0, "name": name}),
+    )
+    .await?;
+    anyhow::ensure!(
+        made.contains(r#""type":"dns.result""#) || made.contains(r#""code":"conflict""#),
+        "creating {name} failed: {made}"
+    );
+    Ok(())
+}
+
 /// Sends a request and waits for the frame that answers its `ref`,
 /// skipping pushes; the reply's text.
 pub async fn ask(ws: &mut Socket, request: serde_json::Value) -> anyhow::Result<String> {

@@ -13,6 +13,8 @@
 //!   server's CPU per change.
 //! - `axfr`: a zone of R records transferred whole from the DNS listener, as
 //!   a secondary does; report the time, messages, bytes and CPU a transfer.
+//! - `secondary`: changes made in the panel, one after another; report how
+//!   soon each nameserver following the hub answers each (p50, p99).
 //! - `deploy`: sockets over the nodes of a cluster under chat traffic, one
 //!   node stopped with SIGTERM; report how long until every socket is back
 //!   on the others, messages lost and duplicated, and the delivery delay.
@@ -30,6 +32,7 @@ mod deploy;
 mod dns;
 mod fanout;
 mod proc;
+mod secondary;
 mod soak;
 mod users;
 
@@ -74,6 +77,7 @@ enum Scenario {
     Analytics(analytics::Args),
     Dns(dns::Args),
     Axfr(axfr::Args),
+    Secondary(secondary::Args),
     Deploy(deploy::Args),
     Soak(soak::Args),
     /// One process's share of `deploy` (spawned by it).
@@ -131,6 +135,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Analytics(args) => analytics::run(target, args).await,
             Scenario::Dns(args) => dns::run(target, args).await,
             Scenario::Axfr(args) => axfr::run(target, args).await,
+            Scenario::Secondary(args) => secondary::run(target, args).await,
             Scenario::Deploy(args) => deploy::run(target, args).await,
             Scenario::DeployWorker(args) => deploy::worker(target, args).await,
             Scenario::Soak(args) => soak::run(target, args).await,

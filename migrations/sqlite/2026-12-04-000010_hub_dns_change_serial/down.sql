@@ -1,0 +1,1 @@
+DROP INDEX "hub_dns_change_zone_serial";
