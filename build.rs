@@ -44,7 +44,7 @@ fn test_services() {
         ("skip_nginx_tests", !on_path("nginx") || !on_path("openssl")),
         (
             "skip_nameserver_tests",
-            !on_path("named") || !on_path("knotd"),
+            !on_path("named") || !on_path("knotd") || !on_path("dig"),
         ),
     ];
     for (cfg, missing) in missing {
