@@ -153,6 +153,13 @@ impl Application {
                     anyhow::anyhow!("HUB_DNS_LISTEN: could not listen on {addr}: {e}")
                 })?;
                 let bound = sockets.local_addr()?;
+                if settings.dns_primary.default_ns.is_empty() {
+                    tracing::warn!(
+                        "HUB_DNS_LISTEN without HUB_DNS_DEFAULT_NS: a zone with no NS record of its own \
+                         is served without one, and BIND refuses to load it (\"has no NS records\"); \
+                         set HUB_DNS_DEFAULT_NS to the nameservers' names"
+                    );
+                }
                 Primary::new(db.clone(), settings.dns_primary.clone(), metrics.clone())
                     .start(sockets, &analytics_arbiter.handle());
                 Some(bound)
