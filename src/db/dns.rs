@@ -292,6 +292,18 @@ pub fn records(conn: &mut DbConnection, zone_id: i64) -> QueryResult<Vec<Record>
         .load(conn)
 }
 
+/// The zone's own name servers (`NS` at the apex), in the order of
+/// [`records`]: all that shapes its SOA.
+pub fn apex_ns(conn: &mut DbConnection, zone_id: i64) -> QueryResult<Vec<Record>> {
+    hub_dns_record::table
+        .filter(hub_dns_record::zone_id.eq(zone_id))
+        .filter(hub_dns_record::name.eq("@"))
+        .filter(hub_dns_record::kind.eq("NS"))
+        .order(hub_dns_record::id)
+        .select(Record::as_select())
+        .load(conn)
+}
+
 pub fn record(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Record>> {
     hub_dns_record::table
         .find(id)

@@ -71,6 +71,16 @@ pub fn served_soa(primary: &DnsPrimary, records: &[Record]) -> Soa {
 /// (its name server, unless `soa` names one, the zone's first), then every
 /// record (its comment after `;`).
 pub fn write(origin: &Origin, soa: &Soa, serial: i64, records: &[Record]) -> String {
+    let mut text = head(origin, soa, serial, records);
+    for record in records {
+        text.push_str(&written_line(&record.data));
+        text.push('\n');
+    }
+    text
+}
+
+/// The start of [`write`]'s master file: `$ORIGIN`, `$TTL` and the SOA.
+pub fn head(origin: &Origin, soa: &Soa, serial: i64, records: &[Record]) -> String {
     let apex = origin.fqdn("@");
     let primary = soa.mname.clone().unwrap_or_else(|| {
         records
@@ -82,19 +92,14 @@ pub fn write(origin: &Origin, soa: &Soa, serial: i64, records: &[Record]) -> Str
         .rname
         .clone()
         .unwrap_or_else(|| format!("hostmaster.{apex}"));
-    let mut text = format!(
+    format!(
         "$ORIGIN {apex}\n$TTL {ttl}\n@\t{ttl}\tIN\tSOA\t{primary} {mailbox} {serial} {} {} {} {}\n",
         soa.refresh,
         soa.retry,
         soa.expire,
         soa.minimum,
         ttl = validate::DEFAULT_TTL,
-    );
-    for record in records {
-        text.push_str(&written_line(&record.data));
-        text.push('\n');
-    }
-    text
+    )
 }
 
 /// One record as a master-file line (its comment after `;`), without the

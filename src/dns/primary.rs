@@ -36,10 +36,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::{master, validate, zone};
+use super::zone::{self, Want};
+use super::{master, validate};
 use crate::config::{DnsPrimary, TsigAlgorithm, TsigKey};
 use crate::db::Db;
-use crate::db::dns::{Record, Zone};
+use crate::db::dns::{Record, RecordData, Zone};
 use crate::metrics::{DnsAnswer, Metrics};
 
 /// The bytes of the records in one message of a transfer, as BIND's
@@ -312,29 +313,17 @@ impl Primary {
                 refusal(query, Rcode::REFUSED, &mut signer),
             );
         }
-        let held = match asked {
-            Asked::Transfer(held) => held,
-            Asked::Soa => None,
-        };
-        let served = self.records_of(name, held).await.and_then(|found| {
-            let Some((now, then)) = found else {
+        let served = self.answer_of(name, asked).await.and_then(|found| {
+            let Some((answer, records)) = found else {
                 return Ok(None);
             };
-            let soa = &now[0];
-            let replies = match (asked, then.as_deref().and_then(|t| differences(t, &now))) {
-                (Asked::Soa, _) => (DnsAnswer::Soa, vec![soa_only(query, soa, &mut signer)?]),
-                (Asked::Transfer(Some(held)), _) if up_to_date(held, soa) => {
-                    (DnsAnswer::Current, vec![soa_only(query, soa, &mut signer)?])
+            let replies = match answer {
+                DnsAnswer::Soa | DnsAnswer::Current => {
+                    vec![soa_only(query, &records[0], &mut signer)?]
                 }
-                (Asked::Transfer(_), Some(sequence)) => {
-                    (DnsAnswer::Incremental, send(query, sequence, &mut signer)?)
-                }
-                (Asked::Transfer(_), None) => {
-                    let whole = now.iter().chain(Some(soa));
-                    (DnsAnswer::Whole, send(query, whole, &mut signer)?)
-                }
+                _ => send(query, &records, &mut signer)?,
             };
-            Ok(Some(replies))
+            Ok(Some((answer, replies)))
         });
         match served {
             Ok(Some(replies)) => replies,
@@ -382,62 +371,154 @@ impl Primary {
         Ok((asked, name.trim_end_matches('.').to_owned()))
     }
 
-    /// The records of zone `name` as served, SOA first, or of the catalog;
-    /// with them, when a secondary holds serial `held` and the history
-    /// reaches back to it, the records it holds.
-    async fn records_of(
+    /// What answers `asked` of zone `name`, or of the catalog: its kind and
+    /// its records in the order sent (the SOA alone, the whole zone with its
+    /// SOA first and last, or the differences). `None`: no such zone.
+    async fn answer_of(
         &self,
         name: String,
-        held: Option<Serial>,
-    ) -> Result<Option<(Vec<ScannedRecord>, Option<Vec<ScannedRecord>>)>, ServeError> {
+        asked: Asked,
+    ) -> Result<Option<(DnsAnswer, Vec<ScannedRecord>)>, ServeError> {
         if self.settings.catalog.as_deref() == Some(&format!("{name}.")) {
             let (serial, zones) = self.db.run(zone::catalog).await?;
-            return Ok(Some((
-                read_records(&catalog_text(&name, serial, &zones))?,
-                None,
-            )));
+            let whole = read_records(&catalog_text(&name, serial, &zones))?;
+            return Ok(Some(match soa_answer(asked, &whole[0]) {
+                Some(answer) => (answer, whole),
+                None => (DnsAnswer::Whole, with_soa_again(whole)),
+            }));
         }
-        let held = held.map(|serial| i64::from(serial.into_int()));
+        let want = match asked {
+            Asked::Transfer(held) => Want::Zone(held.map(|serial| i64::from(serial.into_int()))),
+            Asked::Soa => Want::Soa,
+        };
         let Some(found) = self
             .db
-            .run(move |conn| zone::snapshot(conn, &name, held))
+            .run(move |conn| zone::snapshot(conn, &name, want))
             .await?
         else {
             return Ok(None);
         };
-        let now = self.zone_records(&found.zone, &found.records)?;
-        let then = match found.then {
-            Some((serial, records)) => {
-                let zone = Zone {
-                    serial,
-                    ..found.zone
-                };
-                Some(self.zone_records(&zone, &records)?)
-            }
-            None => None,
-        };
-        Ok(Some((now, then)))
-    }
-
-    /// The zone as it is served: its records, read back from the master file
-    /// the panel exports (so that what secondaries hold is what a customer's
-    /// export shows), SOA first, with the default name servers when the zone
-    /// names none.
-    fn zone_records(
-        &self,
-        zone: &Zone,
-        records: &[Record],
-    ) -> Result<Vec<ScannedRecord>, ServeError> {
-        let origin = zone::origin_of(zone);
-        let soa = master::served_soa(&self.settings, records);
-        let mut text = master::write(&origin, &soa, zone.serial, records);
-        if !master::has_own_ns(records) {
-            for ns in &self.settings.default_ns {
-                text.push_str(&format!("@\t{}\tIN\tNS\t{ns}\n", validate::DEFAULT_TTL));
+        let now = self.served(&found.zone, &found.records);
+        let soa = read_records(&now.head)?;
+        match soa_answer(asked, &soa[0]) {
+            Some(answer) => return Ok(Some((answer, soa))),
+            None if found.soa_only => return Ok(Some((DnsAnswer::Current, soa))),
+            None => {}
+        }
+        if let Some((serial, records)) = &found.then {
+            let zone = Zone {
+                serial: *serial,
+                ..found.zone.clone()
+            };
+            if let Some(sequence) = differences(&self.served(&zone, records), &now)? {
+                return Ok(Some((DnsAnswer::Incremental, sequence)));
             }
         }
-        read_records(&text)
+        let whole = read_records(&now.text(&now.records))?;
+        Ok(Some((DnsAnswer::Whole, with_soa_again(whole))))
     }
+
+    /// The zone as it is served: the master file the panel exports (so
+    /// that what secondaries hold is what a customer's export shows), with
+    /// the default name servers when the zone names none.
+    fn served(&self, zone: &Zone, records: &[Record]) -> Served {
+        let origin = zone::origin_of(zone);
+        let soa = master::served_soa(&self.settings, records);
+        let mut served: Vec<RecordData> = records.iter().map(|r| r.data.clone()).collect();
+        if !master::has_own_ns(records) {
+            served.extend(self.settings.default_ns.iter().map(|ns| RecordData {
+                name: "@".into(),
+                kind: "NS".into(),
+                content: ns.clone(),
+                ttl: validate::DEFAULT_TTL,
+                priority: None,
+                weight: None,
+                port: None,
+                comment: None,
+            }));
+        }
+        Served {
+            head: master::head(&origin, &soa, zone.serial, records),
+            records: served,
+        }
+    }
+}
+
+/// A zone as served, in the master file's words: its head (`$ORIGIN`,
+/// `$TTL`, the SOA) and its records.
+struct Served {
+    head: String,
+    records: Vec<RecordData>,
+}
+
+impl Served {
+    /// The master file of the head and `records`, read back by the DNS
+    /// library: that, and not the hub's own encoding, is what is sent.
+    fn text<'a>(&self, records: impl IntoIterator<Item = &'a RecordData>) -> String {
+        let mut text = self.head.clone();
+        for record in records {
+            text.push_str(&master::written_line(record));
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// What the DNS answers of a record, whatever its comment.
+fn served_as(d: &RecordData) -> impl Eq + std::hash::Hash + '_ {
+    (
+        &d.name, &d.kind, &d.content, d.ttl, d.priority, d.weight, d.port,
+    )
+}
+
+/// The answer that is the SOA alone, when the query asks no more: an SOA
+/// query, or an IXFR from a secondary that is current.
+fn soa_answer(asked: Asked, soa: &ScannedRecord) -> Option<DnsAnswer> {
+    match asked {
+        Asked::Soa => Some(DnsAnswer::Soa),
+        Asked::Transfer(Some(held)) if up_to_date(held, soa) => Some(DnsAnswer::Current),
+        Asked::Transfer(_) => None,
+    }
+}
+
+/// A whole zone as a transfer sends it (RFC 5936, 2.2): the SOA, every
+/// other record, the SOA again.
+fn with_soa_again(mut records: Vec<ScannedRecord>) -> Vec<ScannedRecord> {
+    records.push(records[0].clone());
+    records
+}
+
+/// What a secondary holding the zone `then` needs to hold `now`, as an
+/// IXFR sends it (RFC 1995, 4): the new SOA, the old SOA and the records
+/// gone, the new SOA and the records added, the new SOA. One difference
+/// however many changes lie between, as RFC 1995 allows; only the records
+/// that differ are read back. `None` when it would hold more records than
+/// the whole zone.
+fn differences(then: &Served, now: &Served) -> Result<Option<Vec<ScannedRecord>>, ServeError> {
+    let held: HashSet<_> = then.records.iter().map(served_as).collect();
+    let kept: HashSet<_> = now.records.iter().map(served_as).collect();
+    let gone: Vec<_> = then
+        .records
+        .iter()
+        .filter(|r| !kept.contains(&served_as(r)))
+        .collect();
+    let added: Vec<_> = now
+        .records
+        .iter()
+        .filter(|r| !held.contains(&served_as(r)))
+        .collect();
+    if gone.len() + added.len() > now.records.len() {
+        return Ok(None);
+    }
+    // The old SOA and the records gone, the new SOA and the records added.
+    let old = read_records(&then.text(gone))?;
+    let new = read_records(&now.text(added))?;
+    let soa = new[0].clone();
+    let mut sequence = vec![soa.clone()];
+    sequence.extend(old);
+    sequence.extend(new);
+    sequence.push(soa);
+    Ok(Some(sequence))
 }
 
 /// The catalog zone (RFC 9432, version 2): every zone held, each a member
@@ -524,39 +605,12 @@ fn soa_only(
     signer.finish(answer)
 }
 
-/// What a secondary holding the zone `then` needs to hold `now` (both SOA
-/// first), as an IXFR sends it (RFC 1995, 4): the new SOA, the old SOA and
-/// the records gone, the new SOA and the records added, the new SOA. One
-/// difference however many changes lie between, as RFC 1995 allows;
-/// `None` when it would hold more records than the whole zone.
-fn differences<'a>(
-    then: &'a [ScannedRecord],
-    now: &'a [ScannedRecord],
-) -> Option<Vec<&'a ScannedRecord>> {
-    let keys = |records: &'a [ScannedRecord]| -> HashSet<String> {
-        records[1..].iter().map(ToString::to_string).collect()
-    };
-    let (held, kept) = (keys(then), keys(now));
-    let gone = then[1..].iter().filter(|r| !kept.contains(&r.to_string()));
-    let added = now[1..].iter().filter(|r| !held.contains(&r.to_string()));
-    let sequence: Vec<_> = [&now[0], &then[0]]
-        .into_iter()
-        .chain(gone)
-        .chain(Some(&now[0]))
-        .chain(added)
-        .chain(Some(&now[0]))
-        .collect();
-    // Its four SOAs against the whole zone's two, and one more on each
-    // side for the record counted in `now` as its SOA.
-    (sequence.len() <= now.len() + 3).then_some(sequence)
-}
-
 /// The records of a transfer, as many messages as they need: a whole
 /// zone (RFC 5936, 2.2: the SOA, every other record, the SOA again) or its
 /// differences.
-fn send<'a>(
+fn send(
     query: &Message<Vec<u8>>,
-    sequence: impl IntoIterator<Item = &'a ScannedRecord>,
+    sequence: &[ScannedRecord],
     signer: &mut Signer,
 ) -> Result<Vec<Vec<u8>>, ServeError> {
     let mut messages = Vec::new();

@@ -635,23 +635,40 @@ pub fn export(
 
 /// A zone's serial and its records as one snapshot, as a transfer sends
 /// them: a secondary must never hold the records of one serial under
-/// another. With `held`, a serial the zone was served at, also its records
-/// as they were then: every later change undone, newest first, in the same
-/// snapshot, so that the differences lead exactly to the serial sent.
-/// `None`: no such zone.
+/// another. With the serial a secondary holds, if the zone was served at
+/// it, also its records as they were then: every later change undone,
+/// newest first, in the same snapshot, so that the differences lead
+/// exactly to the serial sent. `None`: no such zone.
 pub fn snapshot(
     conn: &mut DbConnection,
     name: &str,
-    held: Option<i64>,
+    want: Want,
 ) -> diesel::QueryResult<Option<Snapshot>> {
     conn.transaction(|conn| {
         store::read_snapshot(conn)?;
         let Some((zone, _)) = store::zone_by_name(conn, name)? else {
             return Ok(None);
         };
+        let held = match want {
+            Want::Zone(held) => held,
+            Want::Soa => None,
+        };
+        let soa_only = match want {
+            Want::Soa => true,
+            Want::Zone(held) => held.is_some_and(|held| held >= zone.serial),
+        };
+        if soa_only {
+            let records = store::apex_ns(conn, zone.id)?;
+            return Ok(Some(Snapshot {
+                zone,
+                records,
+                soa_only,
+                then: None,
+            }));
+        }
         let records = store::records(conn, zone.id)?;
         let then = match held {
-            Some(held) if held < zone.serial && store::served_serial(conn, zone.id, held)? => {
+            Some(held) if store::served_serial(conn, zone.id, held)? => {
                 let changes = store::changes_after(conn, zone.id, held)?;
                 undo(records.clone(), &changes).map(|records| (held, records))
             }
@@ -660,15 +677,30 @@ pub fn snapshot(
         Ok(Some(Snapshot {
             zone,
             records,
+            soa_only,
             then,
         }))
     })
 }
 
+/// What a transfer reads of a zone.
+#[derive(Debug, Clone, Copy)]
+pub enum Want {
+    /// Its SOA only (an SOA query).
+    Soa,
+    /// The whole zone, for a secondary holding the serial given (IXFR) or
+    /// none (AXFR).
+    Zone(Option<i64>),
+}
+
 /// A zone read for a transfer.
 pub struct Snapshot {
     pub zone: Zone,
+    /// Its records; with `soa_only`, only those that shape its SOA (its
+    /// own name servers).
     pub records: Vec<Record>,
+    /// Only the SOA was wanted, or the secondary already holds this serial.
+    pub soa_only: bool,
     /// The serial a secondary holds and the records it held then, when
     /// the history reaches back to it.
     pub then: Option<(i64, Vec<Record>)>,

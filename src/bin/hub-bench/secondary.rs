@@ -76,7 +76,10 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     for (secondary, mut all) in args.secondaries.iter().zip(delays) {
         all.sort();
         let ms = |q: usize| all[(all.len() - 1) * q / 100].as_secs_f64() * 1000.0;
-        let slow = all.iter().filter(|d| **d > Duration::from_millis(100)).count();
+        let slow = all
+            .iter()
+            .filter(|d| **d > Duration::from_millis(100))
+            .count();
         println!(
             "secondary {secondary}: {} changes, change to answer p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, \
              slowest {:.1} ms; {slow} over 100 ms",
