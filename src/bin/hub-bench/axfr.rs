@@ -1,7 +1,8 @@
 //! `axfr`: a zone of R records, made through the DNS panel, transferred
 //! whole from the hub's DNS listener (`HUB_DNS_LISTEN`) as a secondary
 //! does, several times: how long a transfer takes, in how many messages and
-//! bytes, and the server CPU it costs.
+//! bytes, and the server CPU it costs. Then one record more, and the same
+//! for an IXFR from the serial before it and for the SOA.
 
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -12,7 +12,8 @@
 //!   written to them; report write-to-push latency, pushes lost and the
 //!   server's CPU per change.
 //! - `axfr`: a zone of R records transferred whole from the DNS listener, as
-//!   a secondary does; report the time, messages, bytes and CPU a transfer.
+//!   a secondary does, then its difference after one change (IXFR) and its
+//!   SOA; report the time, messages, bytes and CPU of each.
 //! - `secondary`: changes made in the panel, one after another; report how
 //!   soon each nameserver following the hub answers each (p50, p99).
 //! - `deploy`: sockets over the nodes of a cluster under chat traffic, one
