@@ -22,6 +22,7 @@ use domain::tsig::{ClientTransaction, Key};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::validate;
 use crate::metrics::{Metrics, Notified};
 
 /// Zones changed faster than NOTIFYs go out wait here; past it a change is
@@ -258,7 +259,6 @@ fn answered(bytes: &[u8]) -> Option<(String, Message<Vec<u8>>)> {
     if !header.qr() || header.opcode() != Opcode::NOTIFY || header.rcode() != Rcode::NOERROR {
         return None;
     }
-    let zone = message.sole_question().ok()?.qname().to_string();
-    let zone = zone.to_ascii_lowercase().trim_end_matches('.').to_owned();
+    let zone = validate::stored_zone_name(&message.sole_question().ok()?.qname().to_string());
     Some((zone, message))
 }

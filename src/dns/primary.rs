@@ -367,8 +367,10 @@ impl Primary {
         if question.qclass() != Class::IN {
             return Err((DnsAnswer::NotOurs, Rcode::REFUSED));
         }
-        let name = question.qname().to_string().to_ascii_lowercase();
-        Ok((asked, name.trim_end_matches('.').to_owned()))
+        Ok((
+            asked,
+            validate::stored_zone_name(&question.qname().to_string()),
+        ))
     }
 
     /// What answers `asked` of zone `name`, or of the catalog: its kind and
@@ -382,13 +384,14 @@ impl Primary {
         if self.settings.catalog.as_deref() == Some(&format!("{name}.")) {
             let (serial, zones) = self.db.run(zone::catalog).await?;
             let whole = read_records(&catalog_text(&name, serial, &zones))?;
-            return Ok(Some(match soa_answer(asked, &whole[0]) {
+            let current = matches!(asked, Asked::Transfer(Some(held)) if zone::holds(held.into_int(), serial));
+            return Ok(Some(match soa_answer(asked, current) {
                 Some(answer) => (answer, whole),
                 None => (DnsAnswer::Whole, with_soa_again(whole)),
             }));
         }
         let want = match asked {
-            Asked::Transfer(held) => Want::Zone(held.map(|serial| i64::from(serial.into_int()))),
+            Asked::Transfer(held) => Want::Zone(held.map(Serial::into_int)),
             Asked::Soa => Want::Soa,
         };
         let Some(found) = self
@@ -400,10 +403,8 @@ impl Primary {
         };
         let now = self.served(&found.zone, &found.records);
         let soa = read_records(&now.head)?;
-        match soa_answer(asked, &soa[0]) {
-            Some(answer) => return Ok(Some((answer, soa))),
-            None if found.soa_only => return Ok(Some((DnsAnswer::Current, soa))),
-            None => {}
+        if let Some(answer) = soa_answer(asked, found.soa_only) {
+            return Ok(Some((answer, soa)));
         }
         if let Some((serial, records)) = &found.then {
             let zone = Zone {
@@ -472,11 +473,11 @@ fn served_as(d: &RecordData) -> impl Eq + std::hash::Hash + '_ {
 }
 
 /// The answer that is the SOA alone, when the query asks no more: an SOA
-/// query, or an IXFR from a secondary that is current.
-fn soa_answer(asked: Asked, soa: &ScannedRecord) -> Option<DnsAnswer> {
+/// query, or an IXFR from a secondary that is `current`.
+fn soa_answer(asked: Asked, current: bool) -> Option<DnsAnswer> {
     match asked {
         Asked::Soa => Some(DnsAnswer::Soa),
-        Asked::Transfer(Some(held)) if up_to_date(held, soa) => Some(DnsAnswer::Current),
+        Asked::Transfer(_) if current => Some(DnsAnswer::Current),
         Asked::Transfer(_) => None,
     }
 }
@@ -569,17 +570,6 @@ fn held_serial(query: &Message<Vec<u8>>) -> Option<Serial> {
         .flatten()
         .next()
         .map(|soa| soa.data().serial())
-}
-
-/// Whether a secondary holding `held` has the zone whose SOA is `soa`
-/// (RFC 1982 arithmetic: serials wrap).
-fn up_to_date(held: Serial, soa: &ScannedRecord) -> bool {
-    match soa.data() {
-        domain::rdata::ZoneRecordData::Soa(soa) => {
-            held.partial_cmp(&soa.serial()).is_some_and(|o| o.is_ge())
-        }
-        _ => false,
-    }
 }
 
 /// A message builder for an answer to `query`, authoritative, compressing

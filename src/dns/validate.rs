@@ -386,6 +386,12 @@ fn u16_field(field: &'static str, value: Option<i64>, kind: &str) -> Result<i32,
         .map_err(|_| Invalid::new(field, format!("{field} is 0 to 65535")))
 }
 
+/// A zone's name as a DNS message carries it (any case, a final dot) in
+/// the form zones are stored in: lower case, without the final dot.
+pub fn stored_zone_name(wire: &str) -> String {
+    wire.to_ascii_lowercase().trim_end_matches('.').to_owned()
+}
+
 /// The text of a TXT record as quoted strings of at most 255 bytes, with
 /// `"` and `\` escaped: the master-file form, and what hickory checks.
 pub fn quoted_txt(text: &str) -> String {

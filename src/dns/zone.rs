@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, NaiveDate, Utc};
 use diesel::Connection;
 use diesel::result::Error as DieselError;
+use domain::base::Serial;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -655,7 +656,7 @@ pub fn snapshot(
         };
         let soa_only = match want {
             Want::Soa => true,
-            Want::Zone(held) => held.is_some_and(|held| held >= zone.serial),
+            Want::Zone(held) => held.is_some_and(|held| holds(held, zone.serial)),
         };
         if soa_only {
             let records = store::apex_ns(conn, zone.id)?;
@@ -667,7 +668,7 @@ pub fn snapshot(
             }));
         }
         let records = store::records(conn, zone.id)?;
-        let then = match held {
+        let then = match held.map(i64::from) {
             Some(held) if store::served_serial(conn, zone.id, held)? => {
                 let changes = store::changes_after(conn, zone.id, held)?;
                 undo(records.clone(), &changes).map(|records| (held, records))
@@ -683,14 +684,21 @@ pub fn snapshot(
     })
 }
 
+/// Whether a secondary holding serial `held` has the zone at `serial`:
+/// the same or a later one in serial number arithmetic (RFC 1982), where
+/// serials wrap past 2^32 - 1.
+pub fn holds(held: u32, serial: i64) -> bool {
+    u32::try_from(serial).is_ok_and(|serial| Serial(held) >= Serial(serial))
+}
+
 /// What a transfer reads of a zone.
 #[derive(Debug, Clone, Copy)]
 pub enum Want {
     /// Its SOA only (an SOA query).
     Soa,
     /// The whole zone, for a secondary holding the serial given (IXFR) or
-    /// none (AXFR).
-    Zone(Option<i64>),
+    /// none (AXFR); only its SOA when that serial is current.
+    Zone(Option<u32>),
 }
 
 /// A zone read for a transfer.
@@ -699,7 +707,7 @@ pub struct Snapshot {
     /// Its records; with `soa_only`, only those that shape its SOA (its
     /// own name servers).
     pub records: Vec<Record>,
-    /// Only the SOA was wanted, or the secondary already holds this serial.
+    /// Only the SOA was wanted, or the secondary [`holds`] this serial.
     pub soa_only: bool,
     /// The serial a secondary holds and the records it held then, when
     /// the history reaches back to it.

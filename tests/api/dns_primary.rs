@@ -446,16 +446,24 @@ async fn an_ixfr_from_a_serial_never_served_gets_the_whole_zone(backend: Backend
     )
     .await;
     let axfr = transferred(&over_tcp(dns, &query("example.com", Rtype::AXFR)).await);
-    for held in [u32::try_from(made).unwrap(), 1, 2_000_000_000] {
+    // Serials wrap (RFC 1982): u32::MAX is one before 0, so far behind.
+    for held in [u32::try_from(made).unwrap(), 1, 2_000_000_000, u32::MAX] {
         let answer = transferred(&over_tcp(dns, &ixfr("example.com", held)).await);
         assert_eq!(answer, axfr, "from serial {held}");
     }
+    // One ahead of the zone's (a secondary that kept a newer zone): the
+    // SOA alone, which tells it it is current.
+    let serial = serial_of_shown(&axfr[0]);
+    let ahead = over_tcp(dns, &ixfr("example.com", serial + 1)).await;
+    assert_eq!(answers(&ahead[0]), [axfr[0].clone()]);
     let metrics = app.metrics().await;
-    assert!(
-        metrics.contains("hub_dns_queries_total{answer=\"axfr\"} 4")
-            && metrics.contains("hub_dns_queries_total{answer=\"ixfr\"} 0"),
-        "{metrics}"
-    );
+    for line in [
+        "hub_dns_queries_total{answer=\"axfr\"} 5",
+        "hub_dns_queries_total{answer=\"ixfr\"} 0",
+        "hub_dns_queries_total{answer=\"current\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}:\n{metrics}");
+    }
 }
 
 async fn what_a_primary_does_not_serve_is_refused_and_counted(backend: Backend) {
