@@ -25,6 +25,7 @@ on_both_backends!(
     a_change_moves_the_serial_and_an_ixfr_gets_the_soa_alone_when_current_and_the_difference_when_behind,
     an_ixfr_from_any_serial_served_leads_exactly_to_the_zone_as_it_is,
     an_ixfr_from_a_serial_never_served_gets_the_whole_zone,
+    differences_larger_than_the_zone_are_sent_as_the_zone,
     what_a_primary_does_not_serve_is_refused_and_counted,
     an_address_not_allowed_is_refused_whatever_it_asks,
     a_zone_without_name_servers_is_served_with_the_defaults_and_the_soa_settings,
@@ -464,6 +465,52 @@ async fn an_ixfr_from_a_serial_never_served_gets_the_whole_zone(backend: Backend
     ] {
         assert!(metrics.contains(line), "{line}:\n{metrics}");
     }
+}
+
+/// Differences are sent while they hold no more records than the zone:
+/// as many is still differences, one more is the whole zone.
+async fn differences_larger_than_the_zone_are_sent_as_the_zone(backend: Backend) {
+    let (app, dns) = primary(backend, &[]).await;
+    let alice = app.create_user("alice", false);
+    let mut tab = panel(&app, alice).await;
+    create_zone(&mut tab, "example.com").await;
+    let www = create(
+        &mut tab,
+        "example.com",
+        json!({"name": "www", "type": "A", "content": "192.0.2.1", "ttl": 300}),
+    )
+    .await;
+    let soa = || async {
+        serial_of(
+            &over_udp(dns, &query("example.com", Rtype::SOA))
+                .await
+                .unwrap(),
+        )
+    };
+    let www_only = soa().await;
+    create(
+        &mut tab,
+        "example.com",
+        json!({"name": "mail", "type": "A", "content": "192.0.2.2", "ttl": 300}),
+    )
+    .await;
+    let both = soa().await;
+    let id = www["record"]["id"].clone();
+    ok(
+        &mut tab,
+        json!({"type": "dns.update", "id": id, "record": {"content": "192.0.2.3"}}),
+    )
+    .await;
+    let ixfr_series = "hub_dns_queries_total{answer=\"ixfr\"}";
+    let axfr_series = "hub_dns_queries_total{answer=\"axfr\"}";
+    // From `both`: www out and in again, 2 records for a zone of 2.
+    let answer = transferred(&over_tcp(dns, &ixfr("example.com", both)).await);
+    assert_eq!(answer.len(), 4 + 2, "{answer:#?}");
+    assert_eq!(app.metric(ixfr_series).await, 1);
+    // From `www_only`: www out, www and mail in, 3 records for 2.
+    let answer = transferred(&over_tcp(dns, &ixfr("example.com", www_only)).await);
+    assert_eq!(answer.len(), 2 + 2, "{answer:#?}");
+    assert_eq!(app.metric(axfr_series).await, 1);
 }
 
 async fn what_a_primary_does_not_serve_is_refused_and_counted(backend: Backend) {
