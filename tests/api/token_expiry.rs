@@ -3,9 +3,12 @@
 //! closed, it ends with 4001 at `exp` (tests/api/lifetime.rs). In either
 //! mode the maximum connection age ends it with 1012.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::SinkExt;
+use hub::auth::jwt::{TokenKind, now_secs};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::analytics::{self, ingest};
 use crate::dns::{create_zone, panel};
@@ -17,6 +20,7 @@ on_both_backends!(
     a_kept_socket_past_its_token_still_leaves_a_staff_room_and_is_closed_on_deactivation,
     the_frontends_dashboard_hook_stays_live_past_its_token_by_default,
     the_maximum_connection_age_closes_an_idle_socket_with_1012_in_either_mode,
+    where_expiry_closes_nothing_sent_after_exp_is_stored_even_before_the_close,
 );
 
 /// Seconds the short-lived tokens here last.
@@ -144,6 +148,74 @@ async fn the_maximum_connection_age_closes_an_idle_socket_with_1012_in_either_mo
                 .await,
             Ending::Closed(1012),
             "{mode}"
+        );
+    }
+}
+
+/// Microseconds since the epoch, by the clock the hub reads `exp` with.
+fn now_us() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// With `HUB_TOKEN_EXPIRY=close` a token speaks no more from its `exp`,
+/// even in the moment between `exp` and the expiry timer's close (timers
+/// fire on the next millisecond at best). A client sends a message every
+/// millisecond across `exp`, each carrying its send time; no message sent
+/// at or after `exp` may be kept in the room's history, in any trial. (The
+/// moment is short: without the check, about one trial in six keeps one.)
+async fn where_expiry_closes_nothing_sent_after_exp_is_stored_even_before_the_close(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("HUB_TOKEN_EXPIRY", "close"),
+            ("HUB_RATE_PER_SEC", "100000"),
+            ("HUB_RATE_BURST", "100000"),
+            ("HUB_PERSON_RATE_PER_SEC", "100000"),
+            ("HUB_PERSON_RATE_BURST", "100000"),
+        ],
+    )
+    .await;
+    let alice = app.create_user("alice", false);
+    for trial in 0..15 {
+        let room = format!("/ws/chat/expiry{trial}/");
+        // `exp` is in whole seconds: at least a second ahead, time to join
+        // on a busy machine.
+        let exp = now_secs() + 2;
+        let token = app
+            .codec
+            .mint_with_expiry(alice, TokenKind::Access, now_secs(), exp);
+        let exp_us = u128::try_from(exp).unwrap() * 1_000_000;
+        let (mut c, _, _) = join(&app, &format!("{room}?token={token}")).await;
+        // One every millisecond, from just before `exp` to a little past
+        // it (or until a send fails on the close): a message that arrives
+        // on its own meets the moment before the timer, where one in a
+        // queued flood is read after it.
+        let start = (exp_us - 30_000).saturating_sub(now_us());
+        tokio::time::sleep(Duration::from_micros(u64::try_from(start).unwrap())).await;
+        while now_us() < exp_us + 30_000 {
+            let sent = json!({"type": "chat.message", "message": now_us().to_string()});
+            if c.ws.send(Message::text(sent.to_string())).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(c);
+        let (_, history, _) = join(&app, &room).await;
+        let late: Vec<u128> = history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"].as_str().unwrap().parse().unwrap())
+            .filter(|&sent| sent >= exp_us)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "trial {trial}: kept, sent after exp {exp_us}: {late:?}"
         );
     }
 }
