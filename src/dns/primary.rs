@@ -97,6 +97,9 @@ pub struct Primary {
     settings: DnsPrimary,
     metrics: Arc<Metrics>,
     keys: Keys,
+    /// `HUB_DNS_DEFAULT_NS` as the records served at the apex of a zone
+    /// that names no name servers of its own.
+    default_ns: Vec<RecordData>,
 }
 
 /// The TSIG keys queries may be signed with, by name and algorithm.
@@ -162,11 +165,26 @@ impl Primary {
                 ((key.name().clone(), key.algorithm()), key)
             })
             .collect();
+        let default_ns = settings
+            .default_ns
+            .iter()
+            .map(|ns| RecordData {
+                name: "@".into(),
+                kind: "NS".into(),
+                content: ns.clone(),
+                ttl: validate::DEFAULT_TTL,
+                priority: None,
+                weight: None,
+                port: None,
+                comment: None,
+            })
+            .collect();
         Self {
             db,
             settings,
             metrics,
             keys,
+            default_ns,
         }
     }
 
@@ -422,40 +440,32 @@ impl Primary {
     /// The zone as it is served: the master file the panel exports (so
     /// that what secondaries hold is what a customer's export shows), with
     /// the default name servers when the zone names none.
-    fn served(&self, zone: &Zone, records: &[Record]) -> Served {
+    fn served<'a>(&'a self, zone: &Zone, records: &'a [Record]) -> Served<'a> {
         let origin = zone::origin_of(zone);
         let soa = master::served_soa(&self.settings, records);
-        let mut served: Vec<RecordData> = records.iter().map(|r| r.data.clone()).collect();
-        if !master::has_own_ns(records) {
-            served.extend(self.settings.default_ns.iter().map(|ns| RecordData {
-                name: "@".into(),
-                kind: "NS".into(),
-                content: ns.clone(),
-                ttl: validate::DEFAULT_TTL,
-                priority: None,
-                weight: None,
-                port: None,
-                comment: None,
-            }));
-        }
+        let defaults = if master::has_own_ns(records) {
+            &[][..]
+        } else {
+            &self.default_ns[..]
+        };
         Served {
             head: master::head(&origin, &soa, zone.serial, records),
-            records: served,
+            records: records.iter().map(|r| &r.data).chain(defaults).collect(),
         }
     }
 }
 
 /// A zone as served, in the master file's words: its head (`$ORIGIN`,
 /// `$TTL`, the SOA) and its records.
-struct Served {
+struct Served<'a> {
     head: String,
-    records: Vec<RecordData>,
+    records: Vec<&'a RecordData>,
 }
 
-impl Served {
+impl Served<'_> {
     /// The master file of the head and `records`, read back by the DNS
     /// library: that, and not the hub's own encoding, is what is sent.
-    fn text<'a>(&self, records: impl IntoIterator<Item = &'a RecordData>) -> String {
+    fn text<'r>(&self, records: impl IntoIterator<Item = &'r &'r RecordData>) -> String {
         let mut text = self.head.clone();
         for record in records {
             text.push_str(&master::written_line(record));
@@ -495,9 +505,12 @@ fn with_soa_again(mut records: Vec<ScannedRecord>) -> Vec<ScannedRecord> {
 /// however many changes lie between, as RFC 1995 allows; only the records
 /// that differ are read back. `None` when it would hold more records than
 /// the whole zone.
-fn differences(then: &Served, now: &Served) -> Result<Option<Vec<ScannedRecord>>, ServeError> {
-    let held: HashSet<_> = then.records.iter().map(served_as).collect();
-    let kept: HashSet<_> = now.records.iter().map(served_as).collect();
+fn differences(
+    then: &Served<'_>,
+    now: &Served<'_>,
+) -> Result<Option<Vec<ScannedRecord>>, ServeError> {
+    let held: HashSet<_> = then.records.iter().map(|r| served_as(r)).collect();
+    let kept: HashSet<_> = now.records.iter().map(|r| served_as(r)).collect();
     let gone: Vec<_> = then
         .records
         .iter()

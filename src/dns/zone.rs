@@ -650,13 +650,9 @@ pub fn snapshot(
         let Some((zone, _)) = store::zone_by_name(conn, name)? else {
             return Ok(None);
         };
-        let held = match want {
-            Want::Zone(held) => held,
-            Want::Soa => None,
-        };
-        let soa_only = match want {
-            Want::Soa => true,
-            Want::Zone(held) => held.is_some_and(|held| holds(held, zone.serial)),
+        let (held, soa_only) = match want {
+            Want::Soa => (None, true),
+            Want::Zone(held) => (held, held.is_some_and(|held| holds(held, zone.serial))),
         };
         if soa_only {
             let records = store::apex_ns(conn, zone.id)?;
