@@ -12,7 +12,7 @@ use domain::base::iana::{Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name};
 
 use crate::dns::{ask, ensure_zone, panel};
-use crate::{Target, users};
+use crate::{Target, proc, users};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,7 +50,7 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
     // Names no earlier run used; the first change warms up and is not
     // timed (a secondary's first transfer of the zone is whole).
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let mut delays = vec![Vec::with_capacity(args.changes); args.secondaries.len()];
+    let mut delays = vec![proc::histogram(); args.secondaries.len()];
     for i in 0..=args.changes {
         let name = format!("c{run}-{i}");
         let record = serde_json::json!({"type": "dns.create", "ref": 1, "zone": ZONE,
@@ -69,25 +69,16 @@ pub async fn run(target: Target, args: Args) -> anyhow::Result<()> {
             .zip(&mut delays)
         {
             if i > 0 {
-                all.push(delay - committed);
+                let us = u64::try_from((delay - committed).as_micros())?;
+                all.record(us.max(1))?;
             }
         }
     }
-    for (secondary, mut all) in args.secondaries.iter().zip(delays) {
-        all.sort();
-        let ms = |q: usize| all[(all.len() - 1) * q / 100].as_secs_f64() * 1000.0;
-        let slow = all
-            .iter()
-            .filter(|d| **d > Duration::from_millis(100))
-            .count();
+    for (secondary, all) in args.secondaries.iter().zip(delays) {
+        let slow = all.count_between(100_001, all.max().max(100_001));
         println!(
-            "secondary {secondary}: {} changes, change to answer p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, \
-             slowest {:.1} ms; {slow} over 100 ms",
-            all.len(),
-            ms(50),
-            ms(90),
-            ms(99),
-            ms(100)
+            "secondary {secondary}: change to answer {}; {slow} over 100 ms",
+            proc::latency_line(&all)
         );
     }
     Ok(())
